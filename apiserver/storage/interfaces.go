@@ -1,0 +1,124 @@
+package storage
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// Interface is the storage contract every backend implements.
+//
+// Objects passed in are not retained: the backend stores its own copy.
+// Objects handed out are owned by the caller. Every object a backend returns
+// carries the revision of its last change as metadata.resourceVersion.
+type Interface interface {
+	// Create stores obj under key, failing with ErrKeyExists if the key holds
+	// an object. It returns the stored object.
+	Create(ctx context.Context, key string, obj runtime.Object) (runtime.Object, error)
+
+	// Get returns the latest state of the object under key, once the backend
+	// has reached opts.MinRevision. It fails with ErrNotFound when there is
+	// none.
+	Get(ctx context.Context, key string, opts GetOptions) (runtime.Object, error)
+
+	// Update replaces the object under key. With opts.ExpectedRevision set it
+	// fails with ErrConflict unless the stored object is at that revision.
+	Update(ctx context.Context, key string, obj runtime.Object, opts UpdateOptions) (runtime.Object, error)
+
+	// Delete removes the object under key and returns its last state, whose
+	// resourceVersion is the revision of the deletion.
+	Delete(ctx context.Context, key string, opts DeleteOptions) (runtime.Object, error)
+
+	// List returns the objects whose keys start with prefix, in key order.
+	List(ctx context.Context, prefix string, opts ListOptions) (*ListResult, error)
+
+	// Watch streams the changes to keys under prefix made after
+	// opts.Revision. Subscription happens before history is replayed, so no
+	// change is missed or repeated.
+	Watch(ctx context.Context, prefix string, opts WatchOptions) (watch.Interface, error)
+
+	// CurrentRevision returns the revision of the latest write.
+	CurrentRevision(ctx context.Context) (int64, error)
+
+	// Compact discards the history older than revision. Reads and watches
+	// from before it fail with ErrExpired.
+	Compact(ctx context.Context, revision int64) error
+}
+
+// GetOptions are the options of Interface.Get.
+type GetOptions struct {
+	// MinRevision, when non-zero, makes the read wait (a bounded time) until
+	// the backend has reached that revision; it then fails with
+	// ErrTooLargeRevision. Default: 0, no wait.
+	MinRevision int64
+}
+
+// UpdateOptions are the options of Interface.Update.
+type UpdateOptions struct {
+	// ExpectedRevision, when non-zero, makes the update conditional on the
+	// stored object being at that revision. Default: 0, unconditional.
+	ExpectedRevision int64
+}
+
+// DeleteOptions are the options of Interface.Delete.
+type DeleteOptions struct {
+	// ExpectedRevision, when non-zero, makes the deletion conditional on the
+	// stored object being at that revision. Default: 0, unconditional.
+	ExpectedRevision int64
+}
+
+// RevisionMatch says how ListOptions.Revision is interpreted.
+type RevisionMatch int
+
+const (
+	// MatchLatest reads the latest state; Revision is ignored. The default.
+	MatchLatest RevisionMatch = iota
+	// MatchExact reads the state at exactly Revision.
+	MatchExact
+	// MatchNotOlderThan reads the latest state, waiting for the backend to
+	// reach Revision if it has not yet.
+	MatchNotOlderThan
+)
+
+// Predicate reports whether an object belongs to a filtered result.
+type Predicate func(obj runtime.Object) (bool, error)
+
+// ListOptions are the options of Interface.List.
+type ListOptions struct {
+	// Revision and Match choose the state to read. Default: the latest.
+	Revision int64
+	Match    RevisionMatch
+	// StartKey, when set, resumes a listing at that key (inclusive). It must
+	// lie under the listed prefix.
+	StartKey string
+	// Limit, when positive, caps the number of items returned. Default: 0,
+	// no limit.
+	Limit int64
+	// Predicate, when set, keeps only the objects it accepts. Default: all.
+	Predicate Predicate
+}
+
+// ListResult is what Interface.List returns.
+type ListResult struct {
+	// Items are the objects, in key order.
+	Items []runtime.Object
+	// Revision is the revision the list was read at.
+	Revision int64
+	// NextKey is the key to resume at when the list was cut by Limit; empty
+	// when the listing is complete.
+	NextKey string
+	// RemainingItemCount counts the objects after NextKey. It is set only
+	// when the list was cut and no Predicate was given.
+	RemainingItemCount *int64
+}
+
+// WatchOptions are the options of Interface.Watch.
+type WatchOptions struct {
+	// Revision: only changes made after it are sent. Default: 0, changes
+	// from now on.
+	Revision int64
+	// Predicate, when set, filters events: an object that starts matching is
+	// ADDED, one that stops matching is DELETED. Default: all.
+	Predicate Predicate
+}

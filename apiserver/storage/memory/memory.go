@@ -1,0 +1,551 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/btree"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/kubesim/kubesim/apiserver/storage"
+)
+
+// Config configures a memory Store. The zero value is usable.
+type Config struct {
+	// Clock drives compaction and bounded waits. Default: the real clock.
+	Clock clock.WithTicker
+	// CompactionInterval is how often history is compacted; each compaction
+	// discards what is older than the revision of the previous one, so at
+	// least one interval of history is kept. Default: 5m, the period
+	// kube-apiserver compacts etcd with. Negative disables compaction.
+	CompactionInterval time.Duration
+	// FutureRevisionWait bounds how long a read waits for a revision the
+	// store has not reached yet. Default: 3s.
+	FutureRevisionWait time.Duration
+}
+
+// Store is the in-memory storage.Interface.
+type Store struct {
+	cfg Config
+
+	// mu guards every field below.
+	mu sync.RWMutex
+	// rev is the revision of the latest write; an empty store is at 1.
+	rev int64
+	// compactRev is the revision history was last compacted at.
+	compactRev int64
+	// tree holds one record per key ever written and not yet compacted away.
+	tree *btree.BTreeG[*record]
+	// events holds one event per revision: events[i] is revision firstRev+i.
+	events   []event
+	firstRev int64
+	// wake is closed and replaced by every write.
+	wake chan struct{}
+}
+
+var _ storage.Interface = (*Store)(nil)
+
+type version struct {
+	rev     int64
+	obj     runtime.Object // nil for a deletion
+	deleted bool
+}
+
+type record struct {
+	key      string
+	versions []version // ascending by rev
+}
+
+type event struct {
+	rev  int64
+	typ  watch.EventType
+	key  string
+	obj  runtime.Object // the new state; the last state for a deletion
+	prev runtime.Object // the previous state, nil for a creation
+}
+
+// New returns an empty Store.
+func New(cfg Config) (*Store, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.CompactionInterval == 0 {
+		cfg.CompactionInterval = 5 * time.Minute
+	}
+	if cfg.FutureRevisionWait == 0 {
+		cfg.FutureRevisionWait = 3 * time.Second
+	}
+	if cfg.FutureRevisionWait < 0 {
+		return nil, fmt.Errorf("unable to create memory store: FutureRevisionWait must not be negative")
+	}
+	return &Store{
+		cfg:      cfg,
+		rev:      1,
+		firstRev: 2,
+		tree:     btree.NewG(32, func(a, b *record) bool { return a.key < b.key }),
+		wake:     make(chan struct{}),
+	}, nil
+}
+
+// Start runs periodic compaction until ctx is done.
+func (s *Store) Start(ctx context.Context) error {
+	if s.cfg.CompactionInterval < 0 {
+		<-ctx.Done()
+		return nil
+	}
+	logger := klog.FromContext(ctx)
+	t := s.cfg.Clock.NewTicker(s.cfg.CompactionInterval)
+	defer t.Stop()
+	var last int64
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		}
+		if last > 0 {
+			if err := s.Compact(ctx, last); err != nil {
+				logger.Error(err, "unable to compact", "revision", last)
+			}
+		}
+		last, _ = s.CurrentRevision(ctx)
+	}
+}
+
+func setRevision(obj runtime.Object, rev int64) error {
+	a, err := meta.Accessor(obj)
+	if err != nil {
+		return storage.NewError(storage.ErrCodeInvalidArgument, "", 0, "object has no metadata: %v", err)
+	}
+	a.SetResourceVersion(fmt.Sprint(rev))
+	return nil
+}
+
+// commit appends a version and an event for key at the next revision. It
+// must be called with mu held for writing.
+func (s *Store) commit(r *record, typ watch.EventType, obj, prev runtime.Object) int64 {
+	s.rev++
+	v := version{rev: s.rev, obj: obj, deleted: typ == watch.Deleted}
+	if v.deleted {
+		v.obj = nil
+	}
+	r.versions = append(r.versions, v)
+	s.events = append(s.events, event{rev: s.rev, typ: typ, key: r.key, obj: obj, prev: prev})
+	close(s.wake)
+	s.wake = make(chan struct{})
+	return s.rev
+}
+
+func (r *record) latest() *version {
+	if r == nil || len(r.versions) == 0 {
+		return nil
+	}
+	v := &r.versions[len(r.versions)-1]
+	if v.deleted {
+		return nil
+	}
+	return v
+}
+
+// at returns the live version at revision rev, or nil.
+func (r *record) at(rev int64) *version {
+	for i := len(r.versions) - 1; i >= 0; i-- {
+		if r.versions[i].rev <= rev {
+			if r.versions[i].deleted {
+				return nil
+			}
+			return &r.versions[i]
+		}
+	}
+	return nil
+}
+
+// Create implements storage.Interface.
+func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (runtime.Object, error) {
+	stored := obj.DeepCopyObject()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.tree.Get(&record{key: key})
+	if ok && r.latest() != nil {
+		return nil, storage.NewError(storage.ErrCodeKeyExists, key, 0, "")
+	}
+	if err := setRevision(stored, s.rev+1); err != nil {
+		return nil, err
+	}
+	if !ok {
+		r = &record{key: key}
+		s.tree.ReplaceOrInsert(r)
+	}
+	s.commit(r, watch.Added, stored, nil)
+	return stored.DeepCopyObject(), nil
+}
+
+// waitFor waits, bounded by FutureRevisionWait, until the store has reached
+// rev. It returns with mu held for reading.
+func (s *Store) waitFor(ctx context.Context, rev int64) error {
+	s.mu.RLock()
+	if rev <= s.rev {
+		return nil
+	}
+	deadline := s.cfg.Clock.After(s.cfg.FutureRevisionWait)
+	for rev > s.rev {
+		wake := s.wake
+		s.mu.RUnlock()
+		select {
+		case <-wake:
+		case <-deadline:
+			s.mu.RLock()
+			if rev > s.rev {
+				cur := s.rev
+				s.mu.RUnlock()
+				return storage.NewError(storage.ErrCodeTooLargeRevision, "", cur, "requested %d", rev)
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.RLock()
+	}
+	return nil
+}
+
+// Get implements storage.Interface.
+func (s *Store) Get(ctx context.Context, key string, opts storage.GetOptions) (runtime.Object, error) {
+	if err := s.waitFor(ctx, opts.MinRevision); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	r, _ := s.tree.Get(&record{key: key})
+	v := r.latest()
+	if v == nil {
+		return nil, storage.NewError(storage.ErrCodeNotFound, key, 0, "")
+	}
+	return v.obj.DeepCopyObject(), nil
+}
+
+// Update implements storage.Interface.
+func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, opts storage.UpdateOptions) (runtime.Object, error) {
+	stored := obj.DeepCopyObject()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, _ := s.tree.Get(&record{key: key})
+	cur := r.latest()
+	if cur == nil {
+		return nil, storage.NewError(storage.ErrCodeNotFound, key, 0, "")
+	}
+	if opts.ExpectedRevision != 0 && cur.rev != opts.ExpectedRevision {
+		return nil, storage.NewError(storage.ErrCodeConflict, key, cur.rev, "expected revision %d", opts.ExpectedRevision)
+	}
+	if err := setRevision(stored, s.rev+1); err != nil {
+		return nil, err
+	}
+	s.commit(r, watch.Modified, stored, cur.obj)
+	return stored.DeepCopyObject(), nil
+}
+
+// Delete implements storage.Interface.
+func (s *Store) Delete(ctx context.Context, key string, opts storage.DeleteOptions) (runtime.Object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, _ := s.tree.Get(&record{key: key})
+	cur := r.latest()
+	if cur == nil {
+		return nil, storage.NewError(storage.ErrCodeNotFound, key, 0, "")
+	}
+	if opts.ExpectedRevision != 0 && cur.rev != opts.ExpectedRevision {
+		return nil, storage.NewError(storage.ErrCodeConflict, key, cur.rev, "expected revision %d", opts.ExpectedRevision)
+	}
+	last := cur.obj.DeepCopyObject()
+	if err := setRevision(last, s.rev+1); err != nil {
+		return nil, err
+	}
+	s.commit(r, watch.Deleted, last, cur.obj)
+	return last.DeepCopyObject(), nil
+}
+
+// List implements storage.Interface.
+func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOptions) (*storage.ListResult, error) {
+	if opts.StartKey != "" && !strings.HasPrefix(opts.StartKey, prefix) {
+		return nil, storage.NewError(storage.ErrCodeInvalidArgument, opts.StartKey, 0, "start key is not under prefix %q", prefix)
+	}
+	var wait int64
+	if opts.Match == storage.MatchNotOlderThan {
+		wait = opts.Revision
+	}
+	if err := s.waitFor(ctx, wait); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+
+	rev := s.rev
+	if opts.Match == storage.MatchExact {
+		if opts.Revision <= 0 {
+			return nil, storage.NewError(storage.ErrCodeInvalidArgument, "", opts.Revision, "an exact read needs a revision")
+		}
+		if opts.Revision < s.compactRev {
+			return nil, storage.NewError(storage.ErrCodeExpired, "", s.compactRev, "requested %d", opts.Revision)
+		}
+		if opts.Revision > s.rev {
+			return nil, storage.NewError(storage.ErrCodeTooLargeRevision, "", s.rev, "requested %d", opts.Revision)
+		}
+		rev = opts.Revision
+	}
+
+	start := prefix
+	if opts.StartKey != "" {
+		start = opts.StartKey
+	}
+	res := &storage.ListResult{Revision: rev}
+	var (
+		err       error
+		remaining int64
+		counting  bool
+	)
+	s.tree.AscendGreaterOrEqual(&record{key: start}, func(r *record) bool {
+		if !strings.HasPrefix(r.key, prefix) {
+			return false
+		}
+		var v *version
+		if rev == s.rev {
+			v = r.latest()
+		} else {
+			v = r.at(rev)
+		}
+		if v == nil {
+			return true
+		}
+		if counting {
+			if opts.Predicate != nil {
+				return false // one more live key is all we need to know
+			}
+			remaining++
+			return true
+		}
+		if opts.Limit > 0 && int64(len(res.Items)) == opts.Limit {
+			res.NextKey = r.key
+			counting = true
+			if opts.Predicate != nil {
+				return false
+			}
+			remaining++
+			return true
+		}
+		if opts.Predicate != nil {
+			ok, perr := opts.Predicate(v.obj)
+			if perr != nil {
+				err = perr
+				return false
+			}
+			if !ok {
+				return true
+			}
+		}
+		res.Items = append(res.Items, v.obj)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range res.Items {
+		res.Items[i] = res.Items[i].DeepCopyObject()
+	}
+	if res.NextKey != "" && opts.Predicate == nil {
+		res.RemainingItemCount = &remaining
+	}
+	return res, nil
+}
+
+// CurrentRevision implements storage.Interface.
+func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.rev, nil
+}
+
+// Compact implements storage.Interface.
+func (s *Store) Compact(ctx context.Context, revision int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if revision <= s.compactRev {
+		return nil
+	}
+	if revision > s.rev {
+		return storage.NewError(storage.ErrCodeTooLargeRevision, "", s.rev, "compact to %d", revision)
+	}
+	s.compactRev = revision
+	var drop []*record
+	s.tree.Ascend(func(r *record) bool {
+		// Keep the newest version at or before revision and all after it.
+		keep := 0
+		for i, v := range r.versions {
+			if v.rev <= revision {
+				keep = i
+			}
+		}
+		if keep > 0 {
+			r.versions = append([]version(nil), r.versions[keep:]...)
+		}
+		if len(r.versions) > 0 && r.versions[0].deleted && r.versions[0].rev <= revision {
+			r.versions = r.versions[1:]
+		}
+		if len(r.versions) == 0 {
+			drop = append(drop, r)
+		}
+		return true
+	})
+	for _, r := range drop {
+		s.tree.Delete(r)
+	}
+	if n := revision - s.firstRev + 1; n > 0 {
+		if n > int64(len(s.events)) {
+			n = int64(len(s.events))
+		}
+		s.events = append([]event(nil), s.events[n:]...)
+		s.firstRev += n
+	}
+	return nil
+}
+
+// Watch implements storage.Interface.
+func (s *Store) Watch(ctx context.Context, prefix string, opts storage.WatchOptions) (watch.Interface, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	cursor := opts.Revision
+	if cursor == 0 {
+		cursor = s.rev
+	}
+	if cursor < s.compactRev {
+		return nil, storage.NewError(storage.ErrCodeExpired, "", s.compactRev, "requested %d", cursor)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	w := &watcher{
+		store:  s,
+		prefix: prefix,
+		pred:   opts.Predicate,
+		cursor: cursor,
+		result: make(chan watch.Event, 100),
+		cancel: cancel,
+	}
+	go w.run(ctx)
+	return w, nil
+}
+
+type watcher struct {
+	store  *Store
+	prefix string
+	pred   storage.Predicate
+	cursor int64 // the last revision looked at
+	result chan watch.Event
+	cancel context.CancelFunc
+}
+
+func (w *watcher) Stop()                          { w.cancel() }
+func (w *watcher) ResultChan() <-chan watch.Event { return w.result }
+
+// next returns the events after the cursor, or a channel to wait on.
+func (w *watcher) next() ([]event, <-chan struct{}, error) {
+	s := w.store
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if w.cursor < s.compactRev {
+		return nil, nil, storage.NewError(storage.ErrCodeExpired, "", s.compactRev, "watch fell behind at %d", w.cursor)
+	}
+	i := w.cursor + 1 - s.firstRev
+	if i < 0 {
+		i = 0
+	}
+	if i >= int64(len(s.events)) {
+		return nil, s.wake, nil
+	}
+	evs := s.events[i:]
+	if len(evs) > 1000 {
+		evs = evs[:1000]
+	}
+	return evs, nil, nil
+}
+
+func (w *watcher) run(ctx context.Context) {
+	defer close(w.result)
+	for {
+		evs, wake, err := w.next()
+		if err != nil {
+			var se *storage.Error
+			errors.As(err, &se)
+			select {
+			case w.result <- watch.Event{Type: watch.Error, Object: &storage.WatchError{Err: se}}:
+			case <-ctx.Done():
+			}
+			return
+		}
+		if wake != nil {
+			select {
+			case <-wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		for _, e := range evs {
+			w.cursor = e.rev
+			out, ok, err := w.transform(e)
+			if err != nil {
+				utilErr := storage.NewError(storage.ErrCodeInvalidArgument, e.key, e.rev, "predicate: %v", err)
+				select {
+				case w.result <- watch.Event{Type: watch.Error, Object: &storage.WatchError{Err: utilErr}}:
+				case <-ctx.Done():
+				}
+				return
+			}
+			if !ok {
+				continue
+			}
+			select {
+			case w.result <- out:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// transform filters an event through the prefix and predicate.
+func (w *watcher) transform(e event) (watch.Event, bool, error) {
+	if !strings.HasPrefix(e.key, w.prefix) {
+		return watch.Event{}, false, nil
+	}
+	if w.pred == nil {
+		return watch.Event{Type: e.typ, Object: e.obj.DeepCopyObject()}, true, nil
+	}
+	cur, prev := false, false
+	var err error
+	if e.typ != watch.Deleted {
+		if cur, err = w.pred(e.obj); err != nil {
+			return watch.Event{}, false, err
+		}
+	}
+	if e.prev != nil {
+		if prev, err = w.pred(e.prev); err != nil {
+			return watch.Event{}, false, err
+		}
+	}
+	var typ watch.EventType
+	switch {
+	case cur && prev:
+		typ = watch.Modified
+	case cur:
+		typ = watch.Added
+	case prev:
+		typ = watch.Deleted
+	default:
+		return watch.Event{}, false, nil
+	}
+	return watch.Event{Type: typ, Object: e.obj.DeepCopyObject()}, true, nil
+}
