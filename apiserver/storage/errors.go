@@ -42,6 +42,8 @@ type Error struct {
 	// Revision is the revision concerned, if any: the compacted revision for
 	// ErrExpired, the current one for ErrTooLargeRevision.
 	Revision int64
+	// Requested is the revision that was asked for, if any.
+	Requested int64
 	// Message adds detail.
 	Message string
 }

@@ -1,15 +1,12 @@
+// Command kubesim runs a Kubernetes-compatible cluster in one process.
 package main
 
 import (
-	_ "github.com/google/btree"
-	_ "github.com/gorilla/mux"
-	_ "github.com/onsi/ginkgo/v2"
-	_ "github.com/onsi/gomega"
-	_ "k8s.io/apiserver/pkg/endpoints/handlers"
-	_ "k8s.io/client-go/kubernetes"
-	_ "k8s.io/kubernetes/pkg/api/legacyscheme"
-	_ "k8s.io/kubernetes/pkg/controlplane"
-	_ "k8s.io/kubernetes/pkg/registry/core/pod"
+	"os"
+
+	"github.com/kubesim/kubesim/cmd/kubesim/app"
 )
 
-func main() {}
+func main() {
+	os.Exit(app.Run(os.Args[1:]))
+}

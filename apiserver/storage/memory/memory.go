@@ -206,7 +206,9 @@ func (s *Store) waitFor(ctx context.Context, rev int64) error {
 			if rev > s.rev {
 				cur := s.rev
 				s.mu.RUnlock()
-				return storage.NewError(storage.ErrCodeTooLargeRevision, "", cur, "requested %d", rev)
+				e := storage.NewError(storage.ErrCodeTooLargeRevision, "", cur, "requested %d", rev)
+				e.Requested = rev
+				return e
 			}
 			return nil
 		case <-ctx.Done():
@@ -291,10 +293,14 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 			return nil, storage.NewError(storage.ErrCodeInvalidArgument, "", opts.Revision, "an exact read needs a revision")
 		}
 		if opts.Revision < s.compactRev {
-			return nil, storage.NewError(storage.ErrCodeExpired, "", s.compactRev, "requested %d", opts.Revision)
+			e := storage.NewError(storage.ErrCodeExpired, "", s.compactRev, "%d (%d)", opts.Revision, s.compactRev)
+			e.Requested = opts.Revision
+			return nil, e
 		}
 		if opts.Revision > s.rev {
-			return nil, storage.NewError(storage.ErrCodeTooLargeRevision, "", s.rev, "requested %d", opts.Revision)
+			e := storage.NewError(storage.ErrCodeTooLargeRevision, "", s.rev, "requested %d", opts.Revision)
+			e.Requested = opts.Revision
+			return nil, e
 		}
 		rev = opts.Revision
 	}
@@ -423,7 +429,9 @@ func (s *Store) Watch(ctx context.Context, prefix string, opts storage.WatchOpti
 		cursor = s.rev
 	}
 	if cursor < s.compactRev {
-		return nil, storage.NewError(storage.ErrCodeExpired, "", s.compactRev, "requested %d", cursor)
+		e := storage.NewError(storage.ErrCodeExpired, "", s.compactRev, "%d (%d)", cursor, s.compactRev)
+		e.Requested = cursor
+		return nil, e
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	w := &watcher{
@@ -456,7 +464,7 @@ func (w *watcher) next() ([]event, <-chan struct{}, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if w.cursor < s.compactRev {
-		return nil, nil, storage.NewError(storage.ErrCodeExpired, "", s.compactRev, "watch fell behind at %d", w.cursor)
+		return nil, nil, storage.NewError(storage.ErrCodeExpired, "", s.compactRev, "%d (%d)", w.cursor, s.compactRev)
 	}
 	i := w.cursor + 1 - s.firstRev
 	if i < 0 {

@@ -1,0 +1,196 @@
+package apiserver
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/apiserver/pkg/admission"
+	"k8s.io/apiserver/pkg/endpoints/handlers"
+	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
+	"k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/kubesim/kubesim/apiserver/registry"
+)
+
+// endpointKey identifies a resource or subresource at a group version.
+type endpointKey struct {
+	group, version, resource, subresource string
+}
+
+// verbHandlers are the handlers of one endpoint by request verb.
+type verbHandlers struct {
+	namespaced bool
+	byVerb     map[string]http.HandlerFunc
+}
+
+// apiHandler serves every resource request under /api and /apis.
+type apiHandler struct {
+	endpoints map[endpointKey]*verbHandlers
+}
+
+// newAPIHandler builds the handlers of every served endpoint.
+func newAPIHandler(reg *registry.Registry, typeConverter managedfields.TypeConverter, admit admission.Interface, cfg Config) (*apiHandler, error) {
+	h := &apiHandler{endpoints: map[endpointKey]*verbHandlers{}}
+	equivalent := runtime.NewEquivalentResourceRegistry()
+	groups := append([]*registry.Group{reg.Core}, reg.Groups...)
+	for _, g := range groups {
+		for _, gv := range g.Versions {
+			for _, ep := range gv.Endpoints {
+				st := ep.Storage
+				if ep.GroupVersion.Group == "" && ep.Resource == "bindings" {
+					st = reg.LegacyBindings()
+				}
+				if st == nil {
+					continue
+				}
+				vh, err := endpointHandlers(ep, st, typeConverter, equivalent, admit, cfg)
+				if err != nil {
+					return nil, err
+				}
+				h.endpoints[endpointKey{ep.GroupVersion.Group, ep.GroupVersion.Version, ep.Resource, ep.Subresource}] = vh
+			}
+		}
+	}
+	return h, nil
+}
+
+func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter managedfields.TypeConverter, equivalent runtime.EquivalentResourceRegistry, admit admission.Interface, cfg Config) (*verbHandlers, error) {
+	scheme := legacyscheme.Scheme
+	kind := ep.Kind
+	if p, ok := st.(rest.GroupVersionKindProvider); ok {
+		kind = p.GroupVersionKind(ep.GroupVersion)
+	}
+	var table rest.TableConvertor
+	if t, ok := st.(rest.TableConvertor); ok {
+		table = t
+	}
+	scope := &handlers.RequestScope{
+		Namer:                    handlers.ContextBasedNaming{Namer: meta.NewAccessor(), ClusterScoped: !ep.Namespaced},
+		Serializer:               legacyscheme.Codecs,
+		ParameterCodec:           legacyscheme.ParameterCodec,
+		Creater:                  scheme,
+		Convertor:                scheme,
+		Defaulter:                scheme,
+		Typer:                    scheme,
+		UnsafeConvertor:          runtime.UnsafeObjectConvertor(scheme),
+		EquivalentResourceMapper: equivalent,
+		TableConvertor:           table,
+		Resource:                 ep.GroupVersion.WithResource(ep.Resource),
+		Subresource:              ep.Subresource,
+		Kind:                     kind,
+		HubGroupVersion:          schema.GroupVersion{Group: kind.Group, Version: runtime.APIVersionInternal},
+		MetaGroupVersion:         metav1.SchemeGroupVersion,
+		MaxRequestBodyBytes:      cfg.MaxRequestBodyBytes,
+	}
+	equivalent.RegisterKindFor(scope.Resource, ep.Subresource, kind)
+
+	var resetFields map[fieldpath.APIVersion]fieldpath.Filter
+	if r, ok := st.(rest.ResetFieldsStrategy); ok {
+		resetFields = fieldpath.NewExcludeFilterSetMap(r.GetResetFields())
+	}
+	fm, err := managedfields.NewDefaultFieldManager(typeConverter, scope.UnsafeConvertor, scheme, scheme, kind, scope.HubGroupVersion, ep.Subresource, resetFields)
+	if err != nil {
+		return nil, fmt.Errorf("unable to create field manager for %s: %w", scope.Resource, err)
+	}
+	scope.FieldManager = fm
+
+	minTimeout := cfg.MinRequestTimeout
+	vh := &verbHandlers{namespaced: ep.Namespaced, byVerb: map[string]http.HandlerFunc{}}
+	add := func(verb string, fn http.HandlerFunc) { vh.byVerb[verb] = fn }
+	if g, ok := st.(rest.Getter); ok {
+		add("get", handlers.GetResource(g, scope))
+	}
+	if l, ok := st.(rest.Lister); ok {
+		w, _ := st.(rest.Watcher)
+		add("list", handlers.ListResource(l, w, scope, false, minTimeout))
+		if w != nil {
+			add("watch", handlers.ListResource(l, w, scope, true, minTimeout))
+		}
+	} else if w, ok := st.(rest.Watcher); ok {
+		add("watch", handlers.ListResource(nil, w, scope, true, minTimeout))
+	}
+	if c, ok := st.(rest.NamedCreater); ok && ep.Subresource != "" {
+		add("create", handlers.CreateNamedResource(c, scope, admit))
+	} else if c, ok := st.(rest.Creater); ok {
+		add("create", handlers.CreateResource(c, scope, admit))
+	}
+	if u, ok := st.(rest.Updater); ok {
+		add("update", handlers.UpdateResource(u, scope, admit))
+	}
+	if p, ok := st.(rest.Patcher); ok {
+		add("patch", handlers.PatchResource(p, scope, admit, []string{
+			string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType), string(types.ApplyYAMLPatchType), string(types.ApplyCBORPatchType),
+		}))
+	}
+	if d, ok := st.(rest.GracefulDeleter); ok {
+		add("delete", handlers.DeleteResource(d, true, scope, admit))
+	}
+	if d, ok := st.(rest.CollectionDeleter); ok {
+		add("deletecollection", handlers.DeleteCollection(d, true, scope, admit))
+	}
+	return vh, nil
+}
+
+func (h *apiHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	info, ok := request.RequestInfoFrom(req.Context())
+	if !ok || !info.IsResourceRequest {
+		notFound(w, req)
+		return
+	}
+	vh := h.endpoints[endpointKey{info.APIGroup, info.APIVersion, info.Resource, info.Subresource}]
+	if vh == nil {
+		notFound(w, req)
+		return
+	}
+	verb := info.Verb
+	isNamespacesResource := info.APIGroup == "" && info.Resource == "namespaces"
+	switch {
+	case vh.namespaced && info.Namespace == "":
+		// Across namespaces only list and watch exist.
+		if (verb != "list" && verb != "watch") || info.Name != "" {
+			notFound(w, req)
+			return
+		}
+	case !vh.namespaced && info.Namespace != "" && !isNamespacesResource:
+		notFound(w, req)
+		return
+	}
+	// A watch of a single object, and a list with watch=true, are watches;
+	// the /watch/ path prefix forces them.
+	if verb == "watch" && !strings.Contains(req.URL.Path, "/watch/") {
+		verb = "watch-param"
+	}
+	fn := vh.byVerb[strings.TrimSuffix(verb, "-param")]
+	if verb == "watch-param" {
+		fn = vh.byVerb["list"]
+	}
+	if fn == nil {
+		methodNotSupported(w, req, info)
+		return
+	}
+	fn(w, req)
+}
+
+func notFound(w http.ResponseWriter, req *http.Request) {
+	responsewriters.ErrorNegotiated(apierrors.NewGenericServerResponse(http.StatusNotFound, "", schema.GroupResource{}, "", "", 0, false),
+		legacyscheme.Codecs, schema.GroupVersion{}, w, req)
+}
+
+func methodNotSupported(w http.ResponseWriter, req *http.Request, info *request.RequestInfo) {
+	gr := schema.GroupResource{Group: info.APIGroup, Resource: info.Resource}
+	responsewriters.ErrorNegotiated(apierrors.NewMethodNotSupported(gr, info.Verb), legacyscheme.Codecs, schema.GroupVersion{}, w, req)
+}
+
+var _ = time.Second

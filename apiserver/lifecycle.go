@@ -1,0 +1,196 @@
+package apiserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
+)
+
+// Start bootstraps the cluster's built-in objects, serves until ctx is
+// done, then shuts down: watches end, in-flight requests get a few seconds.
+// It may be called once.
+func (s *Server) Start(ctx context.Context) error {
+	started := false
+	s.startOnce.Do(func() { started = true })
+	if !started {
+		return errors.New("apiserver already started")
+	}
+	logger := klog.FromContext(ctx)
+	if err := s.bootstrap(ctx); err != nil {
+		s.listener.Close()
+		return fmt.Errorf("unable to bootstrap: %w", err)
+	}
+	serveCtx, cancelServe := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelServe()
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return serveCtx },
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{s.serving},
+			ClientAuth:   tls.RequestClientCert,
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+		},
+		ErrorLog: klogWriterLogger(),
+	}
+	if s.memory != nil {
+		go s.memory.Start(serveCtx)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(s.listener, "", "") }()
+	close(s.ready)
+	logger.Info("Serving the Kubernetes API", "address", "https://"+s.listener.Addr().String(), "version", Version().GitVersion)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("unable to serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("Shutting down the Kubernetes API")
+	cancelServe() // ends watches and other long-running requests
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Ready is closed once the server serves requests.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Handler is the server's whole HTTP handler, filters included.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Address is the host:port the server listens on.
+func (s *Server) Address() string { return s.listener.Addr().String() }
+
+// URL is the server's base URL.
+func (s *Server) URL() string { return "https://" + s.Address() }
+
+// CACertPEM is the PEM of the CA that signed the serving and client
+// certificates.
+func (s *Server) CACertPEM() []byte { return s.ca.CertPEM }
+
+// RESTConfig returns a client configuration with cluster-admin rights.
+func (s *Server) RESTConfig() *rest.Config {
+	return &rest.Config{
+		Host: s.URL(),
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData:   s.ca.CertPEM,
+			CertData: s.admin.CertPEM,
+			KeyData:  s.admin.KeyPEM,
+		},
+		QPS:   -1, // a simulator's own clients are not rate limited
+		Burst: -1,
+	}
+}
+
+// Kubeconfig returns a kubeconfig for the cluster-admin user.
+func (s *Server) Kubeconfig() ([]byte, error) {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["kubesim"] = &clientcmdapi.Cluster{Server: s.URL(), CertificateAuthorityData: s.ca.CertPEM}
+	cfg.AuthInfos["kubesim-admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: s.admin.CertPEM, ClientKeyData: s.admin.KeyPEM}
+	cfg.Contexts["kubesim"] = &clientcmdapi.Context{Cluster: "kubesim", AuthInfo: "kubesim-admin", Namespace: metav1.NamespaceDefault}
+	cfg.CurrentContext = "kubesim"
+	return clientcmd.Write(*cfg)
+}
+
+// WriteKubeconfig writes the kubeconfig to path atomically: readers see no
+// file or a whole one.
+func (s *Server) WriteKubeconfig(path string) error {
+	b, err := s.Kubeconfig()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".kubeconfig-*")
+	if err != nil {
+		return fmt.Errorf("unable to write kubeconfig: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("unable to write kubeconfig: %w", err)
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("unable to write kubeconfig: %w", err)
+	}
+	return nil
+}
+
+// bootstrap creates what kube-apiserver creates at start: the system
+// namespaces and the kubernetes Service.
+func (s *Server) bootstrap(ctx context.Context) error {
+	for _, name := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
+		if err := s.createInternal(ctx, "namespaces", "", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+			return err
+		}
+	}
+	_, port, _ := net.SplitHostPort(s.Address())
+	p, _ := strconv.Atoi(port)
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault, Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
+		Spec: corev1.ServiceSpec{
+			Type:  corev1.ServiceTypeClusterIP,
+			Ports: []corev1.ServicePort{{Name: "https", Protocol: corev1.ProtocolTCP, Port: 443, TargetPort: intstr.FromInt32(int32(p))}},
+		},
+	}
+	return s.createInternal(ctx, "services", metav1.NamespaceDefault, svc)
+}
+
+// createInternal creates a core v1 object in-process as a request would:
+// defaulted, converted to the internal version, through the store.
+func (s *Server) createInternal(ctx context.Context, resource, namespace string, obj runtime.Object) error {
+	legacyscheme.Scheme.Default(obj)
+	internal, err := legacyscheme.Scheme.ConvertToVersion(obj, schema.GroupVersion{Version: runtime.APIVersionInternal})
+	if err != nil {
+		return err
+	}
+	store := s.registry.Stores[schema.GroupResource{Resource: resource}]
+	_, err = store.Create(requestContext(ctx, "create", "", resource, namespace), internal, nil, &metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("unable to create %s: %w", resource, err)
+	}
+	return nil
+}
+
+// requestContext gives an in-process write what a request's context has:
+// upstream strategies (declarative validation) read the request info.
+func requestContext(ctx context.Context, verb, group, resource, namespace string) context.Context {
+	ctx = genericapirequest.WithNamespace(ctx, namespace)
+	return genericapirequest.WithRequestInfo(ctx, &genericapirequest.RequestInfo{
+		IsResourceRequest: true, Verb: verb, APIPrefix: "api", APIGroup: group, APIVersion: "v1", Resource: resource, Namespace: namespace,
+	})
+}

@@ -1,0 +1,57 @@
+package openapi
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	utilopenapi "k8s.io/apiserver/pkg/util/openapi"
+	openapibuilder3 "k8s.io/kube-openapi/pkg/builder3"
+	openapicommon "k8s.io/kube-openapi/pkg/common"
+	openapiutil "k8s.io/kube-openapi/pkg/util"
+	"k8s.io/kube-openapi/pkg/validation/spec"
+	generatedopenapi "k8s.io/kubernetes/pkg/generated/openapi"
+)
+
+// V3Config returns kube-apiserver's OpenAPI v3 configuration over scheme.
+func V3Config(scheme *runtime.Scheme) *openapicommon.OpenAPIV3Config {
+	defs := utilopenapi.GetOpenAPIDefinitionsWithoutDisabledFeatures(generatedopenapi.GetOpenAPIDefinitions)
+	cfg := genericapiserver.DefaultOpenAPIV3Config(defs, openapinamer.NewDefinitionNamer(scheme))
+	cfg.Info.Title = "Kubernetes"
+	return cfg
+}
+
+// Models builds the OpenAPI schemas of the given kinds and of everything
+// they reference.
+func Models(scheme *runtime.Scheme, kinds []schema.GroupVersionKind) (map[string]*spec.Schema, error) {
+	names := make([]string, 0, len(kinds))
+	seen := map[string]bool{}
+	for _, gvk := range kinds {
+		obj, err := scheme.New(gvk)
+		if err != nil {
+			return nil, fmt.Errorf("unable to build OpenAPI models: %w", err)
+		}
+		name := openapiutil.GetCanonicalTypeName(obj)
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
+	models, err := openapibuilder3.BuildOpenAPIDefinitionsForResources(V3Config(scheme), names...)
+	if err != nil {
+		return nil, fmt.Errorf("unable to build OpenAPI models: %w", err)
+	}
+	return models, nil
+}
+
+// TypeConverter returns the managed-fields type converter for kinds.
+func TypeConverter(scheme *runtime.Scheme, kinds []schema.GroupVersionKind) (managedfields.TypeConverter, error) {
+	models, err := Models(scheme, kinds)
+	if err != nil {
+		return nil, err
+	}
+	return managedfields.NewTypeConverter(models, false)
+}

@@ -1,0 +1,369 @@
+package registry
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/registry/rest"
+	apistorage "k8s.io/apiserver/pkg/storage"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
+	api "k8s.io/kubernetes/pkg/apis/core"
+	"k8s.io/utils/clock"
+
+	// Every API group kube-apiserver serves, installed into legacyscheme
+	// with its conversions and defaults, as pkg/controlplane does.
+	_ "k8s.io/kubernetes/pkg/apis/admission/install"
+	_ "k8s.io/kubernetes/pkg/apis/admissionregistration/install"
+	_ "k8s.io/kubernetes/pkg/apis/apiserverinternal/install"
+	_ "k8s.io/kubernetes/pkg/apis/apps/install"
+	_ "k8s.io/kubernetes/pkg/apis/authentication/install"
+	_ "k8s.io/kubernetes/pkg/apis/authorization/install"
+	_ "k8s.io/kubernetes/pkg/apis/autoscaling/install"
+	_ "k8s.io/kubernetes/pkg/apis/batch/install"
+	_ "k8s.io/kubernetes/pkg/apis/certificates/install"
+	_ "k8s.io/kubernetes/pkg/apis/coordination/install"
+	_ "k8s.io/kubernetes/pkg/apis/core/install"
+	_ "k8s.io/kubernetes/pkg/apis/discovery/install"
+	_ "k8s.io/kubernetes/pkg/apis/events/install"
+	_ "k8s.io/kubernetes/pkg/apis/flowcontrol/install"
+	_ "k8s.io/kubernetes/pkg/apis/networking/install"
+	_ "k8s.io/kubernetes/pkg/apis/node/install"
+	_ "k8s.io/kubernetes/pkg/apis/policy/install"
+	_ "k8s.io/kubernetes/pkg/apis/rbac/install"
+	_ "k8s.io/kubernetes/pkg/apis/resource/install"
+	_ "k8s.io/kubernetes/pkg/apis/scheduling/install"
+	_ "k8s.io/kubernetes/pkg/apis/storage/install"
+	_ "k8s.io/kubernetes/pkg/apis/storagemigration/install"
+
+	"github.com/kubesim/kubesim/apiserver/storage"
+)
+
+//go:embed discovery/*.json
+var discoveryDocs embed.FS
+
+// Config configures a Registry.
+type Config struct {
+	// Storage is the backend of every resource. Required.
+	Storage storage.Interface
+	// Clock is injected into every store. Default: the real clock.
+	Clock clock.WithTicker
+	// Services configures ClusterIP and NodePort allocation.
+	Services ServiceAllocatorConfig
+}
+
+// Endpoint is one resource or subresource at one group version.
+type Endpoint struct {
+	GroupVersion schema.GroupVersion
+	Resource     string
+	Subresource  string
+	Namespaced   bool
+	// Kind is the kind of the objects the endpoint takes and returns.
+	Kind schema.GroupVersionKind
+	// Verbs as served in discovery.
+	Verbs []string
+	// Storage serves the endpoint; nil when kubesim does not serve it yet.
+	Storage rest.Storage
+}
+
+// GroupVersion is a served group version and its discovery document.
+type GroupVersion struct {
+	GroupVersion schema.GroupVersion
+	Resources    *metav1.APIResourceList
+	Endpoints    []*Endpoint
+}
+
+// Group is a served API group, versions in preference order.
+type Group struct {
+	Name     string
+	Versions []*GroupVersion
+}
+
+// Registry holds every served resource.
+type Registry struct {
+	// Core is the legacy group at /api; Groups are the named groups at
+	// /apis, in kube-apiserver's order.
+	Core   *Group
+	Groups []*Group
+	// Stores by group and resource, for in-process use.
+	Stores map[schema.GroupResource]*Store
+}
+
+// New builds the registry from the pinned discovery documents.
+func New(cfg Config) (*Registry, error) {
+	if cfg.Storage == nil {
+		return nil, fmt.Errorf("unable to create registry: Storage is required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	alloc, err := newServiceAllocator(cfg.Services)
+	if err != nil {
+		return nil, err
+	}
+	r := &Registry{Stores: map[schema.GroupResource]*Store{}}
+
+	var apis metav1.APIGroupList
+	if err := readDoc("apis.json", &apis); err != nil {
+		return nil, err
+	}
+	docs, err := discoveryDocs.ReadDir("discovery")
+	if err != nil {
+		return nil, err
+	}
+	byGroup := map[string][]*GroupVersion{}
+	for _, d := range docs {
+		name := d.Name()
+		if name == "api.json" || name == "apis.json" {
+			continue
+		}
+		var list metav1.APIResourceList
+		if err := readDoc(name, &list); err != nil {
+			return nil, err
+		}
+		gv, err := schema.ParseGroupVersion(list.GroupVersion)
+		if err != nil {
+			return nil, err
+		}
+		served, err := r.buildGroupVersion(cfg, alloc, gv, &list)
+		if err != nil {
+			return nil, err
+		}
+		byGroup[gv.Group] = append(byGroup[gv.Group], served)
+	}
+	for _, versions := range byGroup {
+		sort.Slice(versions, func(i, j int) bool {
+			return versionPriority(versions[i].GroupVersion.Version) > versionPriority(versions[j].GroupVersion.Version)
+		})
+	}
+	r.Core = &Group{Name: "", Versions: byGroup[""]}
+	for _, g := range apis.Groups {
+		if versions, ok := byGroup[g.Name]; ok {
+			r.Groups = append(r.Groups, &Group{Name: g.Name, Versions: versions})
+		}
+	}
+	return r, nil
+}
+
+// versionPriority orders stable versions newest first; kube-apiserver
+// prefers autoscaling/v2 over v1.
+func versionPriority(v string) int {
+	var n int
+	fmt.Sscanf(strings.TrimPrefix(v, "v"), "%d", &n)
+	return n
+}
+
+func readDoc(name string, into any) error {
+	b, err := discoveryDocs.ReadFile(path.Join("discovery", name))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, into); err != nil {
+		return fmt.Errorf("unable to read discovery document %s: %w", name, err)
+	}
+	return nil
+}
+
+func (r *Registry) buildGroupVersion(cfg Config, alloc *serviceAllocator, gv schema.GroupVersion, list *metav1.APIResourceList) (*GroupVersion, error) {
+	out := &GroupVersion{GroupVersion: gv, Resources: &metav1.APIResourceList{GroupVersion: list.GroupVersion}}
+	parents := map[string]*Endpoint{}
+	// Main resources first, so subresources find their parent.
+	resources := append([]metav1.APIResource(nil), list.APIResources...)
+	sort.SliceStable(resources, func(i, j int) bool {
+		return !strings.Contains(resources[i].Name, "/") && strings.Contains(resources[j].Name, "/")
+	})
+	for _, res := range resources {
+		name, sub, _ := strings.Cut(res.Name, "/")
+		gr := schema.GroupResource{Group: gv.Group, Resource: name}
+		if !enabled(gr) {
+			continue
+		}
+		ep := &Endpoint{GroupVersion: gv, Resource: name, Subresource: sub, Namespaced: res.Namespaced, Verbs: res.Verbs}
+		kindGroup, kindVersion := gv.Group, gv.Version
+		if res.Group != "" || res.Version != "" {
+			kindGroup, kindVersion = res.Group, res.Version
+		}
+		ep.Kind = schema.GroupVersionKind{Group: kindGroup, Version: kindVersion, Kind: res.Kind}
+		var err error
+		if sub == "" {
+			ep.Storage, err = r.mainStorage(cfg, alloc, gr, res)
+			parents[name] = ep
+		} else if parent := parents[name]; parent != nil {
+			ep.Storage = r.subresourceStorage(gr, parent, sub)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out.Resources.APIResources = append(out.Resources.APIResources, res)
+		out.Endpoints = append(out.Endpoints, ep)
+	}
+	sort.Slice(out.Resources.APIResources, func(i, j int) bool {
+		return out.Resources.APIResources[i].Name < out.Resources.APIResources[j].Name
+	})
+	return out, nil
+}
+
+func (r *Registry) mainStorage(cfg Config, alloc *serviceAllocator, gr schema.GroupResource, res metav1.APIResource) (rest.Storage, error) {
+	sp, ok := specs[gr]
+	if !ok {
+		if gr == (schema.GroupResource{Resource: "bindings"}) {
+			return nil, nil // wired once pods exist, below
+		}
+		return nil, nil
+	}
+	if sp.sharedWith != nil {
+		// Built when the owner is; the owner's group sorts first (core).
+		return r.storeFor(cfg, alloc, *sp.sharedWith, specs[*sp.sharedWith], res)
+	}
+	return r.storeFor(cfg, alloc, gr, sp, res)
+}
+
+func (r *Registry) storeFor(cfg Config, alloc *serviceAllocator, gr schema.GroupResource, sp spec, res metav1.APIResource) (rest.Storage, error) {
+	if s, ok := r.Stores[gr]; ok {
+		return s.restStorage(), nil
+	}
+	internal := schema.GroupVersionKind{Group: gr.Group, Version: runtime.APIVersionInternal, Kind: res.Kind}
+	if !legacyscheme.Scheme.Recognizes(internal) {
+		return nil, fmt.Errorf("unable to build store for %s: kind %s is not registered", gr, internal)
+	}
+	newFunc := func() runtime.Object { o, _ := legacyscheme.Scheme.New(internal); return o }
+	listKind := internal
+	listKind.Kind += "List"
+	newListFunc := func() runtime.Object { o, _ := legacyscheme.Scheme.New(listKind); return o }
+	s, err := NewStore(StoreConfig{
+		Storage:             cfg.Storage,
+		Resource:            gr,
+		SingularName:        res.SingularName,
+		Namespaced:          res.Namespaced,
+		NewFunc:             newFunc,
+		NewListFunc:         newListFunc,
+		Strategy:            sp.strategy,
+		Attrs:               sp.attrs,
+		ReturnDeletedObject: sp.returnDeleted,
+		ShortNames:          res.ShortNames,
+		Categories:          res.Categories,
+		Clock:               cfg.Clock,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if gr == (schema.GroupResource{Resource: "services"}) {
+		s.hooks = alloc
+	}
+	r.Stores[gr] = s
+	return s.restStorage(), nil
+}
+
+// restStorage is what the store serves at its main endpoint.
+func (s *Store) restStorage() rest.Storage {
+	if s.cfg.Resource == (schema.GroupResource{Resource: "namespaces"}) {
+		return &namespaceStore{Store: s}
+	}
+	return s
+}
+
+func (r *Registry) subresourceStorage(gr schema.GroupResource, parent *Endpoint, sub string) rest.Storage {
+	owner := gr
+	if sp, ok := specs[gr]; ok && sp.sharedWith != nil {
+		owner = *sp.sharedWith
+	}
+	store := r.Stores[owner]
+	if store == nil {
+		return nil
+	}
+	switch {
+	case sub == "scale":
+		if sc, ok := scalers[gr]; ok {
+			return &ScaleSubresource{store: store, scaler: sc}
+		}
+	case gr == schema.GroupResource{Resource: "pods"} && sub == "binding":
+		return &BindingSubresource{pods: store}
+	}
+	if strategy, ok := specs[owner].updates[sub]; ok {
+		return NewStrategySubresource(store, strategy)
+	}
+	return nil
+}
+
+// LegacyBindings returns the storage of the core bindings resource.
+func (r *Registry) LegacyBindings() rest.Storage {
+	if pods := r.Stores[schema.GroupResource{Resource: "pods"}]; pods != nil {
+		return &LegacyBinding{&BindingSubresource{pods: pods}}
+	}
+	return nil
+}
+
+// namespaceStore deletes namespaces as kube-apiserver does: the first
+// delete marks the namespace Terminating; it is removed once the namespace
+// controller has emptied spec.finalizers.
+type namespaceStore struct {
+	*Store
+}
+
+func (r *namespaceStore) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
+	obj, err := r.Get(ctx, name, &metav1.GetOptions{})
+	if err != nil {
+		return nil, false, err
+	}
+	ns := obj.(*api.Namespace)
+	if options == nil {
+		options = metav1.NewDeleteOptions(0)
+	}
+	if options.Preconditions != nil {
+		pre := apistorage.Preconditions{UID: options.Preconditions.UID, ResourceVersion: options.Preconditions.ResourceVersion}
+		if err := pre.Check(name, obj); err != nil {
+			return nil, false, interpretDelete(err, r.qualifiedResource(ctx), name)
+		}
+	}
+	if ns.DeletionTimestamp.IsZero() {
+		info := rest.DefaultUpdatedObjectInfo(nil, func(ctx context.Context, _, old runtime.Object) (runtime.Object, error) {
+			existing := old.DeepCopyObject().(*api.Namespace)
+			if existing.DeletionTimestamp.IsZero() {
+				now := metav1.NewTime(r.cfg.Clock.Now())
+				existing.DeletionTimestamp = &now
+			}
+			existing.Status.Phase = api.NamespaceTerminating
+			if update, finalizers := r.gcFinalizers(ctx, existing, options); update {
+				existing.Finalizers = finalizers
+			}
+			return existing, nil
+		})
+		if deleteValidation != nil {
+			if err := deleteValidation(ctx, obj); err != nil {
+				return nil, false, err
+			}
+		}
+		out, _, err := r.update(ctx, name, info, nil, nil, false, &metav1.UpdateOptions{DryRun: options.DryRun}, terminatingStrategy{r.cfg.Strategy})
+		if err != nil {
+			if _, ok := err.(apierrors.APIStatus); !ok {
+				err = apierrors.NewInternalError(err)
+			}
+		}
+		return out, false, err
+	}
+	if len(ns.Spec.Finalizers) != 0 {
+		return ns, false, nil
+	}
+	return r.Store.Delete(ctx, name, deleteValidation, options)
+}
+
+// terminatingStrategy writes the Terminating phase that the namespace
+// strategy would otherwise reset, as upstream's direct storage update does.
+type terminatingStrategy struct{ rest.RESTUpdateStrategy }
+
+func (terminatingStrategy) PrepareForUpdate(ctx context.Context, obj, old runtime.Object) {}
+func (terminatingStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) fieldErrorList {
+	return nil
+}
+func (terminatingStrategy) WarningsOnUpdate(ctx context.Context, obj, old runtime.Object) []string {
+	return nil
+}
+func (terminatingStrategy) AllowUnconditionalUpdate(ctx context.Context) bool { return true }

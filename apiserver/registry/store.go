@@ -1,0 +1,935 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/watch"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/registry/rest"
+	apistorage "k8s.io/apiserver/pkg/storage"
+	"k8s.io/utils/clock"
+
+	"github.com/kubesim/kubesim/apiserver/storage"
+)
+
+// AttrFunc returns the labels and the selectable fields of an object, as
+// upstream's GetAttrs functions do.
+type AttrFunc func(obj runtime.Object) (labels.Set, fields.Set, error)
+
+// Strategy is what a Store needs of an upstream strategy.
+type Strategy interface {
+	rest.RESTCreateStrategy
+	rest.RESTUpdateStrategy
+	rest.RESTDeleteStrategy
+}
+
+// StoreConfig configures a Store.
+type StoreConfig struct {
+	// Storage is the backend. Required.
+	Storage storage.Interface
+	// Resource is the group and resource, used for keys and errors. Required.
+	Resource schema.GroupResource
+	// SingularName is the singular name of the resource. Required.
+	SingularName string
+	// Namespaced says whether objects live in namespaces.
+	Namespaced bool
+	// NewFunc and NewListFunc return empty internal objects. Required.
+	NewFunc     func() runtime.Object
+	NewListFunc func() runtime.Object
+	// Strategy is upstream's strategy for the resource. Required.
+	Strategy Strategy
+	// Attrs returns labels and selectable fields. Default: metadata.name and
+	// (for namespaced resources) metadata.namespace.
+	Attrs AttrFunc
+	// ReturnDeletedObject makes Delete return the object rather than a
+	// Status, as kube-apiserver does for some resources.
+	ReturnDeletedObject bool
+	// TableConvertor renders tables. Default: name and age columns.
+	TableConvertor rest.TableConvertor
+	// ShortNames and Categories are served in discovery.
+	ShortNames []string
+	Categories []string
+	// Clock stamps deletions and paces bookmarks. Default: the real clock.
+	Clock clock.WithTicker
+	// BookmarkInterval is how often an idle watch that allows bookmarks gets
+	// one. Default: 1m, about what kube-apiserver's watch cache does.
+	BookmarkInterval time.Duration
+}
+
+// Store is a rest.Storage for one resource over a storage.Interface. It
+// replaces k8s.io/apiserver's generic registry Store.
+type Store struct {
+	cfg    StoreConfig
+	prefix string // "/registry/<group>/<resource>/"
+	hooks  storeHooks
+}
+
+var (
+	_ rest.StandardStorage      = (*Store)(nil)
+	_ rest.Scoper               = (*Store)(nil)
+	_ rest.SingularNameProvider = (*Store)(nil)
+	_ rest.ShortNamesProvider   = (*Store)(nil)
+	_ rest.CategoriesProvider   = (*Store)(nil)
+	_ rest.TableConvertor       = (*Store)(nil)
+)
+
+// NewStore validates cfg, fills in its defaults and returns a Store.
+func NewStore(cfg StoreConfig) (*Store, error) {
+	switch {
+	case cfg.Storage == nil:
+		return nil, fmt.Errorf("unable to create store: Storage is required")
+	case cfg.Resource.Resource == "":
+		return nil, fmt.Errorf("unable to create store: Resource is required")
+	case cfg.NewFunc == nil || cfg.NewListFunc == nil:
+		return nil, fmt.Errorf("unable to create store for %s: NewFunc and NewListFunc are required", cfg.Resource)
+	case cfg.Strategy == nil:
+		return nil, fmt.Errorf("unable to create store for %s: Strategy is required", cfg.Resource)
+	}
+	if cfg.Attrs == nil {
+		cfg.Attrs = defaultAttrs(cfg.Namespaced)
+	}
+	if cfg.TableConvertor == nil {
+		cfg.TableConvertor = rest.NewDefaultTableConvertor(cfg.Resource)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.BookmarkInterval == 0 {
+		cfg.BookmarkInterval = time.Minute
+	}
+	group := cfg.Resource.Group
+	if group == "" {
+		group = "core"
+	}
+	return &Store{cfg: cfg, prefix: "/registry/" + group + "/" + cfg.Resource.Resource + "/"}, nil
+}
+
+func defaultAttrs(namespaced bool) AttrFunc {
+	return func(obj runtime.Object) (labels.Set, fields.Set, error) {
+		a, err := meta.Accessor(obj)
+		if err != nil {
+			return nil, nil, err
+		}
+		f := fields.Set{"metadata.name": a.GetName()}
+		if namespaced {
+			f["metadata.namespace"] = a.GetNamespace()
+		}
+		return labels.Set(a.GetLabels()), f, nil
+	}
+}
+
+// New implements rest.Storage.
+func (s *Store) New() runtime.Object { return s.cfg.NewFunc() }
+
+// Destroy implements rest.Storage.
+func (s *Store) Destroy() {}
+
+// NewList implements rest.Lister.
+func (s *Store) NewList() runtime.Object { return s.cfg.NewListFunc() }
+
+// NamespaceScoped implements rest.Scoper.
+func (s *Store) NamespaceScoped() bool { return s.cfg.Namespaced }
+
+// GetSingularName implements rest.SingularNameProvider.
+func (s *Store) GetSingularName() string { return s.cfg.SingularName }
+
+// ShortNames implements rest.ShortNamesProvider.
+func (s *Store) ShortNames() []string { return s.cfg.ShortNames }
+
+// Categories implements rest.CategoriesProvider.
+func (s *Store) Categories() []string { return s.cfg.Categories }
+
+// ConvertToTable implements rest.TableConvertor.
+func (s *Store) ConvertToTable(ctx context.Context, obj, tableOptions runtime.Object) (*metav1.Table, error) {
+	return s.cfg.TableConvertor.ConvertToTable(ctx, obj, tableOptions)
+}
+
+// qualifiedResource names the resource as the request did, for errors:
+// events.k8s.io events and core events share a store.
+func (s *Store) qualifiedResource(ctx context.Context) schema.GroupResource {
+	if info, ok := genericapirequest.RequestInfoFrom(ctx); ok && info.Resource != "" {
+		return schema.GroupResource{Group: info.APIGroup, Resource: info.Resource}
+	}
+	return s.cfg.Resource
+}
+
+// rootKey is the prefix of the objects a request may see.
+func (s *Store) rootKey(ctx context.Context) string {
+	if ns, ok := genericapirequest.NamespaceFrom(ctx); ok && s.cfg.Namespaced && ns != "" {
+		return s.prefix + ns + "/"
+	}
+	return s.prefix
+}
+
+// key returns the key of a named object, with kube-apiserver's checks.
+func (s *Store) key(ctx context.Context, name string) (string, error) {
+	if len(name) == 0 {
+		return "", apierrors.NewBadRequest("Name parameter required.")
+	}
+	if msgs := validatePathSegmentName(name); len(msgs) != 0 {
+		return "", apierrors.NewBadRequest(fmt.Sprintf("Name parameter invalid: %q: %s", name, msgs[0]))
+	}
+	if !s.cfg.Namespaced {
+		return s.prefix + name, nil
+	}
+	ns, ok := genericapirequest.NamespaceFrom(ctx)
+	if !ok || len(ns) == 0 {
+		return "", apierrors.NewBadRequest("Namespace parameter required.")
+	}
+	if msgs := validatePathSegmentName(ns); len(msgs) != 0 {
+		return "", apierrors.NewBadRequest(fmt.Sprintf("Namespace parameter invalid: %q: %s", ns, msgs[0]))
+	}
+	return s.prefix + ns + "/" + name, nil
+}
+
+func validatePathSegmentName(name string) []string {
+	switch name {
+	case ".", "..":
+		return []string{fmt.Sprintf("may not be '%s'", name)}
+	}
+	for _, illegal := range []string{"/", "%"} {
+		for i := 0; i < len(name); i++ {
+			if string(name[i]) == illegal {
+				return []string{fmt.Sprintf("may not contain '%s'", illegal)}
+			}
+		}
+	}
+	return nil
+}
+
+func resourceVersion(obj runtime.Object) (int64, error) {
+	a, err := meta.Accessor(obj)
+	if err != nil {
+		return 0, err
+	}
+	return parseRV(a.GetResourceVersion())
+}
+
+func parseRV(rv string) (int64, error) {
+	if rv == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(rv, 10, 64)
+	if err != nil || n < 0 {
+		return 0, apistorage.NewInvalidError(field.ErrorList{field.Invalid(field.NewPath("resourceVersion"), rv, "resourceVersion must be a non-negative integer")})
+	}
+	return n, nil
+}
+
+func isDryRun(dryRun []string) bool { return len(dryRun) > 0 }
+
+// Get implements rest.Getter.
+func (s *Store) Get(ctx context.Context, name string, options *metav1.GetOptions) (runtime.Object, error) {
+	key, err := s.key(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var min int64
+	if options != nil && options.ResourceVersion != "" {
+		if min, err = parseRV(options.ResourceVersion); err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
+		}
+	}
+	obj, err := s.cfg.Storage.Get(ctx, key, storage.GetOptions{MinRevision: min})
+	if err != nil {
+		return nil, interpretGet(err, s.qualifiedResource(ctx), name)
+	}
+	return obj, nil
+}
+
+// predicate builds the storage predicate of a list or watch.
+func (s *Store) predicate(opts *metainternalversion.ListOptions) storage.Predicate {
+	label, field := labels.Everything(), fields.Everything()
+	if opts != nil && opts.LabelSelector != nil {
+		label = opts.LabelSelector
+	}
+	if opts != nil && opts.FieldSelector != nil {
+		field = opts.FieldSelector
+	}
+	if label.Empty() && field.Empty() {
+		return nil
+	}
+	attrs := s.cfg.Attrs
+	return func(obj runtime.Object) (bool, error) {
+		l, f, err := attrs(obj)
+		if err != nil {
+			return false, err
+		}
+		return label.Matches(l) && field.Matches(f), nil
+	}
+}
+
+// List implements rest.Lister.
+func (s *Store) List(ctx context.Context, options *metainternalversion.ListOptions) (runtime.Object, error) {
+	if options == nil {
+		options = &metainternalversion.ListOptions{}
+	}
+	gr := s.qualifiedResource(ctx)
+	prefix := s.rootKey(ctx)
+	lo := storage.ListOptions{Limit: options.Limit, Predicate: s.predicate(options)}
+
+	rv, err := parseRV(options.ResourceVersion)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	switch {
+	case options.Continue != "":
+		if options.ResourceVersion != "" && options.ResourceVersion != "0" {
+			return nil, apierrors.NewBadRequest("specifying resource version is not allowed when using continue")
+		}
+		start, crv, err := apistorage.DecodeContinue(options.Continue, prefix)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid continue token: %v", err))
+		}
+		lo.StartKey, lo.Revision, lo.Match = start, crv, storage.MatchExact
+	case options.ResourceVersionMatch == metav1.ResourceVersionMatchExact:
+		lo.Revision, lo.Match = rv, storage.MatchExact
+	case options.ResourceVersionMatch == metav1.ResourceVersionMatchNotOlderThan:
+		lo.Revision, lo.Match = rv, storage.MatchNotOlderThan
+	case rv > 0 && options.Limit > 0:
+		// A paginated list at a revision reads that exact snapshot.
+		lo.Revision, lo.Match = rv, storage.MatchExact
+	case rv > 0:
+		lo.Revision, lo.Match = rv, storage.MatchNotOlderThan
+	}
+	res, err := s.cfg.Storage.List(ctx, prefix, lo)
+	if err != nil {
+		if options.Continue != "" && isCode(err, storage.ErrCodeExpired) {
+			return nil, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+		}
+		return nil, interpretList(err, gr)
+	}
+	list := s.cfg.NewListFunc()
+	if err := meta.SetList(list, res.Items); err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	la, err := meta.ListAccessor(list)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	la.SetResourceVersion(strconv.FormatInt(res.Revision, 10))
+	if res.NextKey != "" {
+		token, err := apistorage.EncodeContinue(res.NextKey, prefix, res.Revision)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		la.SetContinue(token)
+		la.SetRemainingItemCount(res.RemainingItemCount)
+	}
+	return list, nil
+}
+
+// Create implements rest.Creater.
+func (s *Store) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
+	if options == nil {
+		options = &metav1.CreateOptions{}
+	}
+	objMeta, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	rest.FillObjectMetaSystemFields(objMeta)
+	if len(objMeta.GetGenerateName()) > 0 && len(objMeta.GetName()) == 0 {
+		objMeta.SetName(s.cfg.Strategy.GenerateName(objMeta.GetGenerateName()))
+	}
+	success := false
+	if s.hooks != nil {
+		finish, err := s.hooks.beginCreate(ctx, obj, isDryRun(options.DryRun))
+		if err != nil {
+			return nil, err
+		}
+		defer func() { finish(success) }()
+	}
+	if err := rest.BeforeCreate(s.cfg.Strategy, ctx, obj); err != nil {
+		return nil, err
+	}
+	if createValidation != nil {
+		if err := createValidation(ctx, obj.DeepCopyObject()); err != nil {
+			return nil, err
+		}
+	}
+	name := objMeta.GetName()
+	key, err := s.key(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	gr := s.qualifiedResource(ctx)
+	if isDryRun(options.DryRun) {
+		if _, err := s.cfg.Storage.Get(ctx, key, storage.GetOptions{}); err == nil {
+			return nil, interpretCreate(storage.NewError(storage.ErrCodeKeyExists, key, 0, ""), gr, name)
+		}
+		success = true
+		return obj, nil
+	}
+	out, err := s.cfg.Storage.Create(ctx, key, obj)
+	if err != nil {
+		err = interpretCreate(err, gr, name)
+		err = rest.CheckGeneratedNameError(ctx, s.cfg.Strategy, err, obj)
+		if apierrors.IsAlreadyExists(err) {
+			if existing, gerr := s.cfg.Storage.Get(ctx, key, storage.GetOptions{}); gerr == nil {
+				if a, aerr := meta.Accessor(existing); aerr == nil && a.GetDeletionTimestamp() != nil {
+					msg := &err.(*apierrors.StatusError).ErrStatus.Message
+					*msg = fmt.Sprintf("object is being deleted: %s", *msg)
+				}
+			}
+		}
+		return nil, err
+	}
+	success = true
+	return out, nil
+}
+
+// Update implements rest.Updater.
+func (s *Store) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
+	return s.update(ctx, name, objInfo, createValidation, updateValidation, forceAllowCreate, options, s.cfg.Strategy)
+}
+
+// update is Update with the strategy of the main resource or of a
+// subresource such as status.
+func (s *Store) update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions, strategy rest.RESTUpdateStrategy) (runtime.Object, bool, error) {
+	if options == nil {
+		options = &metav1.UpdateOptions{}
+	}
+	key, err := s.key(ctx, name)
+	if err != nil {
+		return nil, false, err
+	}
+	gr := s.qualifiedResource(ctx)
+	var pre apistorage.Preconditions
+	if p := objInfo.Preconditions(); p != nil {
+		pre.UID, pre.ResourceVersion = p.UID, p.ResourceVersion
+	}
+	allowCreate := strategy.AllowCreateOnUpdate(ctx) || forceAllowCreate
+	for {
+		existing, err := s.cfg.Storage.Get(ctx, key, storage.GetOptions{})
+		notFound := isCode(err, storage.ErrCodeNotFound)
+		if err != nil && !notFound {
+			return nil, false, interpretUpdate(err, gr, name)
+		}
+		if notFound {
+			if !allowCreate {
+				return nil, false, apierrors.NewNotFound(gr, name)
+			}
+			existing = s.cfg.NewFunc()
+		}
+		if err := pre.Check(key, existing); err != nil && !notFound {
+			return nil, false, interpretUpdate(err, gr, name)
+		}
+		obj, err := objInfo.UpdatedObject(ctx, existing)
+		if err != nil {
+			return nil, false, err
+		}
+		if notFound {
+			out, err := s.createOnUpdate(ctx, key, name, obj, createValidation, options)
+			if isCode(err, storage.ErrCodeKeyExists) {
+				continue // raced with a create: update it instead
+			}
+			return out, err == nil, err
+		}
+		existingRV, err := resourceVersion(existing)
+		if err != nil {
+			return nil, false, apierrors.NewInternalError(err)
+		}
+		newRV, err := resourceVersion(obj)
+		if err != nil {
+			return nil, false, apierrors.NewBadRequest(err.Error())
+		}
+		objMeta, err := meta.Accessor(obj)
+		if err != nil {
+			return nil, false, apierrors.NewInternalError(err)
+		}
+		if newRV == 0 {
+			if !strategy.AllowUnconditionalUpdate(ctx) {
+				qualifiedKind := schema.GroupKind{Group: gr.Group, Kind: gr.Resource}
+				return nil, false, apierrors.NewInvalid(qualifiedKind, name, field.ErrorList{field.Invalid(field.NewPath("metadata").Child("resourceVersion"), newRV, "must be specified for an update")})
+			}
+			objMeta.SetResourceVersion(strconv.FormatInt(existingRV, 10))
+		} else if newRV != existingRV {
+			return nil, false, apierrors.NewConflict(gr, name, errors.New(optimisticLockErrorMsg))
+		}
+		if err := rest.BeforeUpdate(strategy, ctx, obj, existing); err != nil {
+			return nil, false, err
+		}
+		if updateValidation != nil {
+			if err := updateValidation(ctx, obj.DeepCopyObject(), existing.DeepCopyObject()); err != nil {
+				return nil, false, err
+			}
+		}
+		if shouldDeleteDuringUpdate(obj, existing) {
+			out, _, err := s.deleteNow(ctx, key, name, existingRV, obj, &metav1.DeleteOptions{DryRun: options.DryRun})
+			return out, false, err
+		}
+		// kube-apiserver writes nothing for an update that changes nothing.
+		if apiequality.Semantic.DeepEqual(obj, existing) {
+			return existing, false, nil
+		}
+		if isDryRun(options.DryRun) {
+			return obj, false, nil
+		}
+		out, err := s.cfg.Storage.Update(ctx, key, obj, storage.UpdateOptions{ExpectedRevision: existingRV})
+		if isCode(err, storage.ErrCodeConflict) {
+			if newRV != 0 {
+				return nil, false, apierrors.NewConflict(gr, name, errors.New(optimisticLockErrorMsg))
+			}
+			continue
+		}
+		if err != nil {
+			return nil, false, interpretUpdate(err, gr, name)
+		}
+		return out, false, nil
+	}
+}
+
+const optimisticLockErrorMsg = "the object has been modified; please apply your changes to the latest version and try again"
+
+func (s *Store) createOnUpdate(ctx context.Context, key, name string, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.UpdateOptions) (runtime.Object, error) {
+	objMeta, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	rest.WipeObjectMetaSystemFields(objMeta)
+	rest.FillObjectMetaSystemFields(objMeta)
+	if err := rest.BeforeCreate(s.cfg.Strategy, ctx, obj); err != nil {
+		return nil, err
+	}
+	if createValidation != nil {
+		if err := createValidation(ctx, obj.DeepCopyObject()); err != nil {
+			return nil, err
+		}
+	}
+	if isDryRun(options.DryRun) {
+		return obj, nil
+	}
+	out, err := s.cfg.Storage.Create(ctx, key, obj)
+	if isCode(err, storage.ErrCodeKeyExists) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, interpretCreate(err, s.qualifiedResource(ctx), name)
+	}
+	return out, nil
+}
+
+// shouldDeleteDuringUpdate: the update removed the last finalizer of an
+// object being deleted without a grace period.
+func shouldDeleteDuringUpdate(obj, existing runtime.Object) bool {
+	newMeta, err := meta.Accessor(obj)
+	if err != nil {
+		return false
+	}
+	oldMeta, err := meta.Accessor(existing)
+	if err != nil {
+		return false
+	}
+	if len(newMeta.GetFinalizers()) > 0 || oldMeta.GetDeletionTimestamp() == nil {
+		return false
+	}
+	g := oldMeta.GetDeletionGracePeriodSeconds()
+	return g == nil || *g == 0
+}
+
+// Delete implements rest.GracefulDeleter.
+func (s *Store) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
+	key, err := s.key(ctx, name)
+	if err != nil {
+		return nil, false, err
+	}
+	if options == nil {
+		options = metav1.NewDeleteOptions(0)
+	}
+	gr := s.qualifiedResource(ctx)
+	var pre apistorage.Preconditions
+	if options.Preconditions != nil {
+		pre.UID, pre.ResourceVersion = options.Preconditions.UID, options.Preconditions.ResourceVersion
+	}
+	for {
+		existing, err := s.cfg.Storage.Get(ctx, key, storage.GetOptions{})
+		if err != nil {
+			return nil, false, interpretDelete(err, gr, name)
+		}
+		if err := pre.Check(key, existing); err != nil {
+			return nil, false, interpretDelete(err, gr, name)
+		}
+		existingRV, err := resourceVersion(existing)
+		if err != nil {
+			return nil, false, apierrors.NewInternalError(err)
+		}
+		if deleteValidation != nil {
+			if err := deleteValidation(ctx, existing.DeepCopyObject()); err != nil {
+				return nil, false, err
+			}
+		}
+		obj := existing.DeepCopyObject()
+		graceful, pendingGraceful, err := rest.BeforeDelete(s.cfg.Strategy, ctx, obj, options)
+		if err != nil {
+			return nil, false, err
+		}
+		if pendingGraceful {
+			return s.finalizeDelete(ctx, existing), false, nil
+		}
+		objMeta, err := meta.Accessor(obj)
+		if err != nil {
+			return nil, false, apierrors.NewInternalError(err)
+		}
+		if update, finalizers := s.gcFinalizers(ctx, objMeta, options); update {
+			objMeta.SetFinalizers(finalizers)
+		}
+		pendingFinalizers := len(objMeta.GetFinalizers()) != 0
+		if !graceful && !pendingFinalizers {
+			return s.deleteNow(ctx, key, name, existingRV, existing, options)
+		}
+		if !graceful {
+			markAsDeleting(obj, s.cfg.Clock.Now())
+		}
+		if isDryRun(options.DryRun) {
+			return obj, false, nil
+		}
+		out, err := s.cfg.Storage.Update(ctx, key, obj, storage.UpdateOptions{ExpectedRevision: existingRV})
+		if isCode(err, storage.ErrCodeConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, false, interpretDelete(err, gr, name)
+		}
+		return out, false, nil
+	}
+}
+
+func (s *Store) deleteNow(ctx context.Context, key, name string, rev int64, last runtime.Object, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
+	if isDryRun(options.DryRun) {
+		return s.finalizeDelete(ctx, last), true, nil
+	}
+	out, err := s.cfg.Storage.Delete(ctx, key, storage.DeleteOptions{ExpectedRevision: rev})
+	if isCode(err, storage.ErrCodeConflict) {
+		// Changed since it was checked: start over with the new state.
+		return s.Delete(ctx, name, nil, options)
+	}
+	if err != nil {
+		return nil, false, interpretDelete(err, s.qualifiedResource(ctx), name)
+	}
+	if s.hooks != nil {
+		s.hooks.afterDelete(out)
+	}
+	return s.finalizeDelete(ctx, out), true, nil
+}
+
+// finalizeDelete returns what a successful delete answers with.
+func (s *Store) finalizeDelete(ctx context.Context, obj runtime.Object) runtime.Object {
+	if s.cfg.ReturnDeletedObject {
+		return obj
+	}
+	a, err := meta.Accessor(obj)
+	if err != nil {
+		return obj
+	}
+	gr := s.qualifiedResource(ctx)
+	return &metav1.Status{
+		Status: metav1.StatusSuccess,
+		Details: &metav1.StatusDetails{
+			Name:  a.GetName(),
+			Group: gr.Group,
+			Kind:  gr.Resource,
+			UID:   a.GetUID(),
+		},
+	}
+}
+
+func markAsDeleting(obj runtime.Object, now time.Time) {
+	objMeta, err := meta.Accessor(obj)
+	if err != nil {
+		return
+	}
+	if objMeta.GetDeletionTimestamp() == nil && objMeta.GetGeneration() > 0 {
+		objMeta.SetGeneration(objMeta.GetGeneration() + 1)
+	}
+	if ts := objMeta.GetDeletionTimestamp(); ts == nil || ts.After(now) {
+		t := metav1.NewTime(now)
+		objMeta.SetDeletionTimestamp(&t)
+	}
+	var zero int64
+	objMeta.SetDeletionGracePeriodSeconds(&zero)
+}
+
+// gcFinalizers returns the finalizers a deletion leaves for the garbage
+// collector (orphan or foreground), as kube-apiserver sets them.
+func (s *Store) gcFinalizers(ctx context.Context, accessor metav1.Object, options *metav1.DeleteOptions) (bool, []string) {
+	policy := rest.DeleteDependents
+	if gc, ok := s.cfg.Strategy.(rest.GarbageCollectionDeleteStrategy); ok {
+		policy = gc.DefaultGarbageCollectionPolicy(ctx)
+	}
+	if policy == rest.Unsupported {
+		return false, accessor.GetFinalizers()
+	}
+	orphan, foreground := false, false
+	switch {
+	case options.OrphanDependents != nil:
+		orphan = *options.OrphanDependents
+	case options.PropagationPolicy != nil:
+		orphan = *options.PropagationPolicy == metav1.DeletePropagationOrphan
+		foreground = *options.PropagationPolicy == metav1.DeletePropagationForeground
+	default:
+		decided := false
+		for _, f := range accessor.GetFinalizers() {
+			if f == metav1.FinalizerOrphanDependents {
+				orphan, decided = true, true
+				break
+			}
+			if f == metav1.FinalizerDeleteDependents {
+				foreground, decided = true, true
+				break
+			}
+		}
+		if !decided {
+			orphan = policy == rest.OrphanDependents
+		}
+	}
+	var out []string
+	for _, f := range accessor.GetFinalizers() {
+		if f != metav1.FinalizerOrphanDependents && f != metav1.FinalizerDeleteDependents {
+			out = append(out, f)
+		}
+	}
+	if orphan {
+		out = append(out, metav1.FinalizerOrphanDependents)
+	}
+	if foreground {
+		out = append(out, metav1.FinalizerDeleteDependents)
+	}
+	if sets.New(accessor.GetFinalizers()...).Equal(sets.New(out...)) {
+		return false, accessor.GetFinalizers()
+	}
+	return true, out
+}
+
+// DeleteCollection implements rest.CollectionDeleter.
+func (s *Store) DeleteCollection(ctx context.Context, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions, listOptions *metainternalversion.ListOptions) (runtime.Object, error) {
+	if listOptions == nil {
+		listOptions = &metainternalversion.ListOptions{}
+	} else {
+		listOptions = listOptions.DeepCopy()
+	}
+	listObj, err := s.List(ctx, listOptions)
+	if err != nil {
+		return nil, err
+	}
+	items, err := meta.ExtractList(listObj)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	var deleted []runtime.Object
+	for _, item := range items {
+		a, err := meta.Accessor(item)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		itemCtx := ctx
+		if s.cfg.Namespaced {
+			itemCtx = genericapirequest.WithNamespace(ctx, a.GetNamespace())
+		}
+		opts := options.DeepCopy()
+		if opts == nil {
+			opts = &metav1.DeleteOptions{}
+		}
+		out, _, err := s.Delete(itemCtx, a.GetName(), deleteValidation, opts)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		if err == nil {
+			if _, isStatus := out.(*metav1.Status); isStatus {
+				out = item
+			}
+			deleted = append(deleted, out)
+		}
+	}
+	if err := meta.SetList(listObj, deleted); err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	return listObj, nil
+}
+
+// Watch implements rest.Watcher.
+func (s *Store) Watch(ctx context.Context, options *metainternalversion.ListOptions) (watch.Interface, error) {
+	if options == nil {
+		options = &metainternalversion.ListOptions{}
+	}
+	gr := s.qualifiedResource(ctx)
+	prefix := s.rootKey(ctx)
+	pred := s.predicate(options)
+	if name, ok := singleName(options.FieldSelector); ok && name != "" {
+		// A watch of one object reads one key's events. The predicate
+		// still filters, since the key is only a prefix.
+		if key, err := s.key(ctx, name); err == nil {
+			prefix = key
+		}
+	}
+	rv, err := parseRV(options.ResourceVersion)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	initial := options.ResourceVersion == "" || options.ResourceVersion == "0"
+	if options.SendInitialEvents != nil {
+		initial = *options.SendInitialEvents
+	}
+	w := &storeWatch{
+		store:     s,
+		result:    make(chan watch.Event),
+		done:      make(chan struct{}),
+		bookmarks: options.AllowWatchBookmarks,
+	}
+	var from int64 = rv
+	if initial {
+		lo := storage.ListOptions{Predicate: pred}
+		if rv > 0 {
+			lo.Revision, lo.Match = rv, storage.MatchNotOlderThan
+		}
+		res, err := s.cfg.Storage.List(ctx, prefix, lo)
+		if err != nil {
+			return nil, interpretList(err, gr)
+		}
+		w.initial = res.Items
+		from = res.Revision
+		w.initialEnd = options.SendInitialEvents != nil && *options.SendInitialEvents && options.AllowWatchBookmarks
+	}
+	if from == 0 {
+		if from, err = s.cfg.Storage.CurrentRevision(ctx); err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+	}
+	w.lastRV = from
+	inner, err := s.cfg.Storage.Watch(ctx, prefix, storage.WatchOptions{Revision: from, Predicate: pred})
+	if err != nil {
+		if isCode(err, storage.ErrCodeExpired) {
+			return nil, expired(err)
+		}
+		return nil, interpretList(err, gr)
+	}
+	w.inner = inner
+	go w.run(ctx)
+	return w, nil
+}
+
+// singleName returns the name a field selector pins, if it pins one.
+func singleName(sel fields.Selector) (string, bool) {
+	if sel == nil {
+		return "", false
+	}
+	return sel.RequiresExactMatch("metadata.name")
+}
+
+// storeWatch adapts a storage watch to the API: initial events, bookmarks
+// and API errors.
+type storeWatch struct {
+	store      *Store
+	inner      watch.Interface
+	result     chan watch.Event
+	done       chan struct{}
+	initial    []runtime.Object
+	initialEnd bool
+	bookmarks  bool
+	lastRV     int64
+}
+
+func (w *storeWatch) ResultChan() <-chan watch.Event { return w.result }
+
+func (w *storeWatch) Stop() {
+	select {
+	case <-w.done:
+	default:
+		close(w.done)
+	}
+}
+
+func (w *storeWatch) send(e watch.Event) bool {
+	select {
+	case w.result <- e:
+		return true
+	case <-w.done:
+		return false
+	}
+}
+
+func (w *storeWatch) bookmark(initialEnd bool) watch.Event {
+	obj := w.store.cfg.NewFunc()
+	if a, err := meta.Accessor(obj); err == nil {
+		a.SetResourceVersion(strconv.FormatInt(w.lastRV, 10))
+		if initialEnd {
+			a.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+		}
+	}
+	return watch.Event{Type: watch.Bookmark, Object: obj}
+}
+
+func (w *storeWatch) run(ctx context.Context) {
+	defer close(w.result)
+	defer w.inner.Stop()
+	for _, obj := range w.initial {
+		if !w.send(watch.Event{Type: watch.Added, Object: obj}) {
+			return
+		}
+	}
+	w.initial = nil
+	if w.initialEnd && !w.send(w.bookmark(true)) {
+		return
+	}
+	var tick <-chan time.Time
+	if w.bookmarks {
+		t := w.store.cfg.Clock.NewTicker(w.store.cfg.BookmarkInterval)
+		defer t.Stop()
+		tick = t.C()
+	}
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-ctx.Done():
+			return
+		case <-tick:
+			if !w.send(w.bookmark(false)) {
+				return
+			}
+		case e, ok := <-w.inner.ResultChan():
+			if !ok {
+				return
+			}
+			if e.Type == watch.Error {
+				if we, ok := e.Object.(*storage.WatchError); ok {
+					e.Object = watchErrorStatus(we.Err)
+				}
+				w.send(e)
+				return
+			}
+			if rv, err := resourceVersion(e.Object); err == nil {
+				w.lastRV = rv
+			}
+			if !w.send(e) {
+				return
+			}
+		}
+	}
+}
+
+type fieldErrorList = field.ErrorList
+
+func setResourceVersion(obj runtime.Object, rv string) error {
+	a, err := meta.Accessor(obj)
+	if err != nil {
+		return err
+	}
+	a.SetResourceVersion(rv)
+	return nil
+}

@@ -1,0 +1,269 @@
+package apiserver
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	goruntime "runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/apiserver/pkg/admission"
+	"k8s.io/apiserver/pkg/endpoints/discovery"
+	genericfilters "k8s.io/apiserver/pkg/endpoints/filters"
+	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
+	"k8s.io/apiserver/pkg/endpoints/request"
+	serverfilters "k8s.io/apiserver/pkg/server/filters"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
+	"k8s.io/utils/clock"
+
+	"github.com/kubesim/kubesim/apiserver/openapi"
+	"github.com/kubesim/kubesim/apiserver/registry"
+	"github.com/kubesim/kubesim/apiserver/storage"
+	"github.com/kubesim/kubesim/apiserver/storage/memory"
+	"github.com/kubesim/kubesim/internal/pki"
+)
+
+// Config configures a Server. The zero value serves on 127.0.0.1:6443
+// from a new in-memory store.
+type Config struct {
+	// Storage is the backend. Default: a new memory store, compacted by the
+	// server while it runs.
+	Storage storage.Interface
+	// Clock is injected everywhere time matters. Default: the real clock.
+	Clock clock.WithTicker
+	// BindAddress is the IP to listen on. Default: 127.0.0.1.
+	BindAddress string
+	// Port to listen on; 0 picks a free port. Default: 6443 (see UseDefaultPort).
+	Port int
+	// AnyPort, when true, listens on a free port whatever Port says.
+	AnyPort bool
+	// MaxRequestBodyBytes caps request bodies. Default: 3 MiB, as
+	// kube-apiserver's --max-resource-write-bytes.
+	MaxRequestBodyBytes int64
+	// MinRequestTimeout bounds watches that give no timeoutSeconds: they
+	// last between it and twice it. Default: 30m, as kube-apiserver's.
+	MinRequestTimeout time.Duration
+	// Services configures ClusterIP and NodePort allocation.
+	Services registry.ServiceAllocatorConfig
+}
+
+// Server is a running kubesim API server.
+type Server struct {
+	cfg        Config
+	memory     *memory.Store // when the server owns its storage
+	registry   *registry.Registry
+	handler    http.Handler
+	listener   net.Listener
+	ca         *pki.CA
+	serving    tls.Certificate
+	admin      *pki.KeyPair
+	adminToken string
+	ready      chan struct{}
+	startOnce  sync.Once
+}
+
+// New validates cfg, fills in its defaults, builds the server and opens its
+// listener; Start serves.
+func New(cfg Config) (*Server, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.BindAddress == "" {
+		cfg.BindAddress = "127.0.0.1"
+	}
+	if cfg.AnyPort {
+		cfg.Port = 0
+	} else if cfg.Port == 0 {
+		cfg.Port = 6443
+	}
+	if cfg.Port < 0 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("unable to create apiserver: port %d out of range", cfg.Port)
+	}
+	if cfg.MaxRequestBodyBytes == 0 {
+		cfg.MaxRequestBodyBytes = 3 * 1024 * 1024
+	}
+	if cfg.MinRequestTimeout == 0 {
+		cfg.MinRequestTimeout = 30 * time.Minute
+	}
+	bindIP := net.ParseIP(cfg.BindAddress)
+	if bindIP == nil {
+		return nil, fmt.Errorf("unable to create apiserver: bind address %q is not an IP", cfg.BindAddress)
+	}
+	s := &Server{cfg: cfg, ready: make(chan struct{})}
+	if cfg.Storage == nil {
+		m, err := memory.New(memory.Config{Clock: cfg.Clock})
+		if err != nil {
+			return nil, err
+		}
+		s.memory, s.cfg.Storage = m, m
+	}
+	reg, err := registry.New(registry.Config{Storage: s.cfg.Storage, Clock: cfg.Clock, Services: cfg.Services})
+	if err != nil {
+		return nil, fmt.Errorf("unable to build registry: %w", err)
+	}
+	s.registry = reg
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return nil, fmt.Errorf("unable to listen: %w", err)
+	}
+	s.listener = ln
+	if err := s.initPKI(bindIP); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if s.handler, err = s.buildHandler(); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) initPKI(bindIP net.IP) error {
+	var err error
+	if s.ca, err = pki.NewCA("kubesim-ca"); err != nil {
+		return err
+	}
+	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
+	if !bindIP.IsUnspecified() && !bindIP.IsLoopback() {
+		ips = append(ips, bindIP)
+	}
+	serving, err := s.ca.Issue(pki.CertOptions{CommonName: "kube-apiserver", DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"}, IPs: ips, Server: true})
+	if err != nil {
+		return err
+	}
+	if s.serving, err = tls.X509KeyPair(serving.CertPEM, serving.KeyPEM); err != nil {
+		return err
+	}
+	if s.admin, err = s.ca.Issue(pki.CertOptions{CommonName: "kubesim-admin", Organization: []string{"system:masters"}}); err != nil {
+		return err
+	}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	s.adminToken = hex.EncodeToString(b)
+	return nil
+}
+
+// typeConverterKinds are the kinds whose OpenAPI models managed fields need.
+func (s *Server) kinds() []schema.GroupVersionKind {
+	var out []schema.GroupVersionKind
+	for _, g := range append([]*registry.Group{s.registry.Core}, s.registry.Groups...) {
+		for _, gv := range g.Versions {
+			for _, ep := range gv.Endpoints {
+				if ep.Storage != nil && legacyscheme.Scheme.Recognizes(ep.Kind) {
+					out = append(out, ep.Kind)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (s *Server) buildHandler() (http.Handler, error) {
+	typeConverter, err := openapi.TypeConverter(legacyscheme.Scheme, s.kinds())
+	if err != nil {
+		return nil, err
+	}
+	admit := admission.NewChainHandler(&namespaceLifecycle{namespaces: s.registry.Stores[schema.GroupResource{Resource: "namespaces"}]})
+	api, err := newAPIHandler(s.registry, typeConverter, admit, s.cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(notFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(notFound)
+	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
+		r.HandleFunc(p, s.health)
+		r.HandleFunc(p+"/{check}", s.health)
+	}
+	r.HandleFunc("/version", s.version)
+	s.installDiscovery(r)
+	r.PathPrefix("/api/").Handler(api)
+	r.PathPrefix("/apis/").Handler(api)
+
+	resolver := &request.RequestInfoFactory{
+		APIPrefixes:          sets.NewString("api", "apis"),
+		GrouplessAPIPrefixes: sets.NewString("api"),
+	}
+	var h http.Handler = r
+	h = genericfilters.WithWarningRecorder(h)
+	h = genericfilters.WithAuthorization(h, clusterAuthorizer{}, legacyscheme.Codecs)
+	h = genericfilters.WithAuthentication(h, newAuthenticator(s.ca.Cert, s.adminToken), genericfilters.Unauthorized(legacyscheme.Codecs), nil, nil)
+	h = genericfilters.WithRequestInfo(h, resolver)
+	h = serverfilters.WithPanicRecovery(h, resolver)
+	return h, nil
+}
+
+func (s *Server) health(w http.ResponseWriter, req *http.Request) {
+	select {
+	case <-s.ready:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Write([]byte("ok"))
+	default:
+		http.Error(w, "not ready", http.StatusInternalServerError)
+	}
+}
+
+// Version is the Kubernetes version kubesim serves: the pinned
+// k8s.io/kubernetes module's.
+func Version() version.Info {
+	v := "v1.37.2"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "k8s.io/kubernetes" {
+				v = d.Version
+			}
+		}
+	}
+	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
+	info := version.Info{GitVersion: v, GitTreeState: "clean", GoVersion: goruntime.Version(), Compiler: goruntime.Compiler, Platform: goruntime.GOOS + "/" + goruntime.GOARCH, BuildDate: "1970-01-01T00:00:00Z"}
+	if len(parts) >= 2 {
+		info.Major, info.Minor = parts[0], parts[1]
+	}
+	return info
+}
+
+func (s *Server) version(w http.ResponseWriter, req *http.Request) {
+	responsewriters.WriteRawJSON(http.StatusOK, Version(), w)
+}
+
+func (s *Server) installDiscovery(r *mux.Router) {
+	addresses := discovery.DefaultAddresses{DefaultAddress: s.listener.Addr().String()}
+	r.Handle("/api", discovery.NewLegacyRootAPIHandler(addresses, legacyscheme.Codecs, "/api"))
+	root := discovery.NewRootAPIsHandler(addresses, legacyscheme.Codecs)
+	r.Handle("/apis", root)
+	for _, gv := range s.registry.Core.Versions {
+		r.Handle("/api/"+gv.GroupVersion.Version, discovery.NewAPIVersionHandler(legacyscheme.Codecs, gv.GroupVersion, staticLister{gv.Resources}))
+	}
+	for _, g := range s.registry.Groups {
+		group := metav1.APIGroup{Name: g.Name}
+		for _, gv := range g.Versions {
+			group.Versions = append(group.Versions, metav1.GroupVersionForDiscovery{GroupVersion: gv.GroupVersion.String(), Version: gv.GroupVersion.Version})
+			r.Handle("/apis/"+gv.GroupVersion.String(), discovery.NewAPIVersionHandler(legacyscheme.Codecs, gv.GroupVersion, staticLister{gv.Resources}))
+		}
+		group.PreferredVersion = group.Versions[0]
+		root.AddGroup(group)
+		r.Handle("/apis/"+g.Name, discovery.NewAPIGroupHandler(legacyscheme.Codecs, group))
+	}
+}
+
+// staticLister serves a fixed resource list.
+type staticLister struct{ list *metav1.APIResourceList }
+
+func (l staticLister) ListAPIResources() []metav1.APIResource { return l.list.APIResources }

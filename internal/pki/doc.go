@@ -1,0 +1,3 @@
+// Package pki generates the certificates a kubesim cluster runs on: a CA,
+// serving certificates for loopback and client certificates.
+package pki
