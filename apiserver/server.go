@@ -193,6 +193,9 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	}
 	r.HandleFunc("/version", s.version)
 	s.installDiscovery(r)
+	if err := openapi.Install(muxAdapter{r}); err != nil {
+		return nil, err
+	}
 	r.PathPrefix("/api/").Handler(api)
 	r.PathPrefix("/apis/").Handler(api)
 
@@ -205,6 +208,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	h = genericfilters.WithAuthorization(h, clusterAuthorizer{}, legacyscheme.Codecs)
 	h = genericfilters.WithAuthentication(h, newAuthenticator(s.ca.Cert, s.adminToken), genericfilters.Unauthorized(legacyscheme.Codecs), nil, nil)
 	h = genericfilters.WithRequestInfo(h, resolver)
+	h = genericfilters.WithAuditInit(h)
 	h = serverfilters.WithPanicRecovery(h, resolver)
 	return h, nil
 }
@@ -267,3 +271,9 @@ func (s *Server) installDiscovery(r *mux.Router) {
 type staticLister struct{ list *metav1.APIResourceList }
 
 func (l staticLister) ListAPIResources() []metav1.APIResource { return l.list.APIResources }
+
+// muxAdapter lets kube-openapi's handlers register on a gorilla/mux router.
+type muxAdapter struct{ r *mux.Router }
+
+func (m muxAdapter) Handle(path string, h http.Handler)       { m.r.Handle(path, h) }
+func (m muxAdapter) HandlePrefix(path string, h http.Handler) { m.r.PathPrefix(path).Handler(h) }

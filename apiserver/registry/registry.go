@@ -17,6 +17,9 @@ import (
 	apistorage "k8s.io/apiserver/pkg/storage"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	api "k8s.io/kubernetes/pkg/apis/core"
+	kubeprinters "k8s.io/kubernetes/pkg/printers"
+	printersinternal "k8s.io/kubernetes/pkg/printers/internalversion"
+	printerstorage "k8s.io/kubernetes/pkg/printers/storage"
 	"k8s.io/utils/clock"
 
 	// Every API group kube-apiserver serves, installed into legacyscheme
@@ -95,6 +98,8 @@ type Registry struct {
 	Groups []*Group
 	// Stores by group and resource, for in-process use.
 	Stores map[schema.GroupResource]*Store
+
+	alloc *serviceAllocator
 }
 
 // New builds the registry from the pinned discovery documents.
@@ -109,7 +114,7 @@ func New(cfg Config) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{Stores: map[schema.GroupResource]*Store{}}
+	r := &Registry{Stores: map[schema.GroupResource]*Store{}, alloc: alloc}
 
 	var apis metav1.APIGroupList
 	if err := readDoc("apis.json", &apis); err != nil {
@@ -248,6 +253,7 @@ func (r *Registry) storeFor(cfg Config, alloc *serviceAllocator, gr schema.Group
 		Strategy:            sp.strategy,
 		Attrs:               sp.attrs,
 		ReturnDeletedObject: sp.returnDeleted,
+		TableConvertor:      tableConvertor(newListFunc()),
 		ShortNames:          res.ShortNames,
 		Categories:          res.Categories,
 		Clock:               cfg.Clock,
@@ -260,6 +266,18 @@ func (r *Registry) storeFor(cfg Config, alloc *serviceAllocator, gr schema.Group
 	}
 	r.Stores[gr] = s
 	return s.restStorage(), nil
+}
+
+// printers renders kube-apiserver's table columns (kubectl get).
+var printers = printerstorage.TableConvertor{TableGenerator: kubeprinters.NewTableGenerator().With(printersinternal.AddHandlers)}
+
+// tableConvertor returns upstream's printer for a kind that has one, and
+// nil (the default name and age columns) for one that does not.
+func tableConvertor(sampleList runtime.Object) rest.TableConvertor {
+	if _, err := printers.ConvertToTable(context.Background(), sampleList, nil); err != nil {
+		return nil
+	}
+	return printers
 }
 
 // restStorage is what the store serves at its main endpoint.

@@ -6,6 +6,7 @@ import (
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/component-base/featuregate"
 	"k8s.io/kubernetes/pkg/features"
+	"k8s.io/utils/clock"
 
 	"k8s.io/kubernetes/pkg/registry/admissionregistration/mutatingadmissionpolicy"
 	"k8s.io/kubernetes/pkg/registry/admissionregistration/mutatingadmissionpolicybinding"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/kubernetes/pkg/registry/batch/job"
 	"k8s.io/kubernetes/pkg/registry/certificates/certificates"
 	"k8s.io/kubernetes/pkg/registry/certificates/clustertrustbundle"
+	"k8s.io/kubernetes/pkg/registry/certificates/podcertificaterequest"
 	"k8s.io/kubernetes/pkg/registry/coordination/lease"
 	"k8s.io/kubernetes/pkg/registry/core/configmap"
 	"k8s.io/kubernetes/pkg/registry/core/endpoint"
@@ -77,8 +79,6 @@ type spec struct {
 	attrs   AttrFunc
 	// returnDeleted: DELETE answers with the object, not a Status.
 	returnDeleted bool
-	// gate, when set, must be enabled for the resource to be served.
-	gate featuregate.Feature
 	// sharedWith names the resource whose store this one serves.
 	sharedWith *schema.GroupResource
 }
@@ -95,6 +95,7 @@ var coreEvents = schema.GroupResource{Resource: "events"}
 var (
 	vapStrategy   = validatingadmissionpolicy.NewStrategy(nil, nil)
 	claimStrategy = resourceclaim.NewStrategy(nil, nil)
+	pcrStrategy   = podcertificaterequest.NewStrategy()
 )
 
 // specs lists every resource kubesim stores, by group and resource.
@@ -136,7 +137,8 @@ var specs = map[schema.GroupResource]spec{
 
 	{Group: "certificates.k8s.io", Resource: "certificatesigningrequests"}: {strategy: certificates.Strategy, attrs: certificates.GetAttrs, updates: map[string]rest.RESTUpdateStrategy{
 		"status": certificates.StatusStrategy, "approval": certificates.ApprovalStrategy}},
-	{Group: "certificates.k8s.io", Resource: "clustertrustbundles"}: {strategy: clustertrustbundle.Strategy, gate: features.ClusterTrustBundle},
+	{Group: "certificates.k8s.io", Resource: "clustertrustbundles"}:    {strategy: clustertrustbundle.Strategy},
+	{Group: "certificates.k8s.io", Resource: "podcertificaterequests"}: {strategy: pcrStrategy, updates: status(podcertificaterequest.NewStatusStrategy(pcrStrategy, nil, clock.RealClock{}))},
 
 	{Group: "coordination.k8s.io", Resource: "leases"}: {strategy: lease.Strategy},
 

@@ -13,6 +13,7 @@ import (
 	api "k8s.io/kubernetes/pkg/apis/core"
 	"k8s.io/kubernetes/pkg/registry/core/service/ipallocator"
 	"k8s.io/kubernetes/pkg/registry/core/service/portallocator"
+	netutils "k8s.io/utils/net"
 )
 
 // ServiceAllocatorConfig configures Service ClusterIP and NodePort allocation.
@@ -38,6 +39,7 @@ type serviceAllocator struct {
 	mu    sync.Mutex // guards ips and ports across a create
 	ips   *ipallocator.Range
 	ports *portallocator.PortAllocator
+	cidr  *net.IPNet
 }
 
 func newServiceAllocator(cfg ServiceAllocatorConfig) (*serviceAllocator, error) {
@@ -63,7 +65,7 @@ func newServiceAllocator(cfg ServiceAllocatorConfig) (*serviceAllocator, error) 
 	if err != nil {
 		return nil, fmt.Errorf("unable to create NodePort allocator: %w", err)
 	}
-	return &serviceAllocator{ips: ips, ports: ports}, nil
+	return &serviceAllocator{ips: ips, ports: ports, cidr: cidr}, nil
 }
 
 func needsNodePorts(svc *api.Service) bool {
@@ -173,4 +175,14 @@ func (a *serviceAllocator) afterDelete(obj runtime.Object) {
 			_ = a.ports.Release(int(p.NodePort))
 		}
 	}
+}
+
+// KubernetesServiceIP is the ClusterIP of the kubernetes Service: the first
+// address of the range, as kube-apiserver reserves it.
+func (r *Registry) KubernetesServiceIP() string {
+	ip, err := netutils.GetIndexedIP(r.alloc.cidr, 1)
+	if err != nil {
+		return ""
+	}
+	return ip.String()
 }

@@ -1,0 +1,197 @@
+package framework
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Target is the cluster under test.
+type Target struct {
+	// Name is "kubesim" or "reference".
+	Name string
+	// Kubeconfig is the path of a cluster-admin kubeconfig.
+	Kubeconfig string
+	// Config is a cluster-admin client configuration.
+	Config *rest.Config
+
+	cmd    *exec.Cmd
+	waited chan error
+	logs   *bytes.Buffer
+	dir    string
+}
+
+// IsKubesim reports whether the target is kubesim (not the reference).
+func (t *Target) IsKubesim() bool { return t.Name == "kubesim" }
+
+// Start starts or reaches the target named by KUBESIM_TARGET.
+func Start(ctx context.Context) (*Target, error) {
+	name := os.Getenv("KUBESIM_TARGET")
+	if name == "" {
+		name = "kubesim"
+	}
+	switch name {
+	case "kubesim":
+		return startKubesim(ctx)
+	case "reference":
+		kc := os.Getenv("KUBECONFIG")
+		if kc == "" {
+			return nil, errors.New("KUBESIM_TARGET=reference needs KUBECONFIG")
+		}
+		return newTarget(name, kc)
+	}
+	return nil, fmt.Errorf("unknown KUBESIM_TARGET %q", name)
+}
+
+func newTarget(name, kubeconfig string) (*Target, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = -1, -1
+	return &Target{Name: name, Kubeconfig: kubeconfig, Config: cfg}, nil
+}
+
+// Binary returns the kubesim binary the suite runs.
+func Binary() (string, error) {
+	if b := os.Getenv("KUBESIM_BIN"); b != "" {
+		return b, nil
+	}
+	// conformance/ is one level below the repository root.
+	b, err := filepath.Abs("../bin/kubesim")
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(b); err != nil {
+		return "", fmt.Errorf("no kubesim binary at %s: run `make build` or set KUBESIM_BIN", b)
+	}
+	return b, nil
+}
+
+func startKubesim(ctx context.Context) (*Target, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "kubesim-conformance-")
+	if err != nil {
+		return nil, err
+	}
+	kc := filepath.Join(dir, "kubeconfig")
+	cmd := exec.Command(bin, "up", "--port", "0", "--kubeconfig", kc)
+	logs := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	t := &Target{Name: "kubesim", cmd: cmd, waited: make(chan error, 1), logs: logs, dir: dir}
+	go func() { t.waited <- cmd.Wait() }()
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := os.Stat(kc); err == nil {
+			break
+		}
+		select {
+		case err := <-t.waited:
+			return nil, fmt.Errorf("kubesim exited before it was ready: %v\n%s", err, logs.String())
+		case <-deadline.C:
+			_ = cmd.Process.Kill()
+			return nil, fmt.Errorf("kubesim wrote no kubeconfig within 30s\n%s", logs.String())
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
+	nt, err := newTarget("kubesim", kc)
+	if err != nil {
+		return nil, err
+	}
+	t.Kubeconfig, t.Config = nt.Kubeconfig, nt.Config
+	return t, nil
+}
+
+// Stop stops a target the suite started with SIGTERM and returns an error
+// unless it exits 0 within timeout.
+func (t *Target) Stop(timeout time.Duration) error {
+	if t.cmd == nil {
+		return nil
+	}
+	defer os.RemoveAll(t.dir)
+	if err := t.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case err := <-t.waited:
+		if err != nil {
+			return fmt.Errorf("kubesim did not exit cleanly: %v\n%s", err, t.Logs())
+		}
+		return nil
+	case <-time.After(timeout):
+		_ = t.cmd.Process.Kill()
+		return fmt.Errorf("kubesim did not exit within %s of SIGTERM", timeout)
+	}
+}
+
+// Logs returns what a started target printed so far.
+func (t *Target) Logs() string {
+	if t.logs == nil {
+		return ""
+	}
+	return t.logs.String()
+}
+
+// Clientset returns a typed clientset.
+func (t *Target) Clientset() kubernetes.Interface { return kubernetes.NewForConfigOrDie(t.Config) }
+
+// Dynamic returns a dynamic client.
+func (t *Target) Dynamic() dynamic.Interface { return dynamic.NewForConfigOrDie(t.Config) }
+
+// KubectlBinary is the kubectl the suite runs: KUBECTL, or stock kubectl
+// from PATH.
+func KubectlBinary() string {
+	if k := os.Getenv("KUBECTL"); k != "" {
+		return k
+	}
+	return "kubectl"
+}
+
+// KubectlResult is what a kubectl run printed.
+type KubectlResult struct {
+	Stdout, Stderr string
+	Err            error
+}
+
+// Kubectl runs kubectl against the target with args, stdin optional.
+func (t *Target) Kubectl(ctx context.Context, stdin string, args ...string) KubectlResult {
+	cmd := exec.CommandContext(ctx, KubectlBinary(), append([]string{"--kubeconfig", t.Kubeconfig}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	err := cmd.Run()
+	return KubectlResult{Stdout: out.String(), Stderr: errOut.String(), Err: err}
+}
+
+// KubectlStream starts kubectl and returns it running (for get -w).
+func (t *Target) KubectlStream(ctx context.Context, out *SafeBuffer, args ...string) (*exec.Cmd, error) {
+	cmd := exec.CommandContext(ctx, KubectlBinary(), append([]string{"--kubeconfig", t.Kubeconfig}, args...)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd, cmd.Start()
+}
