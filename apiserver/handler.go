@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -167,20 +166,37 @@ func (h *apiHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		notFound(w, req)
 		return
 	}
-	// A watch of a single object, and a list with watch=true, are watches;
-	// the /watch/ path prefix forces them.
+	// Item verbs need a name in the path, and create takes none (but on a
+	// subresource); anything else is a route kube-apiserver does not have.
+	// (A list's name comes from its metadata.name field selector.)
+	switch verb {
+	case "get", "update", "patch", "delete":
+		if info.Name == "" {
+			methodNotAllowed(w, req)
+			return
+		}
+	case "create":
+		if info.Name != "" && info.Subresource == "" {
+			methodNotAllowed(w, req)
+			return
+		}
+	}
+	// ?watch=true on a list is served by the list handler, which watches
+	// when asked; the /watch/ path prefix forces a watch.
 	if verb == "watch" && !strings.Contains(req.URL.Path, "/watch/") {
-		verb = "watch-param"
+		verb = "list"
 	}
-	fn := vh.byVerb[strings.TrimSuffix(verb, "-param")]
-	if verb == "watch-param" {
-		fn = vh.byVerb["list"]
-	}
+	fn := vh.byVerb[verb]
 	if fn == nil {
 		methodNotSupported(w, req, info)
 		return
 	}
 	fn(w, req)
+}
+
+func methodNotAllowed(w http.ResponseWriter, req *http.Request) {
+	responsewriters.ErrorNegotiated(apierrors.NewGenericServerResponse(http.StatusMethodNotAllowed, "", schema.GroupResource{}, "", "", 0, false),
+		legacyscheme.Codecs, schema.GroupVersion{}, w, req)
 }
 
 func notFound(w http.ResponseWriter, req *http.Request) {
@@ -192,5 +208,3 @@ func methodNotSupported(w http.ResponseWriter, req *http.Request, info *request.
 	gr := schema.GroupResource{Group: info.APIGroup, Resource: info.Resource}
 	responsewriters.ErrorNegotiated(apierrors.NewMethodNotSupported(gr, info.Verb), legacyscheme.Codecs, schema.GroupVersion{}, w, req)
 }
-
-var _ = time.Second

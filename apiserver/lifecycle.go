@@ -165,7 +165,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		Spec: corev1.ServiceSpec{
 			Type:      corev1.ServiceTypeClusterIP,
 			ClusterIP: s.registry.KubernetesServiceIP(),
-			Ports: []corev1.ServicePort{{Name: "https", Protocol: corev1.ProtocolTCP, Port: 443, TargetPort: intstr.FromInt32(int32(p))}},
+			Ports:     []corev1.ServicePort{{Name: "https", Protocol: corev1.ProtocolTCP, Port: 443, TargetPort: intstr.FromInt32(int32(p))}},
 		},
 	}
 	return s.createInternal(ctx, "services", metav1.NamespaceDefault, svc)

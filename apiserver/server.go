@@ -57,6 +57,9 @@ type Config struct {
 	MinRequestTimeout time.Duration
 	// Services configures ClusterIP and NodePort allocation.
 	Services registry.ServiceAllocatorConfig
+	// CompactionInterval is how often the default memory store compacts
+	// its history (kube-apiserver's --etcd-compaction-interval). Default: 5m.
+	CompactionInterval time.Duration
 }
 
 // Server is a running kubesim API server.
@@ -103,7 +106,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, ready: make(chan struct{})}
 	if cfg.Storage == nil {
-		m, err := memory.New(memory.Config{Clock: cfg.Clock})
+		m, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval})
 		if err != nil {
 			return nil, err
 		}

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -342,29 +341,27 @@ func (r *namespaceStore) Delete(ctx context.Context, name string, deleteValidati
 		}
 	}
 	if ns.DeletionTimestamp.IsZero() {
-		info := rest.DefaultUpdatedObjectInfo(nil, func(ctx context.Context, _, old runtime.Object) (runtime.Object, error) {
-			existing := old.DeepCopyObject().(*api.Namespace)
-			if existing.DeletionTimestamp.IsZero() {
-				now := metav1.NewTime(r.cfg.Clock.Now())
-				existing.DeletionTimestamp = &now
-			}
-			existing.Status.Phase = api.NamespaceTerminating
-			if update, finalizers := r.gcFinalizers(ctx, existing, options); update {
-				existing.Finalizers = finalizers
-			}
-			return existing, nil
-		})
 		if deleteValidation != nil {
 			if err := deleteValidation(ctx, obj); err != nil {
 				return nil, false, err
 			}
 		}
-		out, _, err := r.update(ctx, name, info, nil, nil, false, &metav1.UpdateOptions{DryRun: options.DryRun}, terminatingStrategy{r.cfg.Strategy})
-		if err != nil {
-			if _, ok := err.(apierrors.APIStatus); !ok {
-				err = apierrors.NewInternalError(err)
-			}
+		var pre *apistorage.Preconditions
+		if options.Preconditions != nil {
+			pre = &apistorage.Preconditions{UID: options.Preconditions.UID, ResourceVersion: options.Preconditions.ResourceVersion}
 		}
+		out, err := r.guaranteedUpdate(ctx, name, pre, isDryRun(options.DryRun), func(existing runtime.Object) (runtime.Object, error) {
+			ns := existing.(*api.Namespace)
+			if ns.DeletionTimestamp.IsZero() {
+				now := metav1.NewTime(r.cfg.Clock.Now())
+				ns.DeletionTimestamp = &now
+			}
+			ns.Status.Phase = api.NamespaceTerminating
+			if update, finalizers := r.gcFinalizers(ctx, ns, options); update {
+				ns.Finalizers = finalizers
+			}
+			return ns, nil
+		})
 		return out, false, err
 	}
 	if len(ns.Spec.Finalizers) != 0 {
@@ -372,16 +369,3 @@ func (r *namespaceStore) Delete(ctx context.Context, name string, deleteValidati
 	}
 	return r.Store.Delete(ctx, name, deleteValidation, options)
 }
-
-// terminatingStrategy writes the Terminating phase that the namespace
-// strategy would otherwise reset, as upstream's direct storage update does.
-type terminatingStrategy struct{ rest.RESTUpdateStrategy }
-
-func (terminatingStrategy) PrepareForUpdate(ctx context.Context, obj, old runtime.Object) {}
-func (terminatingStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) fieldErrorList {
-	return nil
-}
-func (terminatingStrategy) WarningsOnUpdate(ctx context.Context, obj, old runtime.Object) []string {
-	return nil
-}
-func (terminatingStrategy) AllowUnconditionalUpdate(ctx context.Context) bool { return true }

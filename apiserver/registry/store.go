@@ -933,3 +933,48 @@ func setResourceVersion(obj runtime.Object, rv string) error {
 	a.SetResourceVersion(rv)
 	return nil
 }
+
+// guaranteedUpdate applies tryUpdate to the latest state of an object and
+// writes the result, retrying on conflicts, with no strategy: what
+// upstream's stores do with storage.GuaranteedUpdate (namespace
+// termination, pod binding). tryUpdate gets a copy it may change.
+func (s *Store) guaranteedUpdate(ctx context.Context, name string, pre *apistorage.Preconditions, dryRun bool, tryUpdate func(existing runtime.Object) (runtime.Object, error)) (runtime.Object, error) {
+	key, err := s.key(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	gr := s.qualifiedResource(ctx)
+	for {
+		existing, err := s.cfg.Storage.Get(ctx, key, storage.GetOptions{})
+		if err != nil {
+			return nil, interpretUpdate(err, gr, name)
+		}
+		if pre != nil {
+			if err := pre.Check(key, existing); err != nil {
+				return nil, interpretUpdate(err, gr, name)
+			}
+		}
+		rev, err := resourceVersion(existing)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		obj, err := tryUpdate(existing.DeepCopyObject())
+		if err != nil {
+			return nil, err
+		}
+		if apiequality.Semantic.DeepEqual(obj, existing) {
+			return existing, nil
+		}
+		if dryRun {
+			return obj, nil
+		}
+		out, err := s.cfg.Storage.Update(ctx, key, obj, storage.UpdateOptions{ExpectedRevision: rev})
+		if isCode(err, storage.ErrCodeConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, interpretUpdate(err, gr, name)
+		}
+		return out, nil
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/registry/rest"
+	apistorage "k8s.io/apiserver/pkg/storage"
 	podutil "k8s.io/kubernetes/pkg/api/pod"
 	"k8s.io/kubernetes/pkg/apis/apps"
 	"k8s.io/kubernetes/pkg/apis/autoscaling"
@@ -241,9 +242,9 @@ func (r *BindingSubresource) Create(ctx context.Context, name string, obj runtim
 			return nil, err
 		}
 	}
-	var pre *metav1.Preconditions
+	var pre *apistorage.Preconditions
 	if binding.UID != "" || binding.ResourceVersion != "" {
-		pre = &metav1.Preconditions{}
+		pre = &apistorage.Preconditions{}
 		if binding.UID != "" {
 			pre.UID = &binding.UID
 		}
@@ -251,16 +252,17 @@ func (r *BindingSubresource) Create(ctx context.Context, name string, obj runtim
 			pre.ResourceVersion = &binding.ResourceVersion
 		}
 	}
-	info := rest.DefaultUpdatedObjectInfo(nil, func(ctx context.Context, newObj, oldObj runtime.Object) (runtime.Object, error) {
-		pod := oldObj.DeepCopyObject().(*api.Pod)
+	// Binding writes bypass the pod strategy, as upstream's do.
+	_, err := r.pods.guaranteedUpdate(ctx, name, pre, isDryRun(options.DryRun), func(existing runtime.Object) (runtime.Object, error) {
+		pod := existing.(*api.Pod)
 		if pod.DeletionTimestamp != nil {
-			return nil, apierrors.NewConflict(api.Resource("pods/binding"), name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", pod.Name))
+			return nil, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", pod.Name)
 		}
 		if pod.Spec.NodeName != "" {
-			return nil, apierrors.NewConflict(api.Resource("pods/binding"), name, fmt.Errorf("pod %v is already assigned to node %q", pod.Name, pod.Spec.NodeName))
+			return nil, fmt.Errorf("pod %v is already assigned to node %q", pod.Name, pod.Spec.NodeName)
 		}
 		if len(pod.Spec.SchedulingGates) != 0 {
-			return nil, apierrors.NewConflict(api.Resource("pods/binding"), name, fmt.Errorf("pod %v has non-empty .spec.schedulingGates", pod.Name))
+			return nil, fmt.Errorf("pod %v has non-empty .spec.schedulingGates", pod.Name)
 		}
 		pod.Spec.NodeName = binding.Target.Name
 		pod.Status.NominatedNodeName = ""
@@ -280,36 +282,15 @@ func (r *BindingSubresource) Create(ctx context.Context, name string, obj runtim
 		podutil.UpdatePodCondition(&pod.Status, &api.PodCondition{Type: api.PodScheduled, Status: api.ConditionTrue})
 		return pod, nil
 	})
-	if pre != nil {
-		info = &preconditioned{UpdatedObjectInfo: info, pre: pre}
-	}
-	// Binding writes bypass the pod strategy, as upstream's do.
-	if _, _, err := r.pods.update(ctx, name, info, nil, nil, false, &metav1.UpdateOptions{DryRun: options.DryRun}, bindingStrategy{r.pods.cfg.Strategy}); err != nil {
+	if err != nil {
+		// As upstream's assignPod: anything but an API error is a conflict.
+		if _, ok := err.(apierrors.APIStatus); !ok {
+			err = apierrors.NewConflict(api.Resource("pods/binding"), name, err)
+		}
 		return nil, err
 	}
 	return &metav1.Status{Status: metav1.StatusSuccess}, nil
 }
-
-type preconditioned struct {
-	rest.UpdatedObjectInfo
-	pre *metav1.Preconditions
-}
-
-func (p *preconditioned) Preconditions() *metav1.Preconditions { return p.pre }
-
-// bindingStrategy lets a binding through unchanged: no spec reset, no
-// validation beyond the binding's own.
-type bindingStrategy struct{ rest.RESTUpdateStrategy }
-
-func (bindingStrategy) PrepareForUpdate(ctx context.Context, obj, old runtime.Object) {}
-func (bindingStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) fieldErrorList {
-	return nil
-}
-func (bindingStrategy) WarningsOnUpdate(ctx context.Context, obj, old runtime.Object) []string {
-	return nil
-}
-func (bindingStrategy) Canonicalize(obj runtime.Object)                   {}
-func (bindingStrategy) AllowUnconditionalUpdate(ctx context.Context) bool { return true }
 
 // LegacyBinding serves the core v1 bindings resource: POST a Binding.
 type LegacyBinding struct {

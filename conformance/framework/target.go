@@ -44,7 +44,8 @@ func Start(ctx context.Context) (*Target, error) {
 	}
 	switch name {
 	case "kubesim":
-		return startKubesim(ctx)
+		// A short compaction interval lets specs see 410 Expired.
+		return startKubesim(ctx, "--compaction-interval", "10s")
 	case "reference":
 		kc := os.Getenv("KUBECONFIG")
 		if kc == "" {
@@ -80,7 +81,12 @@ func Binary() (string, error) {
 	return b, nil
 }
 
-func startKubesim(ctx context.Context) (*Target, error) {
+// StartKubesim starts `kubesim up` with extra arguments, whatever the target.
+func StartKubesim(ctx context.Context, extraArgs ...string) (*Target, error) {
+	return startKubesim(ctx, extraArgs...)
+}
+
+func startKubesim(ctx context.Context, extraArgs ...string) (*Target, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -90,7 +96,8 @@ func startKubesim(ctx context.Context) (*Target, error) {
 		return nil, err
 	}
 	kc := filepath.Join(dir, "kubeconfig")
-	cmd := exec.Command(bin, "up", "--port", "0", "--kubeconfig", kc)
+	args := append([]string{"up", "--port", "0", "--kubeconfig", kc}, extraArgs...)
+	cmd := exec.Command(bin, args...)
 	logs := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
@@ -44,6 +45,7 @@ type upOptions struct {
 	kubeconfig string
 	port       int
 	bind       string
+	compaction time.Duration
 }
 
 func newUpCommand() *cobra.Command {
@@ -65,12 +67,13 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().StringVar(&o.kubeconfig, "kubeconfig", "./kubesim.kubeconfig", "where to write the kubeconfig of the cluster-admin user")
 	cmd.Flags().IntVar(&o.port, "port", 6443, "port to serve the API on; 0 picks a free port")
 	cmd.Flags().StringVar(&o.bind, "bind-address", "127.0.0.1", "IP address to serve the API on")
+	cmd.Flags().DurationVar(&o.compaction, "compaction-interval", 5*time.Minute, "how often storage history is compacted; watches and paginated lists older than one interval get 410 Expired")
 	return cmd
 }
 
 func up(ctx context.Context, o upOptions) error {
 	logger := klog.FromContext(ctx)
-	srv, err := apiserver.New(apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0})
+	srv, err := apiserver.New(apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction})
 	if err != nil {
 		return err
 	}
