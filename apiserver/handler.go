@@ -107,37 +107,43 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 
 	minTimeout := cfg.MinRequestTimeout
 	vh := &verbHandlers{namespaced: ep.Namespaced, byVerb: map[string]http.HandlerFunc{}}
-	add := func(verb string, fn http.HandlerFunc) { vh.byVerb[verb] = fn }
+	// Upstream's handler constructors wrap their admission argument inside
+	// the handler they return, so, as in kube-apiserver's routes, a handler
+	// is made per request: a cached one would wrap it again on every call.
+	add := func(verb string, mk func() http.HandlerFunc) {
+		vh.byVerb[verb] = func(w http.ResponseWriter, req *http.Request) { mk()(w, req) }
+	}
 	if g, ok := st.(rest.Getter); ok {
-		add("get", handlers.GetResource(g, scope))
+		add("get", func() http.HandlerFunc { return handlers.GetResource(g, scope) })
 	}
 	if l, ok := st.(rest.Lister); ok {
 		w, _ := st.(rest.Watcher)
-		add("list", handlers.ListResource(l, w, scope, false, minTimeout))
+		add("list", func() http.HandlerFunc { return handlers.ListResource(l, w, scope, false, minTimeout) })
 		if w != nil {
-			add("watch", handlers.ListResource(l, w, scope, true, minTimeout))
+			add("watch", func() http.HandlerFunc { return handlers.ListResource(l, w, scope, true, minTimeout) })
 		}
 	} else if w, ok := st.(rest.Watcher); ok {
-		add("watch", handlers.ListResource(nil, w, scope, true, minTimeout))
+		add("watch", func() http.HandlerFunc { return handlers.ListResource(nil, w, scope, true, minTimeout) })
 	}
 	if c, ok := st.(rest.NamedCreater); ok && ep.Subresource != "" {
-		add("create", handlers.CreateNamedResource(c, scope, admit))
+		add("create", func() http.HandlerFunc { return handlers.CreateNamedResource(c, scope, admit) })
 	} else if c, ok := st.(rest.Creater); ok {
-		add("create", handlers.CreateResource(c, scope, admit))
+		add("create", func() http.HandlerFunc { return handlers.CreateResource(c, scope, admit) })
 	}
 	if u, ok := st.(rest.Updater); ok {
-		add("update", handlers.UpdateResource(u, scope, admit))
+		add("update", func() http.HandlerFunc { return handlers.UpdateResource(u, scope, admit) })
 	}
 	if p, ok := st.(rest.Patcher); ok {
-		add("patch", handlers.PatchResource(p, scope, admit, []string{
+		patchTypes := []string{
 			string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType), string(types.ApplyYAMLPatchType), string(types.ApplyCBORPatchType),
-		}))
+		}
+		add("patch", func() http.HandlerFunc { return handlers.PatchResource(p, scope, admit, patchTypes) })
 	}
 	if d, ok := st.(rest.GracefulDeleter); ok {
-		add("delete", handlers.DeleteResource(d, true, scope, admit))
+		add("delete", func() http.HandlerFunc { return handlers.DeleteResource(d, true, scope, admit) })
 	}
 	if d, ok := st.(rest.CollectionDeleter); ok {
-		add("deletecollection", handlers.DeleteCollection(d, true, scope, admit))
+		add("deletecollection", func() http.HandlerFunc { return handlers.DeleteCollection(d, true, scope, admit) })
 	}
 	return vh, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	goruntime "runtime"
 	"runtime/debug"
 	"strconv"
@@ -195,6 +196,11 @@ func (s *Server) buildHandler() (http.Handler, error) {
 		r.HandleFunc(p+"/{check}", s.health)
 	}
 	r.HandleFunc("/version", s.version)
+	// Profiling, as kube-apiserver's default --profiling=true serves it.
+	r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
+	r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	s.installDiscovery(r)
 	if err := openapi.Install(muxAdapter{r}); err != nil {
 		return nil, err

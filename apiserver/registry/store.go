@@ -606,7 +606,16 @@ func (s *Store) Delete(ctx context.Context, name string, deleteValidation rest.V
 		if err != nil {
 			return nil, false, interpretDelete(err, gr, name)
 		}
-		return out, false, nil
+		// As upstream: a graceful deletion with a zero grace period (say, of
+		// an unscheduled pod) is stamped, then deleted at once.
+		if pendingFinalizers || (graceful && *options.GracePeriodSeconds > 0) {
+			return out, false, nil
+		}
+		outRV, err := resourceVersion(out)
+		if err != nil {
+			return nil, false, apierrors.NewInternalError(err)
+		}
+		return s.deleteNow(ctx, key, name, outRV, out, options)
 	}
 }
 

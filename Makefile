@@ -1,0 +1,47 @@
+# kubesim. The two commands a user needs: `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+
+BIN := bin/kubesim
+KUBECTL ?= kubectl
+# Extra arguments for `make run`, e.g. make run ARGS="--port 0".
+ARGS ?=
+
+.PHONY: all build run test deps vet unit conformance bench clean
+
+all: build
+
+## build: compile bin/kubesim.
+build:
+	$(GO) build -o $(BIN) ./cmd/kubesim
+
+## run: run a cluster on https://127.0.0.1:6443; kubeconfig in ./kubesim.kubeconfig.
+run: build
+	$(BIN) up $(ARGS)
+
+## deps: check what the tests need beyond Go: stock kubectl.
+deps:
+	@command -v $(KUBECTL) >/dev/null || { echo "kubectl not found: the conformance suite runs the stock kubectl binary (set KUBECTL=/path/to/kubectl)"; exit 1; }
+
+## test: vet, unit tests and the conformance suite against `kubesim up`.
+test: deps build vet unit conformance
+
+vet:
+	$(GO) vet ./...
+
+## unit: package tests; the storage contract also under the race detector.
+unit:
+	$(GO) test -race -count=1 ./apiserver/storage/...
+	$(GO) test -count=1 ./apiserver/... ./internal/... ./cmd/...
+
+## conformance: the ginkgo suite against a `kubesim up` it starts.
+conformance: build deps
+	KUBESIM_BIN=$(abspath $(BIN)) KUBECTL=$(KUBECTL) $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color
+
+## bench: throughput and start-up benchmarks, written to BENCHMARKS.md.
+bench: build
+	KUBESIM_BIN=$(abspath $(BIN)) $(GO) run ./hack/bench -out BENCHMARKS.md
+
+clean:
+	rm -rf bin

@@ -1,0 +1,466 @@
+package conformance_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	nodev1 "k8s.io/api/node/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	resourcev1 "k8s.io/api/resource/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/cache"
+)
+
+// typedClient is what every typed client-go client offers for one kind.
+type typedClient[T runtime.Object] interface {
+	Create(context.Context, T, metav1.CreateOptions) (T, error)
+	Get(context.Context, string, metav1.GetOptions) (T, error)
+	Update(context.Context, T, metav1.UpdateOptions) (T, error)
+	Delete(context.Context, string, metav1.DeleteOptions) error
+}
+
+// crud creates, reads, updates and deletes obj through a typed client.
+func crud[T runtime.Object](ctx context.Context, c typedClient[T], obj T) {
+	GinkgoHelper()
+	m, err := meta.Accessor(obj)
+	Expect(err).NotTo(HaveOccurred())
+	kind := fmt.Sprintf("%T %s", obj, m.GetName())
+
+	created, err := c.Create(ctx, obj, metav1.CreateOptions{})
+	Expect(err).NotTo(HaveOccurred(), "create %s", kind)
+	cm, _ := meta.Accessor(created)
+	Expect(cm.GetUID()).NotTo(BeEmpty(), kind)
+	Expect(cm.GetResourceVersion()).NotTo(BeEmpty(), kind)
+	ts := cm.GetCreationTimestamp()
+	Expect(ts.IsZero()).To(BeFalse(), kind)
+
+	_, err = c.Create(ctx, obj, metav1.CreateOptions{})
+	Expect(apierrors.IsAlreadyExists(err)).To(BeTrue(), "second create of %s: %v", kind, err)
+
+	got, err := c.Get(ctx, m.GetName(), metav1.GetOptions{})
+	Expect(err).NotTo(HaveOccurred(), "get %s", kind)
+	gm, _ := meta.Accessor(got)
+	Expect(gm.GetUID()).To(Equal(cm.GetUID()), kind)
+
+	labels := gm.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels["crud"] = "updated"
+	gm.SetLabels(labels)
+	updated, err := c.Update(ctx, got, metav1.UpdateOptions{})
+	Expect(err).NotTo(HaveOccurred(), "update %s", kind)
+	um, _ := meta.Accessor(updated)
+	Expect(um.GetLabels()).To(HaveKeyWithValue("crud", "updated"), kind)
+	Expect(um.GetResourceVersion()).NotTo(Equal(gm.GetResourceVersion()), kind)
+
+	// An update from the stale copy conflicts.
+	_, err = c.Update(ctx, got, metav1.UpdateOptions{})
+	Expect(apierrors.IsConflict(err)).To(BeTrue(), "stale update of %s: %v", kind, err)
+
+	// Background propagation, as kubectl deletes: core/v1
+	// ReplicationControllers default to orphaning, which leaves a finalizer
+	// for the garbage collector.
+	background := metav1.DeletePropagationBackground
+	Expect(c.Delete(ctx, m.GetName(), metav1.DeleteOptions{PropagationPolicy: &background})).To(Succeed(), "delete %s", kind)
+	Eventually(func() error {
+		_, err := c.Get(ctx, m.GetName(), metav1.GetOptions{})
+		return err
+	}).WithTimeout(10*time.Second).Should(Satisfy(apierrors.IsNotFound), kind)
+}
+
+// manifestObjects decodes the GA manifest set into typed objects.
+func manifestObjects() []runtime.Object {
+	GinkgoHelper()
+	var out []runtime.Object
+	files, err := filepath.Glob(testdata("manifests", "ga", "*.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		Expect(err).NotTo(HaveOccurred())
+		for _, doc := range strings.Split(string(b), "\n---\n") {
+			js, err := utilyaml.ToJSON([]byte(doc))
+			Expect(err).NotTo(HaveOccurred())
+			obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(js, nil, nil)
+			Expect(err).NotTo(HaveOccurred(), "decode %s", doc)
+			out = append(out, obj)
+		}
+	}
+	return out
+}
+
+// typedCRUD dispatches obj to the typed client of its kind.
+func typedCRUD(ctx context.Context, cs kubernetes.Interface, obj runtime.Object, ns string) bool {
+	GinkgoHelper()
+	switch o := obj.(type) {
+	case *corev1.Namespace:
+		crud(ctx, cs.CoreV1().Namespaces(), o)
+	case *corev1.ConfigMap:
+		crud(ctx, cs.CoreV1().ConfigMaps(ns), o)
+	case *corev1.Secret:
+		crud(ctx, cs.CoreV1().Secrets(ns), o)
+	case *corev1.ServiceAccount:
+		crud(ctx, cs.CoreV1().ServiceAccounts(ns), o)
+	case *corev1.Service:
+		crud(ctx, cs.CoreV1().Services(ns), o)
+	case *corev1.Endpoints:
+		crud(ctx, cs.CoreV1().Endpoints(ns), o) //nolint:staticcheck // Endpoints is still GA
+	case *corev1.Pod:
+		crud(ctx, cs.CoreV1().Pods(ns), o)
+	case *corev1.PodTemplate:
+		crud(ctx, cs.CoreV1().PodTemplates(ns), o)
+	case *corev1.ReplicationController:
+		crud(ctx, cs.CoreV1().ReplicationControllers(ns), o)
+	case *corev1.LimitRange:
+		crud(ctx, cs.CoreV1().LimitRanges(ns), o)
+	case *corev1.ResourceQuota:
+		crud(ctx, cs.CoreV1().ResourceQuotas(ns), o)
+	case *corev1.PersistentVolume:
+		crud(ctx, cs.CoreV1().PersistentVolumes(), o)
+	case *corev1.PersistentVolumeClaim:
+		crud(ctx, cs.CoreV1().PersistentVolumeClaims(ns), o)
+	case *corev1.Event:
+		crud(ctx, cs.CoreV1().Events(ns), o)
+	case *corev1.Node:
+		crud(ctx, cs.CoreV1().Nodes(), o)
+	case *appsv1.Deployment:
+		crud(ctx, cs.AppsV1().Deployments(ns), o)
+	case *appsv1.ReplicaSet:
+		crud(ctx, cs.AppsV1().ReplicaSets(ns), o)
+	case *appsv1.StatefulSet:
+		crud(ctx, cs.AppsV1().StatefulSets(ns), o)
+	case *appsv1.DaemonSet:
+		crud(ctx, cs.AppsV1().DaemonSets(ns), o)
+	case *appsv1.ControllerRevision:
+		crud(ctx, cs.AppsV1().ControllerRevisions(ns), o)
+	case *batchv1.Job:
+		crud(ctx, cs.BatchV1().Jobs(ns), o)
+	case *batchv1.CronJob:
+		crud(ctx, cs.BatchV1().CronJobs(ns), o)
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		crud(ctx, cs.AutoscalingV2().HorizontalPodAutoscalers(ns), o)
+	case *policyv1.PodDisruptionBudget:
+		crud(ctx, cs.PolicyV1().PodDisruptionBudgets(ns), o)
+	case *networkingv1.IngressClass:
+		crud(ctx, cs.NetworkingV1().IngressClasses(), o)
+	case *networkingv1.Ingress:
+		crud(ctx, cs.NetworkingV1().Ingresses(ns), o)
+	case *networkingv1.NetworkPolicy:
+		crud(ctx, cs.NetworkingV1().NetworkPolicies(ns), o)
+	case *networkingv1.ServiceCIDR:
+		crud(ctx, cs.NetworkingV1().ServiceCIDRs(), o)
+	case *discoveryv1.EndpointSlice:
+		crud(ctx, cs.DiscoveryV1().EndpointSlices(ns), o)
+	case *coordinationv1.Lease:
+		crud(ctx, cs.CoordinationV1().Leases(ns), o)
+	case *schedulingv1.PriorityClass:
+		crud(ctx, cs.SchedulingV1().PriorityClasses(), o)
+	case *nodev1.RuntimeClass:
+		crud(ctx, cs.NodeV1().RuntimeClasses(), o)
+	case *storagev1.StorageClass:
+		crud(ctx, cs.StorageV1().StorageClasses(), o)
+	case *storagev1.CSIDriver:
+		crud(ctx, cs.StorageV1().CSIDrivers(), o)
+	case *storagev1.CSINode:
+		crud(ctx, cs.StorageV1().CSINodes(), o)
+	case *storagev1.VolumeAttachment:
+		crud(ctx, cs.StorageV1().VolumeAttachments(), o)
+	case *storagev1.VolumeAttributesClass:
+		crud(ctx, cs.StorageV1().VolumeAttributesClasses(), o)
+	case *storagev1.CSIStorageCapacity:
+		crud(ctx, cs.StorageV1().CSIStorageCapacities(ns), o)
+	case *rbacv1.Role:
+		crud(ctx, cs.RbacV1().Roles(ns), o)
+	case *rbacv1.RoleBinding:
+		crud(ctx, cs.RbacV1().RoleBindings(ns), o)
+	case *rbacv1.ClusterRole:
+		crud(ctx, cs.RbacV1().ClusterRoles(), o)
+	case *rbacv1.ClusterRoleBinding:
+		crud(ctx, cs.RbacV1().ClusterRoleBindings(), o)
+	case *admissionregistrationv1.ValidatingAdmissionPolicy:
+		crud(ctx, cs.AdmissionregistrationV1().ValidatingAdmissionPolicies(), o)
+	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+		crud(ctx, cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings(), o)
+	case *admissionregistrationv1.ValidatingWebhookConfiguration:
+		crud(ctx, cs.AdmissionregistrationV1().ValidatingWebhookConfigurations(), o)
+	case *admissionregistrationv1.MutatingWebhookConfiguration:
+		crud(ctx, cs.AdmissionregistrationV1().MutatingWebhookConfigurations(), o)
+	case *flowcontrolv1.PriorityLevelConfiguration:
+		crud(ctx, cs.FlowcontrolV1().PriorityLevelConfigurations(), o)
+	case *flowcontrolv1.FlowSchema:
+		crud(ctx, cs.FlowcontrolV1().FlowSchemas(), o)
+	case *certificatesv1.CertificateSigningRequest:
+		crud(ctx, cs.CertificatesV1().CertificateSigningRequests(), o)
+	case *resourcev1.DeviceClass:
+		crud(ctx, cs.ResourceV1().DeviceClasses(), o)
+	case *resourcev1.ResourceClaim:
+		crud(ctx, cs.ResourceV1().ResourceClaims(ns), o)
+	case *resourcev1.ResourceClaimTemplate:
+		crud(ctx, cs.ResourceV1().ResourceClaimTemplates(ns), o)
+	case *resourcev1.ResourceSlice:
+		crud(ctx, cs.ResourceV1().ResourceSlices(), o)
+	case *eventsv1.Event:
+		crud(ctx, cs.EventsV1().Events(ns), o)
+	default:
+		return false
+	}
+	return true
+}
+
+var _ = Describe("client-go", func() {
+	It("does typed CRUD on every GA kind of the manifest set", func(ctx SpecContext) {
+		cs := target.Clientset()
+		const ns = "conformance-typed"
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		kinds := map[string]bool{}
+		for _, obj := range manifestObjects() {
+			m, _ := meta.Accessor(obj)
+			if m.GetNamespace() != "" {
+				m.SetNamespace(ns)
+			} else {
+				m.SetName(m.GetName() + "-typed") // cluster-scoped: keep clear of the kubectl specs
+			}
+			// Events must name objects in their own namespace.
+			switch e := obj.(type) {
+			case *corev1.Event:
+				e.InvolvedObject.Namespace = ns
+			case *eventsv1.Event:
+				e.Regarding.Namespace = ns
+			}
+			if _, isNS := obj.(*corev1.Namespace); isNS {
+				continue // namespaces only finish deleting with the namespace controller
+			}
+			Expect(typedCRUD(ctx, cs, obj, ns)).To(BeTrue(), "no typed client for %T", obj)
+			kinds[fmt.Sprintf("%T", obj)] = true
+		}
+		Expect(len(kinds)).To(BeNumerically(">=", 50))
+	})
+
+	It("does CRUD and selected lists with the dynamic client", func(ctx SpecContext) {
+		dyn := target.Dynamic()
+		gvr := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+		const ns = "default"
+		obj := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apps/v1", "kind": "Deployment",
+			"metadata": map[string]any{"name": "dynamic", "labels": map[string]any{"via": "dynamic"}},
+			"spec": map[string]any{
+				"selector": map[string]any{"matchLabels": map[string]any{"app": "dynamic"}},
+				"template": map[string]any{
+					"metadata": map[string]any{"labels": map[string]any{"app": "dynamic"}},
+					"spec":     map[string]any{"containers": []any{map[string]any{"name": "c", "image": "registry.k8s.io/pause:3.10"}}},
+				},
+			},
+		}}
+		created, err := dyn.Resource(gvr).Namespace(ns).Create(ctx, obj, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		replicas, _, _ := unstructured.NestedInt64(created.Object, "spec", "replicas")
+		Expect(replicas).To(Equal(int64(1)), "defaulted replicas")
+
+		list, err := dyn.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: "via=dynamic"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(list.Items).To(HaveLen(1))
+
+		Expect(unstructured.SetNestedField(created.Object, int64(2), "spec", "replicas")).To(Succeed())
+		updated, err := dyn.Resource(gvr).Namespace(ns).Update(ctx, created, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(updated.GetGeneration()).To(Equal(int64(2)))
+
+		// Status changes through the main resource are ignored...
+		Expect(unstructured.SetNestedField(updated.Object, int64(7), "status", "observedGeneration")).To(Succeed())
+		ignored, err := dyn.Resource(gvr).Namespace(ns).Update(ctx, updated, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, found, _ := unstructured.NestedInt64(ignored.Object, "status", "observedGeneration")
+		Expect(found).To(BeFalse())
+		// ...and spec changes through /status.
+		Expect(unstructured.SetNestedField(ignored.Object, int64(9), "spec", "replicas")).To(Succeed())
+		Expect(unstructured.SetNestedField(ignored.Object, int64(7), "status", "observedGeneration")).To(Succeed())
+		status, err := dyn.Resource(gvr).Namespace(ns).UpdateStatus(ctx, ignored, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		og, _, _ := unstructured.NestedInt64(status.Object, "status", "observedGeneration")
+		r, _, _ := unstructured.NestedInt64(status.Object, "spec", "replicas")
+		Expect([]int64{og, r, status.GetGeneration()}).To(Equal([]int64{7, 2, 2}))
+
+		Expect(dyn.Resource(gvr).Namespace(ns).Delete(ctx, "dynamic", metav1.DeleteOptions{})).To(Succeed())
+	})
+
+	It("keeps a shared informer in sync through 10,000 writes, no event missed or repeated", func(ctx SpecContext) {
+		cs := target.Clientset()
+		const ns, objects, writesEach = "conformance-informer", 2000, 5
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		var mu sync.Mutex
+		seen := map[string][]string{} // name -> resourceVersions in event order
+		record := func(obj any) {
+			cm := obj.(*corev1.ConfigMap)
+			mu.Lock()
+			seen[cm.Name] = append(seen[cm.Name], cm.ResourceVersion)
+			mu.Unlock()
+		}
+		factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns))
+		inf := factory.Core().V1().ConfigMaps().Informer()
+		_, err = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    record,
+			UpdateFunc: func(_, obj any) { record(obj) },
+			DeleteFunc: func(any) { Fail("no deletes happen") },
+		})
+		Expect(err).NotTo(HaveOccurred())
+		stop := make(chan struct{})
+		defer close(stop)
+		factory.Start(stop)
+		Expect(cache.WaitForCacheSync(stop, inf.HasSynced)).To(BeTrue())
+
+		// 2,000 creates and 8,000 updates from 16 writers.
+		written := make([][]string, objects)
+		var wg sync.WaitGroup
+		work := make(chan int)
+		for w := 0; w < 16; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer GinkgoRecover()
+				for i := range work {
+					name := fmt.Sprintf("cm-%05d", i)
+					cm, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"n": "0"}}, metav1.CreateOptions{})
+					Expect(err).NotTo(HaveOccurred())
+					written[i] = append(written[i], cm.ResourceVersion)
+					for n := 1; n < writesEach; n++ {
+						cm.Data["n"] = fmt.Sprint(n)
+						cm, err = cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})
+						Expect(err).NotTo(HaveOccurred())
+						written[i] = append(written[i], cm.ResourceVersion)
+					}
+				}
+			}()
+		}
+		for i := 0; i < objects; i++ {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+
+		final, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(final.Items).To(HaveLen(objects))
+		// The cache converges on the final list...
+		Eventually(func() map[string]string {
+			out := map[string]string{}
+			for _, o := range inf.GetStore().List() {
+				cm := o.(*corev1.ConfigMap)
+				out[cm.Name] = cm.ResourceVersion
+			}
+			return out
+		}).WithTimeout(60 * time.Second).Should(Equal(func() map[string]string {
+			out := map[string]string{}
+			for _, cm := range final.Items {
+				out[cm.Name] = cm.ResourceVersion
+			}
+			return out
+		}()))
+		// ...having seen every write exactly once, in order.
+		mu.Lock()
+		defer mu.Unlock()
+		events := 0
+		for i := 0; i < objects; i++ {
+			name := fmt.Sprintf("cm-%05d", i)
+			Expect(seen[name]).To(Equal(written[i]), name)
+			events += len(seen[name])
+		}
+		Expect(events).To(Equal(objects * writesEach))
+	})
+
+	It("paginates 10,000 objects with limit=500, each exactly once, from one snapshot", func(ctx SpecContext) {
+		cs := target.Clientset()
+		const ns, objects = "conformance-paging", 10000
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		var wg sync.WaitGroup
+		work := make(chan int)
+		for w := 0; w < 16; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer GinkgoRecover()
+				for i := range work {
+					_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("page-%05d", i)}}, metav1.CreateOptions{})
+					Expect(err).NotTo(HaveOccurred())
+				}
+			}()
+		}
+		for i := 0; i < objects; i++ {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+
+		var names []string
+		opts := metav1.ListOptions{Limit: 500}
+		pages, snapshot := 0, ""
+		for {
+			page, err := cs.CoreV1().ConfigMaps(ns).List(ctx, opts)
+			Expect(err).NotTo(HaveOccurred())
+			pages++
+			if snapshot == "" {
+				snapshot = page.ResourceVersion
+				// Writes after the first page must not show in later pages.
+				_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "page-99999"}}, metav1.CreateOptions{})
+				Expect(err).NotTo(HaveOccurred())
+				Expect(cs.CoreV1().ConfigMaps(ns).Delete(ctx, "page-00600", metav1.DeleteOptions{})).To(Succeed())
+			}
+			Expect(page.ResourceVersion).To(Equal(snapshot))
+			Expect(len(page.Items)).To(BeNumerically("<=", 500))
+			for _, cm := range page.Items {
+				names = append(names, cm.Name)
+			}
+			if page.Continue == "" {
+				Expect(page.RemainingItemCount).To(BeNil())
+				break
+			}
+			Expect(*page.RemainingItemCount).To(Equal(int64(objects - len(names))))
+			opts.Continue = page.Continue
+		}
+		Expect(pages).To(Equal(objects / 500))
+		Expect(names).To(HaveLen(objects))
+		Expect(sort.StringsAreSorted(names)).To(BeTrue())
+		unique := map[string]bool{}
+		for _, n := range names {
+			unique[n] = true
+		}
+		Expect(unique).To(HaveLen(objects))
+		Expect(unique).To(HaveKey("page-00600"))
+		Expect(unique).NotTo(HaveKey("page-99999"))
+	})
+})
