@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apiserver/pkg/apis/apiserver"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authentication/group"
 	"k8s.io/apiserver/pkg/authentication/request/anonymous"
 	"k8s.io/apiserver/pkg/authentication/request/bearertoken"
 	"k8s.io/apiserver/pkg/authentication/request/union"
@@ -27,13 +28,15 @@ func newAuthenticator(ca *x509.Certificate, adminToken string) authenticator.Req
 		if subtle.ConstantTimeCompare([]byte(t), []byte(adminToken)) != 1 {
 			return nil, false, nil
 		}
-		return &authenticator.Response{User: &user.DefaultInfo{Name: "kubesim-admin", UID: "kubesim-admin", Groups: []string{user.SystemPrivilegedGroup, user.AllAuthenticated}}}, true, nil
+		return &authenticator.Response{User: &user.DefaultInfo{Name: "kubesim-admin", UID: "kubesim-admin", Groups: []string{user.SystemPrivilegedGroup}}}, true, nil
 	})
-	return union.New(
+	// As kube-apiserver builds its chain: authenticated users join
+	// system:authenticated, and a bad credential is a 401, not anonymous.
+	authn := group.NewAuthenticatedGroupAdder(union.New(
 		x509request.New(opts, x509request.CommonNameUserConversion),
 		bearertoken.New(token),
-		anonymous.NewAuthenticator([]apiserver.AnonymousAuthCondition{}),
-	)
+	))
+	return union.NewFailOnError(authn, anonymous.NewAuthenticator([]apiserver.AnonymousAuthCondition{}))
 }
 
 // publicPaths are what kube-apiserver's bootstrap RBAC lets everyone read

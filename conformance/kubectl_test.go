@@ -155,11 +155,12 @@ var _ = Describe("kubectl", Ordered, func() {
 	})
 
 	It("watches with get -w and sees a later change", func(ctx SpecContext) {
+		kubectl(ctx, "-n", ns, "patch", "configmap", "app-config", "--type=merge", "-p", `{"data":{"color":"amber"}}`)
 		out := &framework.SafeBuffer{}
 		cmd, err := target.KubectlStream(ctx, out, "-n", ns, "get", "configmap", "app-config", "-w", "-o", "jsonpath={.data.color}{\"\\n\"}")
 		Expect(err).NotTo(HaveOccurred())
 		defer cmd.Process.Kill()
-		Eventually(out.String).WithTimeout(20 * time.Second).Should(ContainSubstring("green"))
+		Eventually(out.String).WithTimeout(20 * time.Second).Should(ContainSubstring("amber"))
 		kubectl(ctx, "-n", ns, "patch", "configmap", "app-config", "--type=merge", "-p", `{"data":{"color":"red"}}`)
 		Eventually(out.String).WithTimeout(20 * time.Second).Should(ContainSubstring("red"))
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -220,15 +221,14 @@ func resourceVersion(obj runtime.Object) (int64, error) {
 	return parseRV(a.GetResourceVersion())
 }
 
+// parseRV parses a resourceVersion as kube-apiserver's storage does; its
+// error is returned unchanged, as upstream's cacher returns it.
 func parseRV(rv string) (int64, error) {
-	if rv == "" {
-		return 0, nil
+	n, err := apistorage.APIObjectVersioner{}.ParseResourceVersion(rv)
+	if err != nil {
+		return 0, err
 	}
-	n, err := strconv.ParseInt(rv, 10, 64)
-	if err != nil || n < 0 {
-		return 0, apistorage.NewInvalidError(field.ErrorList{field.Invalid(field.NewPath("resourceVersion"), rv, "resourceVersion must be a non-negative integer")})
-	}
-	return n, nil
+	return int64(n), nil
 }
 
 func isDryRun(dryRun []string) bool { return len(dryRun) > 0 }
@@ -242,7 +242,7 @@ func (s *Store) Get(ctx context.Context, name string, options *metav1.GetOptions
 	var min int64
 	if options != nil && options.ResourceVersion != "" {
 		if min, err = parseRV(options.ResourceVersion); err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
+			return nil, err
 		}
 	}
 	obj, err := s.cfg.Storage.Get(ctx, key, storage.GetOptions{MinRevision: min})
@@ -285,7 +285,7 @@ func (s *Store) List(ctx context.Context, options *metainternalversion.ListOptio
 
 	rv, err := parseRV(options.ResourceVersion)
 	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+		return nil, err
 	}
 	switch {
 	case options.Continue != "":
@@ -788,7 +788,7 @@ func (s *Store) Watch(ctx context.Context, options *metainternalversion.ListOpti
 	}
 	rv, err := parseRV(options.ResourceVersion)
 	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+		return nil, err
 	}
 	initial := options.ResourceVersion == "" || options.ResourceVersion == "0"
 	if options.SendInitialEvents != nil {
@@ -823,7 +823,11 @@ func (s *Store) Watch(ctx context.Context, options *metainternalversion.ListOpti
 	inner, err := s.cfg.Storage.Watch(ctx, prefix, storage.WatchOptions{Revision: from, Predicate: pred})
 	if err != nil {
 		if isCode(err, storage.ErrCodeExpired) {
-			return nil, expired(err)
+			// As kube-apiserver's watch cache: the watch opens and its
+			// only event is the 410 Expired error.
+			var se *storage.Error
+			errors.As(err, &se)
+			return errorWatch(watchErrorStatus(se)), nil
 		}
 		return nil, interpretList(err, gr)
 	}
@@ -851,17 +855,12 @@ type storeWatch struct {
 	initialEnd bool
 	bookmarks  bool
 	lastRV     int64
+	stopOnce   sync.Once
 }
 
 func (w *storeWatch) ResultChan() <-chan watch.Event { return w.result }
 
-func (w *storeWatch) Stop() {
-	select {
-	case <-w.done:
-	default:
-		close(w.done)
-	}
-}
+func (w *storeWatch) Stop() { w.stopOnce.Do(func() { close(w.done) }) }
 
 func (w *storeWatch) send(e watch.Event) bool {
 	select {
@@ -987,3 +986,16 @@ func (s *Store) guaranteedUpdate(ctx context.Context, name string, pre *apistora
 		return out, nil
 	}
 }
+
+// errorWatch is a watch whose only event is an error.
+func errorWatch(status *metav1.Status) watch.Interface {
+	ch := make(chan watch.Event, 1)
+	ch <- watch.Event{Type: watch.Error, Object: status}
+	close(ch)
+	return &closedWatch{ch: ch}
+}
+
+type closedWatch struct{ ch chan watch.Event }
+
+func (w *closedWatch) Stop()                          {}
+func (w *closedWatch) ResultChan() <-chan watch.Event { return w.ch }
