@@ -23,6 +23,7 @@ import (
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/endpoints/discovery"
 	genericfilters "k8s.io/apiserver/pkg/endpoints/filters"
+	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	serverfilters "k8s.io/apiserver/pkg/server/filters"
@@ -113,7 +114,17 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.memory, s.cfg.Storage = m, m
 	}
-	reg, err := registry.New(registry.Config{Storage: s.cfg.Storage, Clock: cfg.Clock, Services: cfg.Services})
+	if err := s.initPKI(bindIP); err != nil {
+		return nil, err
+	}
+	reg, err := registry.New(registry.Config{
+		Storage:            s.cfg.Storage,
+		Clock:              cfg.Clock,
+		Services:           cfg.Services,
+		Authorizer:         clusterAuthorizer{},
+		RuleResolver:       clusterAuthorizer{},
+		TokenAuthenticator: newTokenAuthenticator(s.adminToken),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("unable to build registry: %w", err)
 	}
@@ -124,10 +135,6 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("unable to listen: %w", err)
 	}
 	s.listener = ln
-	if err := s.initPKI(bindIP); err != nil {
-		ln.Close()
-		return nil, err
-	}
 	if s.handler, err = s.buildHandler(); err != nil {
 		ln.Close()
 		return nil, err
@@ -215,6 +222,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	var h http.Handler = r
 	h = genericfilters.WithWarningRecorder(h)
 	h = genericfilters.WithAuthorization(h, clusterAuthorizer{}, legacyscheme.Codecs)
+	h = impersonation.WithImpersonation(h, clusterAuthorizer{}, legacyscheme.Codecs)
 	h = genericfilters.WithAuthentication(h, newAuthenticator(s.ca.Cert, s.adminToken), genericfilters.Unauthorized(legacyscheme.Codecs), nil, nil)
 	h = genericfilters.WithRequestInfo(h, resolver)
 	h = genericfilters.WithAuditInit(h)

@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/registry/rest"
 	apistorage "k8s.io/apiserver/pkg/storage"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
@@ -19,6 +21,12 @@ import (
 	kubeprinters "k8s.io/kubernetes/pkg/printers"
 	printersinternal "k8s.io/kubernetes/pkg/printers/internalversion"
 	printerstorage "k8s.io/kubernetes/pkg/printers/storage"
+	"k8s.io/kubernetes/pkg/registry/authentication/selfsubjectreview"
+	"k8s.io/kubernetes/pkg/registry/authentication/tokenreview"
+	"k8s.io/kubernetes/pkg/registry/authorization/localsubjectaccessreview"
+	"k8s.io/kubernetes/pkg/registry/authorization/selfsubjectaccessreview"
+	"k8s.io/kubernetes/pkg/registry/authorization/selfsubjectrulesreview"
+	"k8s.io/kubernetes/pkg/registry/authorization/subjectaccessreview"
 	"k8s.io/utils/clock"
 
 	// Every API group kube-apiserver serves, installed into legacyscheme
@@ -60,6 +68,12 @@ type Config struct {
 	Clock clock.WithTicker
 	// Services configures ClusterIP and NodePort allocation.
 	Services ServiceAllocatorConfig
+	// Authorizer answers the access reviews (authorization.k8s.io).
+	// Required with RuleResolver for them to be served.
+	Authorizer   authorizer.UnconditionalAuthorizer
+	RuleResolver authorizer.RuleResolver
+	// TokenAuthenticator answers TokenReviews; nil leaves them unserved.
+	TokenAuthenticator authenticator.Request
 }
 
 // Endpoint is one resource or subresource at one group version.
@@ -216,12 +230,12 @@ func (r *Registry) buildGroupVersion(cfg Config, alloc *serviceAllocator, gv sch
 }
 
 func (r *Registry) mainStorage(cfg Config, alloc *serviceAllocator, gr schema.GroupResource, res metav1.APIResource) (rest.Storage, error) {
+	if st := reviewStorage(cfg, gr); st != nil {
+		return st, nil
+	}
 	sp, ok := specs[gr]
 	if !ok {
-		if gr == (schema.GroupResource{Resource: "bindings"}) {
-			return nil, nil // wired once pods exist, below
-		}
-		return nil, nil
+		return nil, nil // not served yet; bindings are wired by LegacyBindings
 	}
 	if sp.sharedWith != nil {
 		// Built when the owner is; the owner's group sorts first (core).
@@ -368,4 +382,35 @@ func (r *namespaceStore) Delete(ctx context.Context, name string, deleteValidati
 		return ns, false, nil
 	}
 	return r.Store.Delete(ctx, name, deleteValidation, options)
+}
+
+// reviewStorage returns upstream's REST for the review resources: objects
+// that are never stored, only answered.
+func reviewStorage(cfg Config, gr schema.GroupResource) rest.Storage {
+	switch gr.Group {
+	case "authorization.k8s.io":
+		if cfg.Authorizer == nil || cfg.RuleResolver == nil {
+			return nil
+		}
+		switch gr.Resource {
+		case "subjectaccessreviews":
+			return subjectaccessreview.NewREST(cfg.Authorizer, legacyscheme.Scheme)
+		case "selfsubjectaccessreviews":
+			return selfsubjectaccessreview.NewREST(cfg.Authorizer, legacyscheme.Scheme)
+		case "localsubjectaccessreviews":
+			return localsubjectaccessreview.NewREST(cfg.Authorizer, legacyscheme.Scheme)
+		case "selfsubjectrulesreviews":
+			return selfsubjectrulesreview.NewREST(cfg.RuleResolver)
+		}
+	case "authentication.k8s.io":
+		switch gr.Resource {
+		case "selfsubjectreviews":
+			return selfsubjectreview.NewREST()
+		case "tokenreviews":
+			if cfg.TokenAuthenticator != nil {
+				return tokenreview.NewREST(cfg.TokenAuthenticator, nil)
+			}
+		}
+	}
+	return nil
 }

@@ -136,11 +136,17 @@ func startKubesim(ctx context.Context, extraArgs ...string) (*Target, error) {
 // Stop stops a target the suite started with SIGTERM and returns an error
 // unless it exits 0 within timeout.
 func (t *Target) Stop(timeout time.Duration) error {
+	return t.StopWith(syscall.SIGTERM, timeout)
+}
+
+// StopWith stops a target the suite started with sig and returns an error
+// unless it exits 0 within timeout.
+func (t *Target) StopWith(sig os.Signal, timeout time.Duration) error {
 	if t.cmd == nil {
 		return nil
 	}
 	defer os.RemoveAll(t.dir)
-	if err := t.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := t.cmd.Process.Signal(sig); err != nil {
 		return err
 	}
 	select {

@@ -1,0 +1,287 @@
+package conformance_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubesim/kubesim/conformance/framework"
+)
+
+func newNamespace(ctx SpecContext, name string) {
+	GinkgoHelper()
+	_, err := target.Clientset().CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	Expect(err).NotTo(HaveOccurred())
+}
+
+func pod(name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "api"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}},
+	}
+}
+
+var _ = Describe("API semantics", func() {
+	It("generates names and fills system fields on create", func(ctx SpecContext) {
+		newNamespace(ctx, "conformance-generate")
+		cms := target.Clientset().CoreV1().ConfigMaps("conformance-generate")
+		a, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "gen-"}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		b, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "gen-"}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(a.Name).To(MatchRegexp(`^gen-[a-z0-9]{5}$`))
+		Expect(a.Name).NotTo(Equal(b.Name))
+		Expect(a.UID).NotTo(BeEmpty())
+		Expect(a.CreationTimestamp.IsZero()).To(BeFalse())
+		// System fields a client sends are not kept.
+		c, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "sys", UID: "not-mine"}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(c.UID)).NotTo(Equal("not-mine"))
+	})
+
+	It("stores nothing on dryRun=All", func(ctx SpecContext) {
+		newNamespace(ctx, "conformance-dryrun")
+		cs := target.Clientset()
+		cms := cs.CoreV1().ConfigMaps("conformance-dryrun")
+		dry, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "dry"}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(dry.Name).To(Equal("dry"))
+		_, err = cms.Get(ctx, "dry", metav1.GetOptions{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue())
+
+		real, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "real"}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		real.Data["k"] = "dry"
+		_, err = cms.Update(ctx, real, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cms.Delete(ctx, "real", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})).To(Succeed())
+		got, err := cms.Get(ctx, "real", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.Data["k"]).To(Equal("v"))
+		Expect(got.ResourceVersion).To(Equal(real.ResourceVersion))
+
+		// A dry-run Service allocates nothing for good.
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "dry"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Port: 80, NodePort: 31111}}}}
+		_, err = cs.CoreV1().Services("conformance-dryrun").Create(ctx, svc, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = cs.CoreV1().Services("conformance-dryrun").Create(ctx, svc, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+	})
+
+	It("deletes a collection by label", func(ctx SpecContext) {
+		newNamespace(ctx, "conformance-deletecollection")
+		cms := target.Clientset().CoreV1().ConfigMaps("conformance-deletecollection")
+		for _, n := range []string{"a", "b", "c"} {
+			labels := map[string]string{"drop": "yes"}
+			if n == "c" {
+				labels = nil
+			}
+			_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: labels}}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		Expect(cms.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "drop=yes"})).To(Succeed())
+		list, err := cms.List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(list.Items).To(HaveLen(1))
+		Expect(list.Items[0].Name).To(Equal("c"))
+	})
+
+	It("binds pods to nodes through pods/binding, once", func(ctx SpecContext) {
+		newNamespace(ctx, "conformance-binding")
+		pods := target.Clientset().CoreV1().Pods("conformance-binding")
+		_, err := pods.Create(ctx, pod("bind-me"), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		binding := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "bind-me"}, Target: corev1.ObjectReference{Kind: "Node", Name: "node-1"}}
+		Expect(pods.Bind(ctx, binding, metav1.CreateOptions{})).To(Succeed())
+		bound, err := pods.Get(ctx, "bind-me", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(bound.Spec.NodeName).To(Equal("node-1"))
+		Expect(bound.Status.Conditions).To(ContainElement(SatisfyAll(
+			HaveField("Type", corev1.PodScheduled), HaveField("Status", corev1.ConditionTrue))))
+		err = pods.Bind(ctx, binding, metav1.CreateOptions{})
+		Expect(apierrors.IsConflict(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring(`pod bind-me is already assigned to node "node-1"`))
+		// Spec changes other than through binding are refused.
+		bound.Spec.NodeName = "node-2"
+		_, err = pods.Update(ctx, bound, metav1.UpdateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+	})
+
+	It("deletes a bound pod gracefully and a grace period of zero at once", func(ctx SpecContext) {
+		newNamespace(ctx, "conformance-graceful")
+		pods := target.Clientset().CoreV1().Pods("conformance-graceful")
+		p := pod("graceful")
+		p.Spec.NodeName = "node-1"
+		_, err := pods.Create(ctx, p, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(pods.Delete(ctx, "graceful", metav1.DeleteOptions{})).To(Succeed())
+		got, err := pods.Get(ctx, "graceful", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred(), "a bound pod waits for its kubelet")
+		Expect(got.DeletionTimestamp).NotTo(BeNil())
+		Expect(*got.DeletionGracePeriodSeconds).To(Equal(int64(30)))
+		zero := int64(0)
+		Expect(pods.Delete(ctx, "graceful", metav1.DeleteOptions{GracePeriodSeconds: &zero})).To(Succeed())
+		_, err = pods.Get(ctx, "graceful", metav1.GetOptions{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
+	})
+
+	It("leaves the garbage collector's finalizer for foreground and orphan deletion", func(ctx SpecContext) {
+		newNamespace(ctx, "conformance-propagation")
+		cms := target.Clientset().CoreV1().ConfigMaps("conformance-propagation")
+		for policy, finalizer := range map[metav1.DeletionPropagation]string{
+			metav1.DeletePropagationForeground: metav1.FinalizerDeleteDependents,
+			metav1.DeletePropagationOrphan:     metav1.FinalizerOrphanDependents,
+		} {
+			name := strings.ToLower(string(policy))
+			_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(cms.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy})).To(Succeed())
+			got, err := cms.Get(ctx, name, metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(got.Finalizers).To(Equal([]string{finalizer}))
+			Expect(got.DeletionTimestamp).NotTo(BeNil())
+		}
+		background := metav1.DeletePropagationBackground
+		_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "background"}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cms.Delete(ctx, "background", metav1.DeleteOptions{PropagationPolicy: &background})).To(Succeed())
+		_, err = cms.Get(ctx, "background", metav1.GetOptions{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue())
+	})
+
+	It("refuses new objects in a terminating namespace", func(ctx SpecContext) {
+		cs := target.Clientset()
+		newNamespace(ctx, "conformance-terminating")
+		Expect(cs.CoreV1().Namespaces().Delete(ctx, "conformance-terminating", metav1.DeleteOptions{})).To(Succeed())
+		ns, err := cs.CoreV1().Namespaces().Get(ctx, "conformance-terminating", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(ns.Status.Phase).To(Equal(corev1.NamespaceTerminating))
+		_, err = cs.CoreV1().ConfigMaps("conformance-terminating").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "late"}}, metav1.CreateOptions{})
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("unable to create new content in namespace conformance-terminating because it is being terminated"))
+		Expect(apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause)).To(BeTrue())
+	})
+
+	It("allocates ClusterIPs and NodePorts with kube-apiserver's errors", func(ctx SpecContext) {
+		newNamespace(ctx, "conformance-services")
+		svcs := target.Clientset().CoreV1().Services("conformance-services")
+		kube, err := target.Clientset().CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(kube.Spec.Ports[0].Port).To(Equal(int32(443)))
+		a, err := svcs.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "a"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(a.Spec.ClusterIP).NotTo(Equal(kube.Spec.ClusterIP))
+		Expect(a.Spec.ClusterIPs).To(Equal([]string{a.Spec.ClusterIP}))
+		Expect(a.Spec.IPFamilies).To(Equal([]corev1.IPFamily{corev1.IPv4Protocol}))
+		Expect(a.Spec.Ports[0].NodePort).To(BeNumerically(">=", 30000))
+
+		_, err = svcs.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "b"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Port: 80, NodePort: a.Spec.Ports[0].NodePort}}}}, metav1.CreateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("provided port is already allocated"))
+		_, err = svcs.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Spec: corev1.ServiceSpec{ClusterIP: a.Spec.ClusterIP, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("provided IP is already allocated"))
+
+		// Deleting a Service frees what it held.
+		Expect(svcs.Delete(ctx, "a", metav1.DeleteOptions{})).To(Succeed())
+		_, err = svcs.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "d"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, ClusterIP: a.Spec.ClusterIP, Ports: []corev1.ServicePort{{Port: 80, NodePort: a.Spec.Ports[0].NodePort}}}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+	})
+
+	It("answers in YAML when asked", func(ctx SpecContext) {
+		client, err := rest.HTTPClientFor(target.Config)
+		Expect(err).NotTo(HaveOccurred())
+		req, _ := http.NewRequestWithContext(ctx, "GET", target.Config.Host+"/api/v1/namespaces/default", nil)
+		req.Header.Set("Accept", "application/yaml")
+		resp, err := client.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		Expect(resp.Header.Get("Content-Type")).To(Equal("application/yaml"))
+	})
+
+	It("serves health, version and discovery", func(ctx SpecContext) {
+		client, err := rest.HTTPClientFor(target.Config)
+		Expect(err).NotTo(HaveOccurred())
+		for _, path := range []string{"/healthz", "/livez", "/readyz"} {
+			resp, err := client.Get(target.Config.Host + path)
+			Expect(err).NotTo(HaveOccurred())
+			resp.Body.Close()
+			Expect(resp.StatusCode).To(Equal(http.StatusOK), path)
+		}
+		v, err := target.Clientset().Discovery().ServerVersion()
+		Expect(err).NotTo(HaveOccurred())
+		Expect([]string{v.Major, v.Minor, v.GitVersion}).To(Equal([]string{"1", "37", "v1.37.2"}))
+		groups, err := target.Clientset().Discovery().ServerGroups()
+		Expect(err).NotTo(HaveOccurred())
+		var names []string
+		for _, g := range groups.Groups {
+			names = append(names, g.Name)
+		}
+		Expect(names).To(ContainElements("", "apps", "batch", "rbac.authorization.k8s.io", "resource.k8s.io"))
+		apps, err := target.Clientset().Discovery().ServerResourcesForGroupVersion("apps/v1")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(apps.APIResources).To(ContainElement(SatisfyAll(HaveField("Name", "deployments"), HaveField("ShortNames", []string{"deploy"}), HaveField("Categories", []string{"all"}))))
+	})
+
+	It("answers access and identity reviews", func(ctx SpecContext) {
+		cs := target.Clientset()
+		ssar, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "create", Resource: "pods", Namespace: "default"}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(ssar.Status.Allowed).To(BeTrue())
+		ssr, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(ssr.Status.UserInfo.Groups).To(ContainElement("system:authenticated"))
+		Expect(kubectl(ctx, "auth", "can-i", "create", "deployments")).To(Equal("yes\n"))
+		r := target.Kubectl(ctx, "", "auth", "can-i", "delete", "nodes", "--as=someone")
+		Expect(r.Stdout).To(Equal("no\n"))
+	})
+
+	It("is a different user to a client with no credential", func(ctx SpecContext) {
+		anon := rest.AnonymousClientConfig(target.Config)
+		client, err := rest.HTTPClientFor(anon)
+		Expect(err).NotTo(HaveOccurred())
+		resp, err := client.Get(anon.Host + "/api/v1/namespaces")
+		Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(http.StatusForbidden))
+		var status metav1.Status
+		Expect(json.NewDecoder(resp.Body).Decode(&status)).To(Succeed())
+		Expect(status.Message).To(Equal(`namespaces is forbidden: User "system:anonymous" cannot list resource "namespaces" in API group "" at the cluster scope`))
+		resp, err = client.Get(anon.Host + "/version")
+		Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	})
+})
+
+var _ = Describe("kubesim up", func() {
+	BeforeEach(func() {
+		if !target.IsKubesim() {
+			Skip("starts its own kubesim")
+		}
+	})
+
+	It("writes its kubeconfig once it serves and exits 0 on SIGINT", func(ctx SpecContext) {
+		t, err := framework.StartKubesim(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		// The kubeconfig exists only once the server is ready: the first
+		// request through it succeeds.
+		_, err = t.Clientset().CoreV1().Namespaces().Get(ctx, "kube-node-lease", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(t.StopWith(syscall.SIGINT, 30*time.Second)).To(Succeed())
+	})
+})
