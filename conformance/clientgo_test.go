@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 	resourcev1 "k8s.io/api/resource/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	storagemigrationv1 "k8s.io/api/storagemigration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -233,6 +235,18 @@ func typedCRUD(ctx context.Context, cs kubernetes.Interface, obj runtime.Object,
 		crud(ctx, cs.ResourceV1().ResourceSlices(), o)
 	case *eventsv1.Event:
 		crud(ctx, cs.EventsV1().Events(ns), o)
+	case *networkingv1.IPAddress:
+		crud(ctx, cs.NetworkingV1().IPAddresses(), o)
+	case *storagemigrationv1.StorageVersionMigration:
+		crud(ctx, cs.StoragemigrationV1().StorageVersionMigrations(), o)
+	case *admissionregistrationv1.MutatingAdmissionPolicy:
+		crud(ctx, cs.AdmissionregistrationV1().MutatingAdmissionPolicies(), o)
+	case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+		crud(ctx, cs.AdmissionregistrationV1().MutatingAdmissionPolicyBindings(), o)
+	case *resourcev1.DeviceTaintRule:
+		crud(ctx, cs.ResourceV1().DeviceTaintRules(), o)
+	case *certificatesv1.ClusterTrustBundle:
+		crud(ctx, cs.CertificatesV1().ClusterTrustBundles(), o)
 	default:
 		return false
 	}
@@ -250,6 +264,8 @@ var _ = Describe("client-go", func() {
 			m, _ := meta.Accessor(obj)
 			if m.GetNamespace() != "" {
 				m.SetNamespace(ns)
+			} else if _, isIP := obj.(*networkingv1.IPAddress); isIP {
+				m.SetName("10.96.250.251") // an IPAddress is named by its address
 			} else {
 				m.SetName(m.GetName() + "-typed") // cluster-scoped: keep clear of the kubectl specs
 			}
@@ -264,9 +280,38 @@ var _ = Describe("client-go", func() {
 				continue // namespaces only finish deleting with the namespace controller
 			}
 			Expect(typedCRUD(ctx, cs, obj, ns)).To(BeTrue(), "no typed client for %T", obj)
-			kinds[fmt.Sprintf("%T", obj)] = true
+			gvks, _, err := scheme.Scheme.ObjectKinds(obj)
+			Expect(err).NotTo(HaveOccurred())
+			kinds[gvks[0].GroupVersion().String()+"/"+gvks[0].Kind] = true
 		}
-		Expect(len(kinds)).To(BeNumerically(">=", 50))
+		// The manifest set covers every stored kind discovery serves.
+		notStored := map[string]string{
+			"v1/Binding":                                       "create-only, covered by the binding spec",
+			"v1/Namespace":                                     "covered by the kubectl specs (deletion needs the namespace controller)",
+			"authentication.k8s.io/v1/TokenReview":             "a review, never stored",
+			"authentication.k8s.io/v1/SelfSubjectReview":       "a review, never stored",
+			"authorization.k8s.io/v1/SubjectAccessReview":      "a review, never stored",
+			"authorization.k8s.io/v1/SelfSubjectAccessReview":  "a review, never stored",
+			"authorization.k8s.io/v1/LocalSubjectAccessReview": "a review, never stored",
+			"authorization.k8s.io/v1/SelfSubjectRulesReview":   "a review, never stored",
+			"apiextensions.k8s.io/v1/CustomResourceDefinition": "not served yet (the operator fixture issue)",
+			"apiregistration.k8s.io/v1/APIService":             "not served yet",
+			"certificates.k8s.io/v1/PodCertificateRequest":     "needs a pod's signed proof of key possession",
+		}
+		lists, err := cs.Discovery().ServerPreferredResources()
+		Expect(err).NotTo(HaveOccurred())
+		for _, l := range lists {
+			for _, r := range l.APIResources {
+				if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "create") || !slices.Contains(r.Verbs, "get") {
+					continue
+				}
+				key := l.GroupVersion + "/" + r.Kind
+				if _, ok := notStored[key]; ok {
+					continue
+				}
+				Expect(kinds).To(HaveKey(key), "the GA manifest set has no %s", key)
+			}
+		}
 	})
 
 	It("does CRUD and selected lists with the dynamic client", func(ctx SpecContext) {
