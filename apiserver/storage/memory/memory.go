@@ -49,6 +49,10 @@ type Store struct {
 	firstRev int64
 	// wake is closed and replaced by every write.
 	wake chan struct{}
+
+	// ticked, when set (by tests), receives the revision each compaction
+	// tick recorded.
+	ticked chan int64
 }
 
 var _ storage.Interface = (*Store)(nil)
@@ -117,6 +121,9 @@ func (s *Store) Start(ctx context.Context) error {
 			}
 		}
 		last, _ = s.CurrentRevision(ctx)
+		if s.ticked != nil {
+			s.ticked <- last
+		}
 	}
 }
 

@@ -1,0 +1,168 @@
+package registry
+
+import (
+	"context"
+	goruntime "runtime"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/registry/rest"
+	api "k8s.io/kubernetes/pkg/apis/core"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/kubesim/kubesim/apiserver/storage/memory"
+)
+
+func newTestRegistry(t *testing.T) (*Registry, *clocktesting.FakeClock) {
+	t.Helper()
+	clock := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	m, err := memory.New(memory.Config{Clock: clock, CompactionInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{Storage: m, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, clock
+}
+
+// requestCtx is what the REST handlers give a store.
+func requestCtx(resource, namespace string) context.Context {
+	ctx := genericapirequest.WithNamespace(context.Background(), namespace)
+	return genericapirequest.WithRequestInfo(ctx, &genericapirequest.RequestInfo{
+		IsResourceRequest: true, APIPrefix: "api", APIVersion: "v1", Resource: resource, Namespace: namespace, Verb: "create",
+	})
+}
+
+func configMap(name string, finalizers ...string) *api.ConfigMap {
+	return &api.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Finalizers: finalizers}, Data: map[string]string{"k": "v"}}
+}
+
+func TestUpdateThatChangesNothingWritesNothing(t *testing.T) {
+	r, _ := newTestRegistry(t)
+	s := r.Stores[schema.GroupResource{Resource: "configmaps"}]
+	ctx := requestCtx("configmaps", "ns")
+	created, err := s.Create(ctx, configMap("same"), nil, &metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := created.DeepCopyObject()
+	out, _, err := s.Update(ctx, "same", rest.DefaultUpdatedObjectInfo(again), nil, nil, false, &metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.(*api.ConfigMap).ResourceVersion, created.(*api.ConfigMap).ResourceVersion; got != want {
+		t.Errorf("a no-op update moved resourceVersion from %s to %s", want, got)
+	}
+}
+
+func TestDelete(t *testing.T) {
+	zero, thirty := int64(0), int64(30)
+	orphan, foreground := metav1.DeletePropagationOrphan, metav1.DeletePropagationForeground
+	cases := []struct {
+		name       string
+		obj        runtime.Object
+		resource   string
+		opts       metav1.DeleteOptions
+		wantGone   bool
+		finalizers []string
+		grace      *int64
+	}{
+		{name: "plain", obj: configMap("plain"), resource: "configmaps", wantGone: true},
+		{name: "with a finalizer", obj: configMap("fin", "example.com/hold"), resource: "configmaps", finalizers: []string{"example.com/hold"}, grace: &zero},
+		{name: "orphan", obj: configMap("orphan"), resource: "configmaps", opts: metav1.DeleteOptions{PropagationPolicy: &orphan}, finalizers: []string{metav1.FinalizerOrphanDependents}, grace: &zero},
+		{name: "foreground", obj: configMap("fg"), resource: "configmaps", opts: metav1.DeleteOptions{PropagationPolicy: &foreground}, finalizers: []string{metav1.FinalizerDeleteDependents}, grace: &zero},
+		{name: "unscheduled pod", resource: "pods", wantGone: true, obj: &api.Pod{ObjectMeta: metav1.ObjectMeta{Name: "unscheduled", Namespace: "ns"},
+			Spec: api.PodSpec{Containers: []api.Container{{Name: "c", Image: "i", ImagePullPolicy: api.PullAlways, TerminationMessagePolicy: api.TerminationMessageReadFile}},
+				RestartPolicy: api.RestartPolicyAlways, DNSPolicy: api.DNSClusterFirst, TerminationGracePeriodSeconds: &thirty, SecurityContext: &api.PodSecurityContext{}, SchedulerName: "default-scheduler"}}},
+		{name: "bound pod", resource: "pods", grace: &thirty, obj: &api.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bound", Namespace: "ns"},
+			Spec: api.PodSpec{NodeName: "n1", Containers: []api.Container{{Name: "c", Image: "i", ImagePullPolicy: api.PullAlways, TerminationMessagePolicy: api.TerminationMessageReadFile}},
+				RestartPolicy: api.RestartPolicyAlways, DNSPolicy: api.DNSClusterFirst, TerminationGracePeriodSeconds: &thirty, SecurityContext: &api.PodSecurityContext{}, SchedulerName: "default-scheduler"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, clock := newTestRegistry(t)
+			s := r.Stores[schema.GroupResource{Resource: tc.resource}]
+			ctx := requestCtx(tc.resource, "ns")
+			created, err := s.Create(ctx, tc.obj, nil, &metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := created.(metav1.Object).GetName()
+			opts := tc.opts
+			if _, _, err := s.Delete(ctx, name, nil, &opts); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Get(ctx, name, &metav1.GetOptions{})
+			if tc.wantGone {
+				if err == nil {
+					t.Fatalf("still there: %v", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("gone, want it kept: %v", err)
+			}
+			m := got.(metav1.Object)
+			if m.GetDeletionTimestamp() == nil {
+				t.Fatal("no deletionTimestamp")
+			}
+			if tc.grace != nil && *tc.grace == 0 && !m.GetDeletionTimestamp().Time.Equal(clock.Now()) {
+				t.Errorf("deletionTimestamp %v, want the injected clock's %v", m.GetDeletionTimestamp(), clock.Now())
+			}
+			if g := m.GetDeletionGracePeriodSeconds(); tc.grace != nil && (g == nil || *g != *tc.grace) {
+				t.Errorf("deletionGracePeriodSeconds %v, want %d", g, *tc.grace)
+			}
+			if tc.finalizers != nil && !equalStrings(m.GetFinalizers(), tc.finalizers) {
+				t.Errorf("finalizers %v, want %v", m.GetFinalizers(), tc.finalizers)
+			}
+		})
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestWatchBookmarksFollowTheInjectedClock(t *testing.T) {
+	r, clock := newTestRegistry(t)
+	s := r.Stores[schema.GroupResource{Resource: "configmaps"}]
+	ctx := requestCtx("configmaps", "ns")
+	created, err := s.Create(ctx, configMap("a"), nil, &metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv := created.(*api.ConfigMap).ResourceVersion
+	w, err := s.Watch(ctx, &metainternalversion.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for !clock.HasWaiters() {
+		goruntime.Gosched()
+	}
+	clock.Step(time.Minute)
+	select {
+	case e := <-w.ResultChan():
+		if e.Type != watch.Bookmark || e.Object.(*api.ConfigMap).ResourceVersion != rv {
+			t.Fatalf("got %s %#v, want a bookmark at %s", e.Type, e.Object, rv)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no bookmark after a minute of the injected clock")
+	}
+}
