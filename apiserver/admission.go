@@ -3,6 +3,13 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"io"
+
+	"k8s.io/apiserver/pkg/admission/initializer"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/kubernetes/plugin/pkg/admission/defaulttolerationseconds"
+	"k8s.io/kubernetes/plugin/pkg/admission/nodetaint"
+	"k8s.io/kubernetes/plugin/pkg/admission/storage/storageobjectinuseprotection"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -64,4 +71,43 @@ func (l *namespaceLifecycle) Validate(ctx context.Context, a admission.Attribute
 		return err
 	}
 	return nil
+}
+
+// builtinPlugins are kube-apiserver's default-enabled admission plugins
+// that kubesim runs, in kube-apiserver's order. They are upstream's own
+// (k8s.io/kubernetes/plugin/pkg/admission), registered and built the way
+// kube-apiserver builds them.
+var builtinPlugins = []string{
+	nodetaint.PluginName,                    // TaintNodesByCondition
+	defaulttolerationseconds.PluginName,     // DefaultTolerationSeconds
+	storageobjectinuseprotection.PluginName, // StorageObjectInUseProtection
+}
+
+// newAdmission returns the admission chain: namespace lifecycle, then the
+// built-in plugins.
+func newAdmission(namespaces *registry.Store) (admission.Interface, error) {
+	plugins := admission.NewPlugins()
+	nodetaint.Register(plugins)
+	defaulttolerationseconds.Register(plugins)
+	storageobjectinuseprotection.Register(plugins)
+	builtins, err := plugins.NewFromPlugins(builtinPlugins, noPluginConfig{}, featureInitializer{}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("unable to build admission plugins: %w", err)
+	}
+	return admission.NewChainHandler(&namespaceLifecycle{namespaces: namespaces}, builtins), nil
+}
+
+// noPluginConfig gives every plugin its default configuration.
+type noPluginConfig struct{}
+
+func (noPluginConfig) ConfigFor(string) (io.Reader, error) { return nil, nil }
+
+// featureInitializer hands plugins the feature gates, as kube-apiserver's
+// generic initializer does.
+type featureInitializer struct{}
+
+func (featureInitializer) Initialize(p admission.Interface) {
+	if w, ok := p.(initializer.WantsFeatures); ok {
+		w.InspectFeatureGates(utilfeature.DefaultFeatureGate)
+	}
 }

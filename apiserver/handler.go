@@ -3,6 +3,7 @@ package apiserver
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -13,10 +14,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apiserver/pkg/admission"
+	"k8s.io/apiserver/pkg/endpoints/deprecation"
 	"k8s.io/apiserver/pkg/endpoints/handlers"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/apiserver/pkg/warning"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
@@ -37,11 +40,14 @@ type verbHandlers struct {
 // apiHandler serves every resource request under /api and /apis.
 type apiHandler struct {
 	endpoints map[endpointKey]*verbHandlers
+	// served group versions: a miss inside one is a Status 404, a miss
+	// outside any is Go's plain 404, as kube-apiserver answers.
+	groupVersions map[schema.GroupVersion]bool
 }
 
 // newAPIHandler builds the handlers of every served endpoint.
 func newAPIHandler(reg *registry.Registry, typeConverter managedfields.TypeConverter, admit admission.Interface, cfg Config) (*apiHandler, error) {
-	h := &apiHandler{endpoints: map[endpointKey]*verbHandlers{}}
+	h := &apiHandler{endpoints: map[endpointKey]*verbHandlers{}, groupVersions: map[schema.GroupVersion]bool{}}
 	equivalent := runtime.NewEquivalentResourceRegistry()
 	groups := append([]*registry.Group{reg.Core}, reg.Groups...)
 	for _, g := range groups {
@@ -59,6 +65,7 @@ func newAPIHandler(reg *registry.Registry, typeConverter managedfields.TypeConve
 					return nil, err
 				}
 				h.endpoints[endpointKey{ep.GroupVersion.Group, ep.GroupVersion.Version, ep.Resource, ep.Subresource}] = vh
+				h.groupVersions[ep.GroupVersion] = true
 			}
 		}
 	}
@@ -107,11 +114,28 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 
 	minTimeout := cfg.MinRequestTimeout
 	vh := &verbHandlers{namespaced: ep.Namespaced, byVerb: map[string]http.HandlerFunc{}}
+	// Deprecated APIs warn on every request, as kube-apiserver's installer
+	// arranges.
+	var warnings []string
+	if versioned, err := scheme.New(ep.Kind); err == nil {
+		versioned.GetObjectKind().SetGroupVersionKind(ep.Kind)
+		v := Version()
+		major, _ := strconv.Atoi(v.Major)
+		minor, _ := strconv.Atoi(v.Minor)
+		if deprecation.IsDeprecated(versioned, major, minor) {
+			warnings = append(warnings, deprecation.WarningMessage(versioned))
+		}
+	}
 	// Upstream's handler constructors wrap their admission argument inside
 	// the handler they return, so, as in kube-apiserver's routes, a handler
 	// is made per request: a cached one would wrap it again on every call.
 	add := func(verb string, mk func() http.HandlerFunc) {
-		vh.byVerb[verb] = func(w http.ResponseWriter, req *http.Request) { mk()(w, req) }
+		vh.byVerb[verb] = func(w http.ResponseWriter, req *http.Request) {
+			for _, msg := range warnings {
+				warning.AddWarning(req.Context(), "", msg)
+			}
+			mk()(w, req)
+		}
 	}
 	if g, ok := st.(rest.Getter); ok {
 		add("get", func() http.HandlerFunc { return handlers.GetResource(g, scope) })
@@ -150,8 +174,8 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 
 func (h *apiHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	info, ok := request.RequestInfoFrom(req.Context())
-	if !ok || !info.IsResourceRequest {
-		notFound(w, req)
+	if !ok || !info.IsResourceRequest || !h.groupVersions[schema.GroupVersion{Group: info.APIGroup, Version: info.APIVersion}] {
+		http.NotFound(w, req)
 		return
 	}
 	vh := h.endpoints[endpointKey{info.APIGroup, info.APIVersion, info.Resource, info.Subresource}]

@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/version"
-	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/endpoints/discovery"
 	genericfilters "k8s.io/apiserver/pkg/endpoints/filters"
 	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
@@ -189,15 +188,17 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	admit := admission.NewChainHandler(&namespaceLifecycle{namespaces: s.registry.Stores[schema.GroupResource{Resource: "namespaces"}]})
+	admit, err := newAdmission(s.registry.Stores[schema.GroupResource{Resource: "namespaces"}])
+	if err != nil {
+		return nil, err
+	}
 	api, err := newAPIHandler(s.registry, typeConverter, admit, s.cfg)
 	if err != nil {
 		return nil, err
 	}
 
 	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(notFound)
-	r.MethodNotAllowedHandler = http.HandlerFunc(notFound)
+	r.NotFoundHandler = http.HandlerFunc(http.NotFound)
 	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
 		r.HandleFunc(p, s.health)
 		r.HandleFunc(p+"/{check}", s.health)

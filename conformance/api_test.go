@@ -20,9 +20,16 @@ import (
 	"github.com/kubesim/kubesim/conformance/framework"
 )
 
+// newNamespace creates a namespace with its default ServiceAccount, which
+// kube-apiserver's ServiceAccount admission requires of pods (the genuine
+// control plane's serviceaccount controller creates it; the specs run
+// against the API alone).
 func newNamespace(ctx SpecContext, name string) {
 	GinkgoHelper()
-	_, err := target.Clientset().CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	cs := target.Clientset()
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	_, err = cs.CoreV1().ServiceAccounts(name).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
 	Expect(err).NotTo(HaveOccurred())
 }
 

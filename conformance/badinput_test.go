@@ -16,8 +16,8 @@ import (
 )
 
 // raw sends one HTTP request to the target as cluster-admin and decodes a
-// Status answer.
-func raw(ctx SpecContext, method, path, contentType string, body []byte) (int, *metav1.Status) {
+// Status answer; a body that is no Status comes back as text.
+func raw(ctx SpecContext, method, path, contentType string, body []byte) (int, *metav1.Status, string) {
 	GinkgoHelper()
 	client, err := rest.HTTPClientFor(target.Config)
 	Expect(err).NotTo(HaveOccurred())
@@ -36,7 +36,7 @@ func raw(ctx SpecContext, method, path, contentType string, body []byte) (int, *
 	if json.Unmarshal(b, status) != nil || status.Kind != "Status" {
 		status = nil
 	}
-	return resp.StatusCode, status
+	return resp.StatusCode, status, string(b)
 }
 
 var _ = Describe("bad input", func() {
@@ -67,6 +67,8 @@ var _ = Describe("bad input", func() {
 		message                   string // exact when set
 		contains                  string
 		causeField                string
+		// plain is the text body of an answer that is no Status.
+		plain string
 	}
 	DescribeTable("gets kube-apiserver's Status and leaves stored data intact",
 		func(ctx SpecContext, c badCase) {
@@ -74,8 +76,13 @@ var _ = Describe("bad input", func() {
 			before, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "intact", metav1.GetOptions{})
 			Expect(err).NotTo(HaveOccurred())
 
-			code, status := raw(ctx, c.method, c.path, c.contentType, c.body)
+			code, status, text := raw(ctx, c.method, c.path, c.contentType, c.body)
 			Expect(code).To(Equal(c.code))
+			if c.plain != "" {
+				Expect(status).To(BeNil())
+				Expect(text).To(Equal(c.plain))
+				return
+			}
 			Expect(status).NotTo(BeNil(), "a Status body")
 			Expect(status.Code).To(Equal(int32(c.code)))
 			Expect(status.Reason).To(Equal(c.reason))
@@ -128,7 +135,8 @@ var _ = Describe("bad input", func() {
 			contains: "Too long: may not be more than 1048576 bytes"}),
 		Entry("an unknown resource", badCase{method: "GET", path: "/api/v1/namespaces/" + ns + "/widgets", code: 404, reason: metav1.StatusReasonNotFound,
 			message: "the server could not find the requested resource"}),
-		Entry("an unknown group", badCase{method: "GET", path: "/apis/widgets.example.com/v1/widgets", code: 404, reason: metav1.StatusReasonNotFound,
+		Entry("an unknown group", badCase{method: "GET", path: "/apis/widgets.example.com/v1/widgets", code: 404, plain: "404 page not found\n"}),
+		Entry("an unknown resource of a served group", badCase{method: "GET", path: "/apis/apps/v1/widgets", code: 404, reason: metav1.StatusReasonNotFound,
 			message: "the server could not find the requested resource"}),
 		Entry("a verb the resource does not have", badCase{method: "PUT", path: base, contentType: "application/json", body: []byte(`{}`),
 			code: 405, reason: metav1.StatusReasonMethodNotAllowed, message: "the server does not allow this method on the requested resource"}),
@@ -152,6 +160,6 @@ var _ = Describe("bad input", func() {
 			code: 403, reason: metav1.StatusReasonForbidden, message: `namespaces "default" is forbidden: this namespace may not be deleted`}),
 		Entry("a delete precondition on a stale resourceVersion", badCase{method: "DELETE", path: base + "/intact", contentType: "application/json",
 			body: []byte(`{"preconditions":{"resourceVersion":"1"}}`), code: 409, reason: metav1.StatusReasonConflict,
-			contains: "Precondition failed: ResourceVersion in precondition: 1"}),
+			contains: `Operation cannot be fulfilled on ConfigMap "intact": the ResourceVersion in the precondition (1) does not match the ResourceVersion in record`}),
 	)
 })

@@ -97,9 +97,20 @@ func crud[T runtime.Object](ctx context.Context, c typedClient[T], obj T) {
 	// for the garbage collector.
 	background := metav1.DeletePropagationBackground
 	Expect(c.Delete(ctx, m.GetName(), metav1.DeleteOptions{PropagationPolicy: &background})).To(Succeed(), "delete %s", kind)
+	// Objects that admission gave finalizers (PV and PVC protection) wait
+	// for their controllers; the spec removes the finalizers as they would.
 	Eventually(func() error {
-		_, err := c.Get(ctx, m.GetName(), metav1.GetOptions{})
-		return err
+		obj, err := c.Get(ctx, m.GetName(), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if om, _ := meta.Accessor(obj); om.GetDeletionTimestamp() != nil && len(om.GetFinalizers()) > 0 {
+			om.SetFinalizers(nil)
+			if _, err := c.Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+				return err
+			}
+		}
+		return fmt.Errorf("%s still exists", kind)
 	}).WithTimeout(10*time.Second).Should(Satisfy(apierrors.IsNotFound), kind)
 }
 
@@ -257,8 +268,7 @@ var _ = Describe("client-go", func() {
 	It("does typed CRUD on every GA kind of the manifest set", func(ctx SpecContext) {
 		cs := target.Clientset()
 		const ns = "conformance-typed"
-		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-		Expect(err).NotTo(HaveOccurred())
+		newNamespace(ctx, ns)
 		kinds := map[string]bool{}
 		for _, obj := range manifestObjects() {
 			m, _ := meta.Accessor(obj)
@@ -275,6 +285,9 @@ var _ = Describe("client-go", func() {
 				e.InvolvedObject.Namespace = ns
 			case *eventsv1.Event:
 				e.Regarding.Namespace = ns
+			}
+			if sa, isSA := obj.(*corev1.ServiceAccount); isSA && sa.Name == "default" {
+				continue // newNamespace made it
 			}
 			if _, isNS := obj.(*corev1.Namespace); isNS {
 				continue // namespaces only finish deleting with the namespace controller
@@ -390,32 +403,22 @@ var _ = Describe("client-go", func() {
 
 		// 2,000 creates and 8,000 updates from 16 writers.
 		written := make([][]string, objects)
-		var wg sync.WaitGroup
-		work := make(chan int)
-		for w := 0; w < 16; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer GinkgoRecover()
-				for i := range work {
-					name := fmt.Sprintf("cm-%05d", i)
-					cm, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"n": "0"}}, metav1.CreateOptions{})
-					Expect(err).NotTo(HaveOccurred())
-					written[i] = append(written[i], cm.ResourceVersion)
-					for n := 1; n < writesEach; n++ {
-						cm.Data["n"] = fmt.Sprint(n)
-						cm, err = cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})
-						Expect(err).NotTo(HaveOccurred())
-						written[i] = append(written[i], cm.ResourceVersion)
-					}
+		parallel(ctx, objects, func(i int) error {
+			name := fmt.Sprintf("cm-%05d", i)
+			cm, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"n": "0"}}, metav1.CreateOptions{})
+			if err != nil {
+				return err
+			}
+			written[i] = append(written[i], cm.ResourceVersion)
+			for n := 1; n < writesEach; n++ {
+				cm.Data["n"] = fmt.Sprint(n)
+				if cm, err = cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+					return err
 				}
-			}()
-		}
-		for i := 0; i < objects; i++ {
-			work <- i
-		}
-		close(work)
-		wg.Wait()
+				written[i] = append(written[i], cm.ResourceVersion)
+			}
+			return nil
+		})
 
 		final, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
 		Expect(err).NotTo(HaveOccurred())
@@ -452,24 +455,10 @@ var _ = Describe("client-go", func() {
 		const ns, objects = "conformance-paging", 10000
 		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		var wg sync.WaitGroup
-		work := make(chan int)
-		for w := 0; w < 16; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer GinkgoRecover()
-				for i := range work {
-					_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("page-%05d", i)}}, metav1.CreateOptions{})
-					Expect(err).NotTo(HaveOccurred())
-				}
-			}()
-		}
-		for i := 0; i < objects; i++ {
-			work <- i
-		}
-		close(work)
-		wg.Wait()
+		parallel(ctx, objects, func(i int) error {
+			_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("page-%05d", i)}}, metav1.CreateOptions{})
+			return err
+		})
 
 		var names []string
 		opts := metav1.ListOptions{Limit: 500}
@@ -509,3 +498,41 @@ var _ = Describe("client-go", func() {
 		Expect(unique).NotTo(HaveKey("page-99999"))
 	})
 })
+
+// parallel runs fn(0..n-1) on 16 workers and expects every call to succeed.
+// A failing call stops the work instead of leaving the feeder blocked.
+func parallel(ctx context.Context, n int, fn func(i int) error) {
+	GinkgoHelper()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan int)
+	errs := make(chan error, 16)
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if err := fn(i); err != nil {
+					errs <- fmt.Errorf("item %d: %w", i, err)
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for i := 0; i < n; i++ {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		Expect(err).NotTo(HaveOccurred())
+	}
+}

@@ -141,18 +141,35 @@ var _ = Describe("watch", func() {
 		Eventually(w.ResultChan()).WithTimeout(10 * time.Second).Should(BeClosed())
 	})
 
-	It("answers a watch from a compacted resourceVersion with the 410 Expired event", func(ctx SpecContext) {
+	// compactedRV is revision 1: older than any history either server keeps
+	// once it has compacted (on an interval: 10s for the suite's kubesim,
+	// --etcd-compaction-interval for kube-apiserver).
+	const compactedRV = "1"
+
+	It("answers a list at a compacted resourceVersion with 410 Expired", func(ctx SpecContext) {
 		cms := target.Clientset().CoreV1().ConfigMaps(ns)
-		old := create(ctx, "old")
-		// History is compacted on an interval (10s for the suite's kubesim,
-		// --etcd-compaction-interval for kube-apiserver); keep writing until
-		// the old revision is gone.
 		n := 0
 		Eventually(func(g Gomega) {
 			n++
 			_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("tick-%d", n)}}, metav1.CreateOptions{})
 			g.Expect(err).NotTo(HaveOccurred())
-			w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: old.ResourceVersion})
+			_, err = cms.List(ctx, metav1.ListOptions{ResourceVersion: compactedRV, ResourceVersionMatch: metav1.ResourceVersionMatchExact})
+			g.Expect(apierrors.IsResourceExpired(err)).To(BeTrue(), "%v", err)
+			g.Expect(err.Error()).To(Equal("The resourceVersion for the provided list is too old."))
+		}).WithTimeout(90 * time.Second).WithPolling(2 * time.Second).Should(Succeed())
+	})
+
+	It("ends a watch from a compacted resourceVersion with the 410 Expired event", func(ctx SpecContext) {
+		if !target.IsKubesim() {
+			Skip("kube-apiserver serves watches from its watch cache, whose window a client cannot push an old revision out of; measured on v1.37.2: a watch from resourceVersion 1 neither errors nor replays")
+		}
+		cms := target.Clientset().CoreV1().ConfigMaps(ns)
+		n := 0
+		Eventually(func(g Gomega) {
+			n++
+			_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("tick-%d", n)}}, metav1.CreateOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: compactedRV})
 			g.Expect(err).NotTo(HaveOccurred())
 			defer w.Stop()
 			var e watch.Event
@@ -160,9 +177,5 @@ var _ = Describe("watch", func() {
 			g.Expect(e.Type).To(Equal(watch.Error))
 			g.Expect(apierrors.IsResourceExpired(apierrors.FromObject(e.Object))).To(BeTrue(), "%#v", e.Object)
 		}).WithTimeout(90 * time.Second).WithPolling(2 * time.Second).Should(Succeed())
-
-		// A paginated list continued past compaction is Expired too.
-		_, err := cms.List(ctx, metav1.ListOptions{ResourceVersion: old.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchExact})
-		Expect(apierrors.IsResourceExpired(err) || apierrors.IsGone(err)).To(BeTrue(), "%v", err)
 	})
 })

@@ -80,3 +80,30 @@ func watchErrorStatus(err *storage.Error) *metav1.Status {
 	s := apierrors.NewInternalError(err).Status()
 	return &s
 }
+
+// kube-apiserver's words for lists past compaction (storage/etcd3).
+const (
+	listExpired          = "The resourceVersion for the provided list is too old."
+	inconsistentContinue = "The provided continue parameter is too old " +
+		"to display a consistent list result. You can start a new list without " +
+		"the continue parameter, or use the continue token in this response to " +
+		"retrieve the remainder of the results. Continuing with the provided " +
+		"token results in an inconsistent list - objects that were created, " +
+		"modified, or deleted between the time the first chunk was returned " +
+		"and now may show up in the list."
+)
+
+// continueExpired is the 410 of a paginated list whose snapshot was
+// compacted: it carries a token that continues at the latest revision.
+func continueExpired(startKey, prefix string) error {
+	if startKey == "" {
+		startKey = prefix
+	}
+	token, err := apistorage.EncodeContinue(startKey, prefix, -1)
+	if err != nil {
+		return apierrors.NewResourceExpired(listExpired)
+	}
+	e := apierrors.NewResourceExpired(inconsistentContinue)
+	e.ErrStatus.ListMeta.Continue = token
+	return e
+}

@@ -113,6 +113,9 @@ type Registry struct {
 	Stores map[schema.GroupResource]*Store
 
 	alloc *serviceAllocator
+	// storageVersions are the groups' preferred versions, what
+	// kube-apiserver stores objects at.
+	storageVersions map[string]schema.GroupVersion
 }
 
 // New builds the registry from the pinned discovery documents.
@@ -132,6 +135,10 @@ func New(cfg Config) (*Registry, error) {
 	var apis metav1.APIGroupList
 	if err := readDoc("apis.json", &apis); err != nil {
 		return nil, err
+	}
+	r.storageVersions = map[string]schema.GroupVersion{"": {Version: "v1"}}
+	for _, g := range apis.Groups {
+		r.storageVersions[g.Name] = schema.GroupVersion{Group: g.Name, Version: g.PreferredVersion.Version}
 	}
 	docs, err := discoveryDocs.ReadDir("discovery")
 	if err != nil {
@@ -267,6 +274,8 @@ func (r *Registry) storeFor(cfg Config, alloc *serviceAllocator, gr schema.Group
 		Attrs:               sp.attrs,
 		ReturnDeletedObject: sp.returnDeleted,
 		TableConvertor:      tableConvertor(newListFunc()),
+		Scheme:              legacyscheme.Scheme,
+		StorageVersion:      r.storageVersions[gr.Group],
 		ShortNames:          res.ShortNames,
 		Categories:          res.Categories,
 		Clock:               cfg.Clock,

@@ -70,6 +70,12 @@ type StoreConfig struct {
 	// BookmarkInterval is how often an idle watch that allows bookmarks gets
 	// one. Default: 1m, about what kube-apiserver's watch cache does.
 	BookmarkInterval time.Duration
+	// Scheme and StorageVersion, when set, make every write go through the
+	// storage version with defaulting, as kube-apiserver's round trip
+	// through etcd does: defaults that depend on fields a strategy set
+	// (a Job's labels from its template, a PVC's Pending phase) appear.
+	Scheme         *runtime.Scheme
+	StorageVersion schema.GroupVersion
 }
 
 // Store is a rest.Storage for one resource over a storage.Interface. It
@@ -296,7 +302,10 @@ func (s *Store) List(ctx context.Context, options *metainternalversion.ListOptio
 		if err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid continue token: %v", err))
 		}
-		lo.StartKey, lo.Revision, lo.Match = start, crv, storage.MatchExact
+		lo.StartKey = start
+		if crv != -1 { // -1: continue at the latest revision, inconsistently
+			lo.Revision, lo.Match = crv, storage.MatchExact
+		}
 	case options.ResourceVersionMatch == metav1.ResourceVersionMatchExact:
 		lo.Revision, lo.Match = rv, storage.MatchExact
 	case options.ResourceVersionMatch == metav1.ResourceVersionMatchNotOlderThan:
@@ -309,8 +318,11 @@ func (s *Store) List(ctx context.Context, options *metainternalversion.ListOptio
 	}
 	res, err := s.cfg.Storage.List(ctx, prefix, lo)
 	if err != nil {
-		if options.Continue != "" && isCode(err, storage.ErrCodeExpired) {
-			return nil, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+		if isCode(err, storage.ErrCodeExpired) {
+			if options.Continue != "" || options.Limit > 0 {
+				return nil, continueExpired(lo.StartKey, prefix)
+			}
+			return nil, apierrors.NewResourceExpired(listExpired)
 		}
 		return nil, interpretList(err, gr)
 	}
@@ -362,6 +374,9 @@ func (s *Store) Create(ctx context.Context, obj runtime.Object, createValidation
 		if err := createValidation(ctx, obj.DeepCopyObject()); err != nil {
 			return nil, err
 		}
+	}
+	if obj, err = s.normalize(obj); err != nil {
+		return nil, err
 	}
 	name := objMeta.GetName()
 	key, err := s.key(ctx, name)
@@ -470,6 +485,9 @@ func (s *Store) update(ctx context.Context, name string, objInfo rest.UpdatedObj
 				return nil, false, err
 			}
 		}
+		if obj, err = s.normalize(obj); err != nil {
+			return nil, false, err
+		}
 		if shouldDeleteDuringUpdate(obj, existing) {
 			out, _, err := s.deleteNow(ctx, key, name, existingRV, obj, &metav1.DeleteOptions{DryRun: options.DryRun})
 			return out, false, err
@@ -511,6 +529,9 @@ func (s *Store) createOnUpdate(ctx context.Context, key, name string, obj runtim
 		if err := createValidation(ctx, obj.DeepCopyObject()); err != nil {
 			return nil, err
 		}
+	}
+	if obj, err = s.normalize(obj); err != nil {
+		return nil, err
 	}
 	if isDryRun(options.DryRun) {
 		return obj, nil
@@ -562,6 +583,13 @@ func (s *Store) Delete(ctx context.Context, name string, deleteValidation rest.V
 		if err != nil {
 			return nil, false, interpretDelete(err, gr, name)
 		}
+		// BeforeDelete checks the preconditions first, with kube-apiserver's
+		// words; the storage check after it catches what raced.
+		obj := existing.DeepCopyObject()
+		graceful, pendingGraceful, err := rest.BeforeDelete(s.cfg.Strategy, ctx, obj, options)
+		if err != nil {
+			return nil, false, err
+		}
 		if err := pre.Check(key, existing); err != nil {
 			return nil, false, interpretDelete(err, gr, name)
 		}
@@ -573,11 +601,6 @@ func (s *Store) Delete(ctx context.Context, name string, deleteValidation rest.V
 			if err := deleteValidation(ctx, existing.DeepCopyObject()); err != nil {
 				return nil, false, err
 			}
-		}
-		obj := existing.DeepCopyObject()
-		graceful, pendingGraceful, err := rest.BeforeDelete(s.cfg.Strategy, ctx, obj, options)
-		if err != nil {
-			return nil, false, err
 		}
 		if pendingGraceful {
 			return s.finalizeDelete(ctx, existing), false, nil
@@ -970,6 +993,9 @@ func (s *Store) guaranteedUpdate(ctx context.Context, name string, pre *apistora
 		if err != nil {
 			return nil, err
 		}
+		if obj, err = s.normalize(obj); err != nil {
+			return nil, err
+		}
 		if apiequality.Semantic.DeepEqual(obj, existing) {
 			return existing, nil
 		}
@@ -999,3 +1025,21 @@ type closedWatch struct{ ch chan watch.Event }
 
 func (w *closedWatch) Stop()                          {}
 func (w *closedWatch) ResultChan() <-chan watch.Event { return w.ch }
+
+// normalize gives obj what kube-apiserver's storage round trip gives it:
+// conversion to the storage version, defaulting, conversion back.
+func (s *Store) normalize(obj runtime.Object) (runtime.Object, error) {
+	if s.cfg.Scheme == nil || s.cfg.StorageVersion.Empty() {
+		return obj, nil
+	}
+	versioned, err := s.cfg.Scheme.ConvertToVersion(obj, s.cfg.StorageVersion)
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("unable to convert to the storage version %s: %w", s.cfg.StorageVersion, err))
+	}
+	s.cfg.Scheme.Default(versioned)
+	internal, err := s.cfg.Scheme.ConvertToVersion(versioned, schema.GroupVersion{Group: s.cfg.StorageVersion.Group, Version: runtime.APIVersionInternal})
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("unable to convert from the storage version %s: %w", s.cfg.StorageVersion, err))
+	}
+	return internal, nil
+}
