@@ -8,7 +8,7 @@ KUBECTL ?= kubectl
 # Extra arguments for `make run`, e.g. make run ARGS="--port 0".
 ARGS ?=
 
-.PHONY: all build run test deps vet unit conformance bench clean
+.PHONY: all build run test deps vet unit conformance conformance-reference reference-peer bench clean
 
 all: build
 
@@ -38,6 +38,16 @@ unit:
 ## conformance: the ginkgo suite against a `kubesim up` it starts.
 conformance: build deps
 	KUBESIM_BIN=$(abspath $(BIN)) KUBECTL=$(KUBECTL) $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color
+
+## reference-peer: build the genuine kube-apiserver and etcd of the pin (cached outside the repo).
+reference-peer:
+	hack/reference-build.sh
+
+## conformance-reference: the same suite against a fresh genuine kube-apiserver + etcd.
+conformance-reference: reference-peer deps
+	hack/reference-peer.sh start
+	KUBESIM_TARGET=reference KUBECONFIG=$${REFERENCE_DIR:-$$HOME/.cache/kubesim-reference}/kubeconfig KUBECTL=$(KUBECTL) \
+	  $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color; rc=$$?; hack/reference-peer.sh stop; exit $$rc
 
 ## bench: throughput and start-up benchmarks, written to BENCHMARKS.md.
 bench: build

@@ -43,6 +43,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 )
 
 // typedClient is what every typed client-go client offers for one kind.
@@ -71,19 +72,28 @@ func crud[T runtime.Object](ctx context.Context, c typedClient[T], obj T) {
 	_, err = c.Create(ctx, obj, metav1.CreateOptions{})
 	Expect(apierrors.IsAlreadyExists(err)).To(BeTrue(), "second create of %s: %v", kind, err)
 
-	got, err := c.Get(ctx, m.GetName(), metav1.GetOptions{})
-	Expect(err).NotTo(HaveOccurred(), "get %s", kind)
-	gm, _ := meta.Accessor(got)
-	Expect(gm.GetUID()).To(Equal(cm.GetUID()), kind)
-
-	labels := gm.GetLabels()
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels["crud"] = "updated"
-	gm.SetLabels(labels)
-	updated, err := c.Update(ctx, got, metav1.UpdateOptions{})
+	var got, updated T
+	var gm metav1.Object
+	// Controllers may write status concurrently (the reference's
+	// priority-and-fairness controller does): retry on conflicts, as any
+	// client must.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var err error
+		if got, err = c.Get(ctx, m.GetName(), metav1.GetOptions{}); err != nil {
+			return err
+		}
+		gm, _ = meta.Accessor(got)
+		labels := gm.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels["crud"] = "updated"
+		gm.SetLabels(labels)
+		updated, err = c.Update(ctx, got, metav1.UpdateOptions{})
+		return err
+	})
 	Expect(err).NotTo(HaveOccurred(), "update %s", kind)
+	Expect(gm.GetUID()).To(Equal(cm.GetUID()), kind)
 	um, _ := meta.Accessor(updated)
 	Expect(um.GetLabels()).To(HaveKeyWithValue("crud", "updated"), kind)
 	Expect(um.GetResourceVersion()).NotTo(Equal(gm.GetResourceVersion()), kind)
