@@ -9,21 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/klog/v2"
-	"k8s.io/kubernetes/pkg/api/legacyscheme"
 )
 
 // Start bootstraps the cluster's built-in objects, serves until ctx is
@@ -150,48 +143,15 @@ func (s *Server) WriteKubeconfig(path string) error {
 	return nil
 }
 
-// bootstrap creates what kube-apiserver creates at start: the system
-// namespaces and the kubernetes Service.
-func (s *Server) bootstrap(ctx context.Context) error {
-	for _, name := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
-		if err := s.createInternal(ctx, "namespaces", "", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
-			return err
-		}
-	}
-	_, port, _ := net.SplitHostPort(s.Address())
-	p, _ := strconv.Atoi(port)
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault, Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
-		Spec: corev1.ServiceSpec{
-			Type:      corev1.ServiceTypeClusterIP,
-			ClusterIP: s.registry.KubernetesServiceIP(),
-			Ports:     []corev1.ServicePort{{Name: "https", Protocol: corev1.ProtocolTCP, Port: 443, TargetPort: intstr.FromInt32(int32(p))}},
-		},
-	}
-	return s.createInternal(ctx, "services", metav1.NamespaceDefault, svc)
-}
-
-// createInternal creates a core v1 object in-process as a request would:
-// defaulted, converted to the internal version, through the store.
-func (s *Server) createInternal(ctx context.Context, resource, namespace string, obj runtime.Object) error {
-	legacyscheme.Scheme.Default(obj)
-	internal, err := legacyscheme.Scheme.ConvertToVersion(obj, schema.GroupVersion{Version: runtime.APIVersionInternal})
-	if err != nil {
-		return err
-	}
-	store := s.registry.Stores[schema.GroupResource{Resource: resource}]
-	_, err = store.Create(requestContext(ctx, "create", "", resource, namespace), internal, nil, &metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("unable to create %s: %w", resource, err)
-	}
-	return nil
-}
-
 // requestContext gives an in-process write what a request's context has:
 // upstream strategies (declarative validation) read the request info.
-func requestContext(ctx context.Context, verb, group, resource, namespace string) context.Context {
+func requestContext(ctx context.Context, verb, group, version, resource, namespace string) context.Context {
 	ctx = genericapirequest.WithNamespace(ctx, namespace)
+	prefix := "apis"
+	if group == "" {
+		prefix = "api"
+	}
 	return genericapirequest.WithRequestInfo(ctx, &genericapirequest.RequestInfo{
-		IsResourceRequest: true, Verb: verb, APIPrefix: "api", APIGroup: group, APIVersion: "v1", Resource: resource, Namespace: namespace,
+		IsResourceRequest: true, Verb: verb, APIPrefix: prefix, APIGroup: group, APIVersion: version, Resource: resource, Namespace: namespace,
 	})
 }
