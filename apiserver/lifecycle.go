@@ -52,6 +52,8 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(s.listener, "", "") }()
+	// Admission plugins read through informers over this server.
+	s.informers.Start(s.lifetime.Done())
 	close(s.ready)
 	logger.Info("Serving the Kubernetes API", "address", "https://"+s.listener.Addr().String(), "version", Version().GitVersion)
 
@@ -61,12 +63,14 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	logger.Info("Shutting down the Kubernetes API")
+	s.endLifetime()
 	cancelServe() // ends watches and other long-running requests
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		srv.Close()
 	}
+	s.informers.Shutdown()
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

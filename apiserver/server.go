@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -20,12 +21,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/endpoints/discovery"
 	genericfilters "k8s.io/apiserver/pkg/endpoints/filters"
 	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	serverfilters "k8s.io/apiserver/pkg/server/filters"
+	"k8s.io/client-go/informers"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	"k8s.io/utils/clock"
 
@@ -76,6 +79,10 @@ type Server struct {
 	adminToken string
 	ready      chan struct{}
 	startOnce  sync.Once
+	// lifetime ends when the server stops; admission informers run in it.
+	lifetime    context.Context
+	endLifetime context.CancelFunc
+	informers   informers.SharedInformerFactory
 }
 
 // New validates cfg, fills in its defaults, builds the server and opens its
@@ -106,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("unable to create apiserver: bind address %q is not an IP", cfg.BindAddress)
 	}
 	s := &Server{cfg: cfg, ready: make(chan struct{})}
+	s.lifetime, s.endLifetime = context.WithCancel(context.Background())
 	if cfg.Storage == nil {
 		m, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval})
 		if err != nil {
@@ -188,10 +196,11 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	admit, err := newAdmission(s.registry.Stores[schema.GroupResource{Resource: "namespaces"}])
+	admit, factory, err := newAdmission(s.RESTConfig(), authorizer.AuthorizerFunc(clusterAuthorizer{}.Authorize), s.lifetime.Done())
 	if err != nil {
 		return nil, err
 	}
+	s.informers = factory
 	api, err := newAPIHandler(s.registry, typeConverter, admit, s.cfg)
 	if err != nil {
 		return nil, err
@@ -227,6 +236,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	h = genericfilters.WithAuthentication(h, newAuthenticator(s.ca.Cert, s.adminToken), genericfilters.Unauthorized(legacyscheme.Codecs), nil, nil)
 	h = genericfilters.WithRequestInfo(h, resolver)
 	h = genericfilters.WithAuditInit(h)
+	h = genericfilters.WithRequestReceivedTimestamp(h)
 	h = serverfilters.WithPanicRecovery(h, resolver)
 	return h, nil
 }
