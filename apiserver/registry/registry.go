@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	apistorage "k8s.io/apiserver/pkg/storage"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
+	"k8s.io/kubernetes/pkg/cluster/ports"
+	"k8s.io/kubernetes/pkg/registry/core/componentstatus"
 	api "k8s.io/kubernetes/pkg/apis/core"
 	kubeprinters "k8s.io/kubernetes/pkg/printers"
 	printersinternal "k8s.io/kubernetes/pkg/printers/internalversion"
@@ -240,6 +243,9 @@ func (r *Registry) mainStorage(cfg Config, alloc *serviceAllocator, gr schema.Gr
 	if st := reviewStorage(cfg, gr); st != nil {
 		return st, nil
 	}
+	if gr == (schema.GroupResource{Resource: "componentstatuses"}) {
+		return componentStatuses(), nil
+	}
 	sp, ok := specs[gr]
 	if !ok {
 		return nil, nil // not served yet; bindings are wired by LegacyBindings
@@ -423,3 +429,19 @@ func reviewStorage(cfg Config, gr schema.GroupResource) rest.Storage {
 	}
 	return nil
 }
+
+// componentStatuses serves componentstatuses as kube-apiserver does: it
+// probes the scheduler and the controller manager on their default secure
+// ports. (kube-apiserver adds one entry per etcd server; the memory backend
+// has none.)
+func componentStatuses() rest.Storage {
+	servers := map[string]componentstatus.Server{
+		"controller-manager": &componentstatus.HttpServer{EnableHTTPS: true, TLSConfig: &tls.Config{InsecureSkipVerify: true}, Addr: "127.0.0.1", Port: ports.KubeControllerManagerPort, Path: "/healthz"},
+		"scheduler":          &componentstatus.HttpServer{EnableHTTPS: true, TLSConfig: &tls.Config{InsecureSkipVerify: true}, Addr: "127.0.0.1", Port: kubeSchedulerPort, Path: "/healthz"},
+	}
+	return componentstatus.NewStorage(func() map[string]componentstatus.Server { return servers })
+}
+
+// kubeSchedulerPort is kube-scheduler's default secure port
+// (k8s.io/kubernetes/pkg/scheduler/apis/config DefaultKubeSchedulerPort).
+const kubeSchedulerPort = 10259
