@@ -35,6 +35,11 @@ type options struct {
 	concurrency int
 	watchers    int
 	startRuns   int
+	// referenceDir holds the reference binaries; referenceStartRuns how
+	// many times it is started.
+	referenceDir       string
+	referenceStartRuns int
+	repo               string
 }
 
 func main() {
@@ -45,6 +50,10 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent client-go workers")
 	flag.IntVar(&o.watchers, "watchers", 100, "watchers for the fan-out benchmark")
 	flag.IntVar(&o.startRuns, "start-runs", 10, "start-up measurements")
+	home, _ := os.UserHomeDir()
+	flag.StringVar(&o.referenceDir, "reference-dir", envOr("REFERENCE_DIR", filepath.Join(home, ".cache", "kubesim-reference")), "reference binaries (make reference-peer); empty skips the reference")
+	flag.IntVar(&o.referenceStartRuns, "reference-start-runs", 3, "reference start-up measurements")
+	flag.StringVar(&o.repo, "repo", ".", "the repository root (for hack/reference-peer.sh)")
 	flag.Parse()
 	if o.bin == "" {
 		o.bin = "bin/kubesim"
@@ -55,15 +64,49 @@ func main() {
 	}
 }
 
-type result struct {
-	name, value, detail string
+// cluster is one side of the comparison.
+type cluster struct {
+	name       string
+	kubeconfig string
+	pids       func() []int
+	stop       func()
+}
+
+// measurement is one benchmark's figure for one cluster.
+type measurement struct {
+	value  float64 // in unit
+	text   string
+	detail string
+}
+
+// row is one benchmark: kubesim's figure, the reference's, and which way is better.
+type row struct {
+	name           string
+	unit           string
+	higherIsBetter bool
+	kubesim, refer *measurement
 }
 
 func run(ctx context.Context, o options) error {
-	var results []result
-	add := func(name, value, detail string) {
-		results = append(results, result{name, value, detail})
-		fmt.Printf("%-45s %-22s %s\n", name, value, detail)
+	var rows []*row
+	get := func(name, unit string, higher bool) *row {
+		for _, r := range rows {
+			if r.name == name {
+				return r
+			}
+		}
+		r := &row{name: name, unit: unit, higherIsBetter: higher}
+		rows = append(rows, r)
+		return r
+	}
+	set := func(side, name, unit string, higher bool, m *measurement) {
+		r := get(name, unit, higher)
+		if side == "kubesim" {
+			r.kubesim = m
+		} else {
+			r.refer = m
+		}
+		fmt.Printf("%-10s %-45s %-14s %s\n", side, name, m.text, m.detail)
 	}
 
 	// Start-to-ready of `kubesim up` as a process: until the kubeconfig is
@@ -76,9 +119,8 @@ func run(ctx context.Context, o options) error {
 		}
 		procStarts = append(procStarts, d)
 	}
-	add("start-to-ready, kubesim up (process)", ms(median(procStarts)), fmt.Sprintf("median of %d; min %s, max %s", o.startRuns, ms(minOf(procStarts)), ms(maxOf(procStarts))))
+	set("kubesim", "start-to-ready", "ms", false, durationM(procStarts, fmt.Sprintf("kubesim up, median of %d", o.startRuns)))
 
-	// Start-to-ready in-process, as a test binary would embed it.
 	var inproc []time.Duration
 	for i := 0; i < o.startRuns; i++ {
 		d, err := startInProcess(ctx)
@@ -87,24 +129,47 @@ func run(ctx context.Context, o options) error {
 		}
 		inproc = append(inproc, d)
 	}
-	add("start-to-ready, apiserver.New+Start (in-process)", ms(median(inproc)), fmt.Sprintf("median of %d; min %s, max %s", o.startRuns, ms(minOf(inproc)), ms(maxOf(inproc))))
+	set("kubesim", "start-to-ready, in-process (apiserver.New+Start)", "ms", false, durationM(inproc, fmt.Sprintf("median of %d", o.startRuns)))
 
-	// Throughput against one process.
-	dir, err := os.MkdirTemp("", "kubesim-bench-")
+	ks, err := startKubesimCluster(o.bin)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	kc := filepath.Join(dir, "kubeconfig")
-	cmd := exec.Command(o.bin, "up", "--port", "0", "--kubeconfig", kc)
-	if err := cmd.Start(); err != nil {
+	if err := workloads(ctx, o, ks, func(name, unit string, higher bool, m *measurement) { set("kubesim", name, unit, higher, m) }); err != nil {
+		ks.stop()
 		return err
 	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	if err := waitFile(kc, 30*time.Second); err != nil {
-		return err
+	ks.stop()
+
+	reference := o.referenceDir != "" && fileExists(filepath.Join(o.referenceDir, "bin", "kube-apiserver"))
+	if reference {
+		var refStarts []time.Duration
+		var rc *cluster
+		for i := 0; i < o.referenceStartRuns; i++ {
+			c, d, err := startReference(o)
+			if err != nil {
+				return err
+			}
+			refStarts = append(refStarts, d)
+			if i < o.referenceStartRuns-1 {
+				c.stop()
+			} else {
+				rc = c
+			}
+		}
+		set("reference", "start-to-ready", "ms", false, durationM(refStarts, fmt.Sprintf("etcd + kube-apiserver (certificates included), median of %d", o.referenceStartRuns)))
+		err := workloads(ctx, o, rc, func(name, unit string, higher bool, m *measurement) { set("reference", name, unit, higher, m) })
+		rc.stop()
+		if err != nil {
+			return err
+		}
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+	return write(o, rows, reference)
+}
+
+// workloads runs the throughput, list, memory and fan-out benchmarks.
+func workloads(ctx context.Context, o options, c *cluster, set func(name, unit string, higher bool, m *measurement)) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -114,7 +179,7 @@ func run(ctx context.Context, o options) error {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	rssBefore := rss(cmd.Process.Pid)
+	rssBefore := rssOf(c.pids())
 
 	lat, wall, err := parallel(o.objects, o.concurrency, func(i int) error {
 		_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
@@ -126,7 +191,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	add("create ConfigMap", perSec(o.objects, wall), latencies(lat, o.concurrency))
+	set("create ConfigMap", "/s", true, rateM(o.objects, wall, lat, o.concurrency))
 
 	lat, wall, err = parallel(o.objects, o.concurrency, func(i int) error {
 		_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, fmt.Sprintf("cm-%06d", i), metav1.GetOptions{})
@@ -135,7 +200,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	add("get ConfigMap", perSec(o.objects, wall), latencies(lat, o.concurrency))
+	set("get ConfigMap", "/s", true, rateM(o.objects, wall, lat, o.concurrency))
 
 	var lists []time.Duration
 	for i := 0; i < 5; i++ {
@@ -149,8 +214,9 @@ func run(ctx context.Context, o options) error {
 		}
 		lists = append(lists, time.Since(start))
 	}
-	add(fmt.Sprintf("list %d ConfigMaps (JSON)", o.objects), ms(median(lists)), "median of 5 full lists")
-	add(fmt.Sprintf("RSS after loading %d ConfigMaps", o.objects), fmt.Sprintf("%d MiB", rss(cmd.Process.Pid)/1024), fmt.Sprintf("%d MiB before loading", rssBefore/1024))
+	set(fmt.Sprintf("list %d ConfigMaps (JSON)", o.objects), "ms", false, durationM(lists, "median of 5 full lists"))
+	after := rssOf(c.pids())
+	set(fmt.Sprintf("RSS after loading %d ConfigMaps", o.objects), "MiB", false, &measurement{value: float64(after) / 1024, text: fmt.Sprintf("%d MiB", after/1024), detail: fmt.Sprintf("%d MiB before loading; all processes of the cluster", rssBefore/1024)})
 
 	// Watch fan-out: every watcher must see every event.
 	const events = 1000
@@ -189,9 +255,72 @@ func run(ctx context.Context, o options) error {
 	}
 	wg.Wait()
 	fan := time.Since(start)
-	add(fmt.Sprintf("watch fan-out, %d watchers x %d events", o.watchers, events), perSec(o.watchers*events, fan), fmt.Sprintf("all delivered %s after the first write", ms(fan)))
+	n := o.watchers * events
+	set(fmt.Sprintf("watch fan-out, %d watchers x %d events", o.watchers, events), "/s", true,
+		&measurement{value: float64(n) / fan.Seconds(), text: perSec(n, fan), detail: fmt.Sprintf("all delivered %s after the first write", ms(fan))})
+	return nil
+}
 
-	return write(o, results)
+func durationM(d []time.Duration, detail string) *measurement {
+	m := median(d)
+	return &measurement{value: float64(m.Microseconds()) / 1000, text: ms(m), detail: fmt.Sprintf("%s; min %s, max %s", detail, ms(minOf(d)), ms(maxOf(d)))}
+}
+
+func rateM(n int, wall time.Duration, lat []time.Duration, c int) *measurement {
+	return &measurement{value: float64(n) / wall.Seconds(), text: perSec(n, wall), detail: latencies(lat, c)}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func startKubesimCluster(bin string) (*cluster, error) {
+	dir, err := os.MkdirTemp("", "kubesim-bench-")
+	if err != nil {
+		return nil, err
+	}
+	kc := filepath.Join(dir, "kubeconfig")
+	cmd := exec.Command(bin, "up", "--port", "0", "--kubeconfig", kc)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	if err := waitFile(kc, 30*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		return nil, err
+	}
+	return &cluster{name: "kubesim", kubeconfig: kc,
+		pids: func() []int { return []int{cmd.Process.Pid} },
+		stop: func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait(); os.RemoveAll(dir) },
+	}, nil
+}
+
+// startReference starts etcd + kube-apiserver with hack/reference-peer.sh
+// and times it until kube-apiserver is ready.
+func startReference(o options) (*cluster, time.Duration, error) {
+	script := filepath.Join(o.repo, "hack", "reference-peer.sh")
+	_ = exec.Command(script, "stop").Run()
+	start := time.Now()
+	cmd := exec.Command(script, "start")
+	cmd.Env = append(os.Environ(), "REFERENCE_DIR="+o.referenceDir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, 0, fmt.Errorf("unable to start the reference peer: %v\n%s", err, out)
+	}
+	d := time.Since(start)
+	pid := func(name string) int {
+		b, _ := os.ReadFile(filepath.Join(o.referenceDir, "run", name+".pid"))
+		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n
+	}
+	return &cluster{name: "reference", kubeconfig: filepath.Join(o.referenceDir, "kubeconfig"),
+		pids: func() []int { return []int{pid("kube-apiserver"), pid("etcd")} },
+		stop: func() { _ = exec.Command(script, "stop").Run() },
+	}, d, nil
+}
+
+func rssOf(pids []int) int {
+	total := 0
+	for _, p := range pids {
+		total += rss(p)
+	}
+	return total
 }
 
 func startProcess(ctx context.Context, bin string) (time.Duration, error) {
@@ -322,17 +451,42 @@ func rss(pid int) int {
 	return 0
 }
 
-func write(o options, results []result) error {
+func write(o options, rows []*row, reference bool) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Benchmarks\n\n")
-	fmt.Fprintf(&b, "Measured by `make bench` (`go run ./hack/bench`) against `kubesim up` on loopback, with client-go\n")
-	fmt.Fprintf(&b, "(no client rate limit) at %d concurrent workers. Machine: %d CPUs, %s/%s, %s.\n", o.concurrency, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	fmt.Fprintf(&b, "Run on %s.\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "| benchmark | result | detail |\n|---|---|---|\n")
-	for _, r := range results {
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", r.name, r.value, r.detail)
+	fmt.Fprintf(&b, "Measured by `make bench` (`go run ./hack/bench`) in one run on one machine: kubesim (`kubesim up`)\n")
+	fmt.Fprintf(&b, "and, as the reference, the genuine etcd + kube-apiserver of the pin (`hack/reference-peer.sh`, the\n")
+	fmt.Fprintf(&b, "envtest configuration), with the same client-go workloads (no client rate limit, %d concurrent\n", o.concurrency)
+	fmt.Fprintf(&b, "workers). Machine: %d CPUs, %s/%s, %s. Run on %s.\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format("2006-01-02"))
+	if !reference {
+		fmt.Fprintf(&b, "The reference was not measured in this run (`make reference-peer` builds it).\n\n")
 	}
-	fmt.Fprintf(&b, "\nThese are kubesim's own figures. Ratios against the genuine kube-apiserver + etcd measured in\n")
-	fmt.Fprintf(&b, "the same run come with the reference peer (`make bench-compare`, see the reference-peer issue).\n")
+	fmt.Fprintf(&b, "| benchmark | kubesim | kube-apiserver + etcd | kubesim's advantage | kubesim detail | reference detail |\n|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		k, ref, adv, kd, rd := "-", "-", "-", "", ""
+		if r.kubesim != nil {
+			k, kd = r.kubesim.text, r.kubesim.detail
+		}
+		if r.refer != nil {
+			ref, rd = r.refer.text, r.refer.detail
+		}
+		if r.kubesim != nil && r.refer != nil && r.kubesim.value > 0 && r.refer.value > 0 {
+			ratio := r.refer.value / r.kubesim.value
+			if r.higherIsBetter {
+				ratio = r.kubesim.value / r.refer.value
+			}
+			adv = fmt.Sprintf("%.1fx", ratio)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.name, k, ref, adv, kd, rd)
+	}
+	fmt.Fprintf(&b, "\n\"kubesim's advantage\" is how many times faster (or smaller) kubesim is than the reference on that row.\n")
+	fmt.Fprintf(&b, "The full genuine control plane (scheduler, controller manager) joins the comparison with the next issues.\n")
 	return os.WriteFile(o.out, []byte(b.String()), 0o644)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
