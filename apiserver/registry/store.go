@@ -367,15 +367,7 @@ func (s *Store) Create(ctx context.Context, obj runtime.Object, createValidation
 		}
 		defer func() { finish(success) }()
 	}
-	if err := rest.BeforeCreate(s.cfg.Strategy, ctx, obj); err != nil {
-		return nil, err
-	}
-	if createValidation != nil {
-		if err := createValidation(ctx, obj.DeepCopyObject()); err != nil {
-			return nil, err
-		}
-	}
-	if obj, err = s.normalize(obj); err != nil {
+	if obj, err = s.prepareCreate(ctx, obj, createValidation); err != nil {
 		return nil, err
 	}
 	name := objMeta.GetName()
@@ -407,6 +399,20 @@ func (s *Store) Create(ctx context.Context, obj runtime.Object, createValidation
 	}
 	success = true
 	return out, nil
+}
+
+// prepareCreate turns a request's object into the one to store: the
+// strategy's BeforeCreate, admission's validation, the storage round trip.
+func (s *Store) prepareCreate(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc) (runtime.Object, error) {
+	if err := rest.BeforeCreate(s.cfg.Strategy, ctx, obj); err != nil {
+		return nil, err
+	}
+	if createValidation != nil {
+		if err := createValidation(ctx, obj.DeepCopyObject()); err != nil {
+			return nil, err
+		}
+	}
+	return s.normalize(obj)
 }
 
 // Update implements rest.Updater.
@@ -522,15 +528,7 @@ func (s *Store) createOnUpdate(ctx context.Context, key, name string, obj runtim
 	}
 	rest.WipeObjectMetaSystemFields(objMeta)
 	rest.FillObjectMetaSystemFields(objMeta)
-	if err := rest.BeforeCreate(s.cfg.Strategy, ctx, obj); err != nil {
-		return nil, err
-	}
-	if createValidation != nil {
-		if err := createValidation(ctx, obj.DeepCopyObject()); err != nil {
-			return nil, err
-		}
-	}
-	if obj, err = s.normalize(obj); err != nil {
+	if obj, err = s.prepareCreate(ctx, obj, createValidation); err != nil {
 		return nil, err
 	}
 	if isDryRun(options.DryRun) {
