@@ -146,12 +146,15 @@ var _ = Describe("kubectl", Ordered, func() {
 	})
 
 	It("waits for a jsonpath condition", func(ctx SpecContext) {
-		go func() {
-			defer GinkgoRecover()
-			time.Sleep(200 * time.Millisecond) // let wait start first; the spec passes either way
-			target.Kubectl(ctx, "", "-n", ns, "patch", "configmap", "app-config", "--type=merge", "-p", `{"data":{"ready":"yes"}}`)
-		}()
-		kubectl(ctx, "-n", ns, "wait", "configmap/app-config", "--for=jsonpath={.data.ready}=yes", "--timeout=30s")
+		out := &framework.SafeBuffer{}
+		wait, err := target.KubectlStream(ctx, out, "-n", ns, "wait", "configmap/app-config", "--for=jsonpath={.data.ready}=yes", "--timeout=60s")
+		Expect(err).NotTo(HaveOccurred())
+		done := make(chan error, 1)
+		go func() { done <- wait.Wait() }()
+		Consistently(done).WithTimeout(500*time.Millisecond).ShouldNot(Receive(), "kubectl wait returned before the condition held: %s", out)
+		kubectl(ctx, "-n", ns, "patch", "configmap", "app-config", "--type=merge", "-p", `{"data":{"ready":"yes"}}`)
+		Eventually(done).WithTimeout(60*time.Second).Should(Receive(BeNil()), "kubectl wait: %s", out)
+		Expect(out.String()).To(ContainSubstring("condition met"))
 	})
 
 	It("watches with get -w and sees a later change", func(ctx SpecContext) {
