@@ -1,4 +1,3 @@
-// Command kubesim runs a Kubernetes-compatible cluster in one process.
 package main
 
 import (

@@ -1,5 +1,3 @@
-// Command bench measures kubesim's API throughput and start-up and writes
-// the figures to a Markdown file (make bench -> BENCHMARKS.md).
 package main
 
 import (
