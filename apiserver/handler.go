@@ -83,14 +83,16 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 		table = t
 	}
 	scope := &handlers.RequestScope{
-		Namer:                    handlers.ContextBasedNaming{Namer: meta.NewAccessor(), ClusterScoped: !ep.Namespaced},
-		Serializer:               legacyscheme.Codecs,
-		ParameterCodec:           legacyscheme.ParameterCodec,
-		Creater:                  scheme,
-		Convertor:                scheme,
-		Defaulter:                scheme,
-		Typer:                    scheme,
-		UnsafeConvertor:          runtime.UnsafeObjectConvertor(scheme),
+		Namer:           handlers.ContextBasedNaming{Namer: meta.NewAccessor(), ClusterScoped: !ep.Namespaced},
+		Serializer:      legacyscheme.Codecs,
+		ParameterCodec:  legacyscheme.ParameterCodec,
+		Creater:         scheme,
+		Convertor:       scheme,
+		Defaulter:       scheme,
+		Typer:           scheme,
+		UnsafeConvertor: runtime.UnsafeObjectConvertor(scheme),
+		// Creates through update and apply are authorized as creates.
+		Authorizer:               clusterAuthorizer{},
 		EquivalentResourceMapper: equivalent,
 		TableConvertor:           table,
 		Resource:                 ep.GroupVersion.WithResource(ep.Resource),

@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/kubesim/kubesim/conformance/framework"
@@ -272,6 +274,49 @@ var _ = Describe("API semantics", func() {
 		Expect(err).NotTo(HaveOccurred())
 		resp.Body.Close()
 		Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	})
+})
+
+var _ = Describe("API semantics, continued", func() {
+	It("creates, conflicts and forces with server-side apply", func(ctx SpecContext) {
+		newNamespace(ctx, "conformance-ssa")
+		manifest := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ssa","namespace":"conformance-ssa"},"data":{"a":"1"}}`
+		Expect(kubectlIn(ctx, manifest, "apply", "--server-side", "-f", "-")).To(ContainSubstring("serverside-applied"))
+		kubectl(ctx, "-n", "conformance-ssa", "patch", "configmap", "ssa", "--type=merge", "-p", `{"data":{"a":"2"}}`, "--field-manager=other")
+		r := target.Kubectl(ctx, manifest, "apply", "--server-side", "-f", "-")
+		Expect(r.Err).To(HaveOccurred())
+		Expect(r.Stderr).To(ContainSubstring(`conflict with "other"`))
+		Expect(r.Stderr).To(ContainSubstring(".data.a"))
+		Expect(kubectl(ctx, "-n", "conformance-ssa", "get", "configmap", "ssa", "-o", "jsonpath={.data.a}")).To(Equal("2"))
+		kubectlIn(ctx, manifest, "apply", "--server-side", "--force-conflicts", "-f", "-")
+		Expect(kubectl(ctx, "-n", "conformance-ssa", "get", "configmap", "ssa", "-o", "jsonpath={.data.a}")).To(Equal("1"))
+		cm, err := target.Clientset().CoreV1().ConfigMaps("conformance-ssa").Get(ctx, "ssa", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cm.ManagedFields).To(ContainElement(SatisfyAll(HaveField("Manager", "kubectl"), HaveField("Operation", metav1.ManagedFieldsOperationApply))))
+	})
+
+	It("speaks protobuf to client-go, as the genuine controllers do", func(ctx SpecContext) {
+		newNamespace(ctx, "conformance-protobuf")
+		cfg := rest.CopyConfig(target.Config)
+		cfg.ContentType = "application/vnd.kubernetes.protobuf"
+		cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf"
+		cms := kubernetes.NewForConfigOrDie(cfg).CoreV1().ConfigMaps("conformance-protobuf")
+		w, err := cms.Watch(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		defer w.Stop()
+		cm, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "pb"}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		cm.Data["k"] = "w"
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		got, err := cms.Get(ctx, "pb", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.Data).To(Equal(map[string]string{"k": "w"}))
+		list, err := cms.List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(list.Items).To(HaveLen(1))
+		Expect(next(w).Type).To(Equal(watch.Added))
+		Expect(next(w).Type).To(Equal(watch.Modified))
 	})
 })
 
