@@ -46,17 +46,16 @@ func admissionPlugins() []string {
 // newAdmission builds kube-apiserver's own admission plugins the way
 // kube-apiserver builds them: registered by k8s.io/kubernetes, initialized
 // with a loopback client and a shared informer factory over this server.
-// The factory must be started once the server serves.
-func newAdmission(loopback *rest.Config, authz authorizer.Authorizer, stop <-chan struct{}) (admission.Interface, informers.SharedInformerFactory, error) {
+// The factory is started once the server serves.
+func newAdmission(loopback *rest.Config, factory informers.SharedInformerFactory, authz authorizer.Authorizer, stop <-chan struct{}) (admission.Interface, error) {
 	client, err := kubernetes.NewForConfig(loopback)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	dyn, err := dynamic.NewForConfig(loopback)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	factory := informers.NewSharedInformerFactory(client, 0)
 	plugins := admission.NewPlugins()
 	genericapiserver.RegisterAllAdmissionPlugins(plugins)
 	kubeoptions.RegisterAllAdmissionPlugins(plugins)
@@ -68,9 +67,9 @@ func newAdmission(loopback *rest.Config, authz authorizer.Authorizer, stop <-cha
 	}
 	chain, err := plugins.NewFromPlugins(admissionPlugins(), noPluginConfig{}, initializers, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("unable to build admission plugins: %w", err)
+		return nil, fmt.Errorf("unable to build admission plugins: %w", err)
 	}
-	return chain, factory, nil
+	return chain, nil
 }
 
 // noPluginConfig gives every plugin its default configuration.

@@ -4,9 +4,8 @@ import (
 	"context"
 	"crypto/subtle"
 	"crypto/x509"
-	"strings"
+	"fmt"
 
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/apis/apiserver"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/group"
@@ -16,6 +15,10 @@ import (
 	x509request "k8s.io/apiserver/pkg/authentication/request/x509"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	authzunion "k8s.io/apiserver/pkg/authorization/union"
+	"k8s.io/client-go/informers"
+	"k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac"
 )
 
 // newAuthenticator accepts client certificates signed by the cluster CA,
@@ -53,86 +56,24 @@ func newCredentialAuthenticator(ca *x509.Certificate, adminToken string) authent
 	))
 }
 
-// publicPaths are what kube-apiserver's bootstrap RBAC lets everyone read
-// (system:public-info-viewer); discoveryPaths what every authenticated user
-// may read (system:discovery).
-var (
-	publicPaths    = []string{"/healthz", "/livez", "/readyz", "/version"}
-	discoveryPaths = []string{"/api", "/apis", "/openapi"}
-)
-
-func pathAllowed(path string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if path == p || path == p+"/" || strings.HasPrefix(path, p+"/") {
-			return true
-		}
+// newAuthorizer is kube-apiserver's authorizer with --authorization-mode=RBAC:
+// members of system:masters first, then the RBAC authorizer over the
+// bootstrapped policy, read through informers. The RBAC authorizer also
+// resolves rules for SelfSubjectRulesReviews.
+func newAuthorizer(factory informers.SharedInformerFactory) (authorizer.Authorizer, authorizer.RuleResolver, error) {
+	r := factory.Rbac().V1()
+	rbacAuthorizer := rbac.New(
+		&rbac.RoleGetter{Lister: r.Roles().Lister()},
+		&rbac.RoleBindingLister{Lister: r.RoleBindings().Lister()},
+		&rbac.ClusterRoleGetter{Lister: r.ClusterRoles().Lister()},
+		&rbac.ClusterRoleBindingLister{Lister: r.ClusterRoleBindings().Lister()},
+	)
+	authz, err := authzunion.New(
+		authzunion.NamedAuthorizer{AuthorizerName: "kubernetes.io/system-privileged-group", Authorizer: authorizerfactory.NewPrivilegedGroups(user.SystemPrivilegedGroup)},
+		authzunion.NamedAuthorizer{AuthorizerName: "rbac", Authorizer: rbacAuthorizer},
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("unable to build the authorizer: %w", err)
 	}
-	return false
-}
-
-// selfReviews are the resources system:basic-user lets every authenticated
-// user create.
-var selfReviews = map[schema.GroupResource]bool{
-	{Group: "authorization.k8s.io", Resource: "selfsubjectaccessreviews"}: true,
-	{Group: "authorization.k8s.io", Resource: "selfsubjectrulesreviews"}:  true,
-	{Group: "authentication.k8s.io", Resource: "selfsubjectreviews"}:      true,
-}
-
-// clusterAuthorizer is kubesim's authorizer until RBAC lands: members of
-// system:masters may do anything, other users only read public and
-// discovery paths.
-type clusterAuthorizer struct{}
-
-var _ authorizer.UnconditionalAuthorizer = clusterAuthorizer{}
-
-func (clusterAuthorizer) Authorize(ctx context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
-	u := a.GetUser()
-	if u == nil {
-		return authorizer.DecisionNoOpinion, "no user", nil
-	}
-	authenticated := false
-	for _, g := range u.GetGroups() {
-		if g == user.SystemPrivilegedGroup {
-			return authorizer.DecisionAllow, "", nil
-		}
-		if g == user.AllAuthenticated {
-			authenticated = true
-		}
-	}
-	// system:basic-user: everyone authenticated may review themselves.
-	if authenticated && a.IsResourceRequest() && a.GetVerb() == "create" && selfReviews[schema.GroupResource{Group: a.GetAPIGroup(), Resource: a.GetResource()}] {
-		return authorizer.DecisionAllow, "", nil
-	}
-	if !a.IsResourceRequest() && a.GetVerb() == "get" {
-		if pathAllowed(a.GetPath(), publicPaths) || (authenticated && pathAllowed(a.GetPath(), discoveryPaths)) {
-			return authorizer.DecisionAllow, "", nil
-		}
-	}
-	return authorizer.DecisionNoOpinion, "", nil
-}
-
-var _ authorizer.RuleResolver = clusterAuthorizer{}
-
-// RulesFor implements authorizer.RuleResolver, for SelfSubjectRulesReviews.
-func (clusterAuthorizer) RulesFor(ctx context.Context, u user.Info, namespace string) ([]authorizer.ResourceRuleInfo, []authorizer.NonResourceRuleInfo, bool, error) {
-	authenticated := false
-	for _, g := range u.GetGroups() {
-		if g == user.SystemPrivilegedGroup {
-			return []authorizer.ResourceRuleInfo{&authorizer.DefaultResourceRuleInfo{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}},
-				[]authorizer.NonResourceRuleInfo{&authorizer.DefaultNonResourceRuleInfo{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}}, false, nil
-		}
-		if g == user.AllAuthenticated {
-			authenticated = true
-		}
-	}
-	var urls []string
-	for _, p := range publicPaths {
-		urls = append(urls, p, p+"/*")
-	}
-	if authenticated {
-		for _, p := range discoveryPaths {
-			urls = append(urls, p, p+"/*")
-		}
-	}
-	return nil, []authorizer.NonResourceRuleInfo{&authorizer.DefaultNonResourceRuleInfo{Verbs: []string{"get"}, NonResourceURLs: urls}}, false, nil
+	return authz, rbacAuthorizer, nil
 }

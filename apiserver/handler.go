@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apiserver/pkg/admission"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/endpoints/deprecation"
 	"k8s.io/apiserver/pkg/endpoints/handlers"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
@@ -46,7 +47,7 @@ type apiHandler struct {
 }
 
 // newAPIHandler builds the handlers of every served endpoint.
-func newAPIHandler(reg *registry.Registry, typeConverter managedfields.TypeConverter, admit admission.Interface, cfg Config) (*apiHandler, error) {
+func newAPIHandler(reg *registry.Registry, typeConverter managedfields.TypeConverter, admit admission.Interface, authz authorizer.Authorizer, cfg Config) (*apiHandler, error) {
 	h := &apiHandler{endpoints: map[endpointKey]*verbHandlers{}, groupVersions: map[schema.GroupVersion]bool{}}
 	equivalent := runtime.NewEquivalentResourceRegistry()
 	groups := append([]*registry.Group{reg.Core}, reg.Groups...)
@@ -60,7 +61,7 @@ func newAPIHandler(reg *registry.Registry, typeConverter managedfields.TypeConve
 				if st == nil {
 					continue
 				}
-				vh, err := endpointHandlers(ep, st, typeConverter, equivalent, admit, cfg)
+				vh, err := endpointHandlers(ep, st, typeConverter, equivalent, admit, authz, cfg)
 				if err != nil {
 					return nil, err
 				}
@@ -72,7 +73,7 @@ func newAPIHandler(reg *registry.Registry, typeConverter managedfields.TypeConve
 	return h, nil
 }
 
-func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter managedfields.TypeConverter, equivalent runtime.EquivalentResourceRegistry, admit admission.Interface, cfg Config) (*verbHandlers, error) {
+func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter managedfields.TypeConverter, equivalent runtime.EquivalentResourceRegistry, admit admission.Interface, authz authorizer.Authorizer, cfg Config) (*verbHandlers, error) {
 	scheme := legacyscheme.Scheme
 	kind := ep.Kind
 	if p, ok := st.(rest.GroupVersionKindProvider); ok {
@@ -92,7 +93,7 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 		Typer:           scheme,
 		UnsafeConvertor: runtime.UnsafeObjectConvertor(scheme),
 		// Creates through update and apply are authorized as creates.
-		Authorizer:               clusterAuthorizer{},
+		Authorizer:               authz,
 		EquivalentResourceMapper: equivalent,
 		TableConvertor:           table,
 		Resource:                 ep.GroupVersion.WithResource(ep.Resource),

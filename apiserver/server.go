@@ -29,6 +29,7 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/request"
 	serverfilters "k8s.io/apiserver/pkg/server/filters"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	"k8s.io/utils/clock"
 
@@ -83,6 +84,9 @@ type Server struct {
 	lifetime    context.Context
 	endLifetime context.CancelFunc
 	informers   informers.SharedInformerFactory
+	// authorizer is kube-apiserver's RBAC mode; ruleResolver answers rules reviews.
+	authorizer   authorizer.Authorizer
+	ruleResolver authorizer.RuleResolver
 }
 
 // New validates cfg, fills in its defaults, builds the server and opens its
@@ -124,24 +128,36 @@ func New(cfg Config) (*Server, error) {
 	if err := s.initPKI(bindIP); err != nil {
 		return nil, err
 	}
-	reg, err := registry.New(registry.Config{
-		Storage:            s.cfg.Storage,
-		Clock:              cfg.Clock,
-		Services:           cfg.Services,
-		Authorizer:         clusterAuthorizer{},
-		RuleResolver:       clusterAuthorizer{},
-		TokenAuthenticator: newTokenAuthenticator(s.adminToken),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("unable to build registry: %w", err)
-	}
-	s.registry = reg
-
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return nil, fmt.Errorf("unable to listen: %w", err)
 	}
 	s.listener = ln
+	// One informer factory over this server feeds the authorizer and the
+	// admission plugins, as kube-apiserver's loopback informers do.
+	loopback, err := kubernetes.NewForConfig(s.RESTConfig())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.informers = informers.NewSharedInformerFactory(loopback, 0)
+	if s.authorizer, s.ruleResolver, err = newAuthorizer(s.informers); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	reg, err := registry.New(registry.Config{
+		Storage:            s.cfg.Storage,
+		Clock:              cfg.Clock,
+		Services:           cfg.Services,
+		Authorizer:         s.authorizer,
+		RuleResolver:       s.ruleResolver,
+		TokenAuthenticator: newTokenAuthenticator(s.adminToken),
+	})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("unable to build registry: %w", err)
+	}
+	s.registry = reg
 	if s.handler, err = s.buildHandler(); err != nil {
 		ln.Close()
 		return nil, err
@@ -196,12 +212,11 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	admit, factory, err := newAdmission(s.RESTConfig(), authorizer.AuthorizerFunc(clusterAuthorizer{}.Authorize), s.lifetime.Done())
+	admit, err := newAdmission(s.RESTConfig(), s.informers, s.authorizer, s.lifetime.Done())
 	if err != nil {
 		return nil, err
 	}
-	s.informers = factory
-	api, err := newAPIHandler(s.registry, typeConverter, admit, s.cfg)
+	api, err := newAPIHandler(s.registry, typeConverter, admit, s.authorizer, s.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -231,8 +246,8 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	}
 	var h http.Handler = r
 	h = genericfilters.WithWarningRecorder(h)
-	h = genericfilters.WithAuthorization(h, clusterAuthorizer{}, legacyscheme.Codecs)
-	h = impersonation.WithImpersonation(h, clusterAuthorizer{}, legacyscheme.Codecs)
+	h = genericfilters.WithAuthorization(h, s.authorizer, legacyscheme.Codecs)
+	h = impersonation.WithImpersonation(h, s.authorizer, legacyscheme.Codecs)
 	h = genericfilters.WithAuthentication(h, newAuthenticator(s.ca.Cert, s.adminToken), genericfilters.Unauthorized(legacyscheme.Codecs), nil, nil)
 	h = genericfilters.WithRequestInfo(h, resolver)
 	h = genericfilters.WithAuditInit(h)
