@@ -10,8 +10,12 @@ import (
 // Interface is the storage contract every backend implements.
 //
 // Objects passed in are not retained: the backend stores its own copy.
-// Objects handed out are owned by the caller. Every object a backend returns
-// carries the revision of its last change as metadata.resourceVersion.
+// Objects returned by Create, Get, Update and Delete are owned by the
+// caller. The items of a List and the objects of watch events may be shared
+// with the backend and with other callers: they must not be modified (the
+// REST layer converts them to the request's version, which copies). Every
+// object a backend returns carries the revision of its last change as
+// metadata.resourceVersion.
 type Interface interface {
 	// Create stores obj under key, failing with ErrKeyExists if the key holds
 	// an object. It returns the stored object.

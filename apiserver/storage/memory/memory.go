@@ -367,9 +367,8 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 	if err != nil {
 		return nil, err
 	}
-	for i := range res.Items {
-		res.Items[i] = res.Items[i].DeepCopyObject()
-	}
+	// Items are shared, read-only (see storage.Interface): stored objects
+	// are never modified in place, only replaced.
 	if res.NextKey != "" && opts.Predicate == nil {
 		res.RemainingItemCount = &remaining
 	}
@@ -536,8 +535,9 @@ func (w *watcher) transform(e event) (watch.Event, bool, error) {
 	if !strings.HasPrefix(e.key, w.prefix) {
 		return watch.Event{}, false, nil
 	}
+	// Event objects are shared, read-only (see storage.Interface).
 	if w.pred == nil {
-		return watch.Event{Type: e.typ, Object: e.obj.DeepCopyObject()}, true, nil
+		return watch.Event{Type: e.typ, Object: e.obj}, true, nil
 	}
 	cur, prev := false, false
 	var err error
@@ -562,5 +562,5 @@ func (w *watcher) transform(e event) (watch.Event, bool, error) {
 	default:
 		return watch.Event{}, false, nil
 	}
-	return watch.Event{Type: typ, Object: e.obj.DeepCopyObject()}, true, nil
+	return watch.Event{Type: typ, Object: e.obj}, true, nil
 }
