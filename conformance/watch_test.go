@@ -148,15 +148,11 @@ var _ = Describe("watch", func() {
 
 	It("answers a list at a compacted resourceVersion with 410 Expired", func(ctx SpecContext) {
 		cms := target.Clientset().CoreV1().ConfigMaps(ns)
-		n := 0
-		Eventually(func(g Gomega) {
-			n++
-			_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("tick-%d", n)}}, metav1.CreateOptions{})
-			g.Expect(err).NotTo(HaveOccurred())
-			_, err = cms.List(ctx, metav1.ListOptions{ResourceVersion: compactedRV, ResourceVersionMatch: metav1.ResourceVersionMatchExact})
+		untilCompacted(ctx, ns, func(g Gomega) {
+			_, err := cms.List(ctx, metav1.ListOptions{ResourceVersion: compactedRV, ResourceVersionMatch: metav1.ResourceVersionMatchExact})
 			g.Expect(apierrors.IsResourceExpired(err)).To(BeTrue(), "%v", err)
 			g.Expect(err.Error()).To(Equal("The resourceVersion for the provided list is too old."))
-		}).WithTimeout(90 * time.Second).WithPolling(2 * time.Second).Should(Succeed())
+		})
 	})
 
 	It("ends a watch from a compacted resourceVersion with the 410 Expired event", func(ctx SpecContext) {
@@ -164,11 +160,7 @@ var _ = Describe("watch", func() {
 			Skip("kube-apiserver serves watches from its watch cache, whose window a client cannot push an old revision out of; measured on v1.37.2: a watch from resourceVersion 1 neither errors nor replays")
 		}
 		cms := target.Clientset().CoreV1().ConfigMaps(ns)
-		n := 0
-		Eventually(func(g Gomega) {
-			n++
-			_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("tick-%d", n)}}, metav1.CreateOptions{})
-			g.Expect(err).NotTo(HaveOccurred())
+		untilCompacted(ctx, ns, func(g Gomega) {
 			w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: compactedRV})
 			g.Expect(err).NotTo(HaveOccurred())
 			defer w.Stop()
@@ -176,6 +168,20 @@ var _ = Describe("watch", func() {
 			g.Eventually(w.ResultChan()).WithTimeout(5 * time.Second).Should(Receive(&e))
 			g.Expect(e.Type).To(Equal(watch.Error))
 			g.Expect(apierrors.IsResourceExpired(apierrors.FromObject(e.Object))).To(BeTrue(), "%#v", e.Object)
-		}).WithTimeout(90 * time.Second).WithPolling(2 * time.Second).Should(Succeed())
+		})
 	})
 })
+
+// untilCompacted keeps writing to namespace ns, so that the server's
+// compaction moves on, until check passes (90s at most).
+func untilCompacted(ctx SpecContext, ns string, check func(g Gomega)) {
+	GinkgoHelper()
+	cms := target.Clientset().CoreV1().ConfigMaps(ns)
+	n := 0
+	Eventually(func(g Gomega) {
+		n++
+		_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("tick-%d", n)}}, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		check(g)
+	}).WithTimeout(90 * time.Second).WithPolling(2 * time.Second).Should(Succeed())
+}
