@@ -5,16 +5,26 @@ export GOFLAGS ?= -buildvcs=false
 
 BIN := bin/kubesim
 KUBECTL ?= kubectl
+# The kubectl of the pinned Kubernetes version, built from k8s.io/kubernetes
+# (a `tool` of go.mod); the conformance suite runs its kubectl specs with both.
+KUBE_VERSION = $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes)
+KUBECTL_PIN := bin/kubectl-pin
 # Extra arguments for `make run`, e.g. make run ARGS="--port 0".
 ARGS ?=
 
-.PHONY: all build run test deps vet unit conformance conformance-reference reference-peer bench clean
+.PHONY: all build kubectl-pin run test deps vet unit conformance conformance-reference reference-peer bench clean
 
 all: build
 
 ## build: compile bin/kubesim.
 build:
 	$(GO) build -o $(BIN) ./cmd/kubesim
+
+## kubectl-pin: build kubectl of the pinned Kubernetes version into bin/kubectl-pin.
+kubectl-pin:
+	v=$(KUBE_VERSION); $(GO) build -o $(KUBECTL_PIN) -ldflags "-X k8s.io/component-base/version.gitVersion=$$v \
+	  -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$$(echo $$v | cut -d. -f2) \
+	  -X k8s.io/component-base/version.gitTreeState=clean" k8s.io/kubernetes/cmd/kubectl
 
 ## run: run a cluster on https://127.0.0.1:6443; kubeconfig in ./kubesim.kubeconfig.
 run: build
@@ -25,7 +35,7 @@ deps:
 	@command -v $(KUBECTL) >/dev/null || { echo "kubectl not found: the conformance suite runs the stock kubectl binary (set KUBECTL=/path/to/kubectl)"; exit 1; }
 
 ## test: vet, unit tests and the conformance suite against `kubesim up`.
-test: deps build vet unit conformance
+test: deps build kubectl-pin vet unit conformance
 
 vet:
 	$(GO) vet ./...
@@ -36,17 +46,17 @@ unit:
 	$(GO) test -count=1 ./apiserver/... ./internal/... ./cmd/...
 
 ## conformance: the ginkgo suite against a `kubesim up` it starts.
-conformance: build deps
-	KUBESIM_BIN=$(abspath $(BIN)) KUBECTL=$(KUBECTL) $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color
+conformance: build kubectl-pin deps
+	KUBESIM_BIN=$(abspath $(BIN)) KUBECTL=$(KUBECTL) KUBECTL_PIN=$(abspath $(KUBECTL_PIN)) $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color
 
 ## reference-peer: build the genuine kube-apiserver and etcd of the pin (cached outside the repo).
 reference-peer:
 	hack/reference-build.sh
 
 ## conformance-reference: the same suite against a fresh genuine kube-apiserver + etcd.
-conformance-reference: reference-peer deps
+conformance-reference: reference-peer kubectl-pin deps
 	hack/reference-peer.sh start
-	KUBESIM_TARGET=reference KUBECONFIG=$${REFERENCE_DIR:-$$HOME/.cache/kubesim-reference}/kubeconfig KUBECTL=$(KUBECTL) \
+	KUBESIM_TARGET=reference KUBECONFIG=$${REFERENCE_DIR:-$$HOME/.cache/kubesim-reference}/kubeconfig KUBECTL=$(KUBECTL) KUBECTL_PIN=$(abspath $(KUBECTL_PIN)) \
 	  $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color; rc=$$?; hack/reference-peer.sh stop; exit $$rc
 
 ## bench: throughput and start-up benchmarks, written to BENCHMARKS.md.

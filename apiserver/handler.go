@@ -36,6 +36,16 @@ type endpointKey struct {
 type verbHandlers struct {
 	namespaced bool
 	byVerb     map[string]http.HandlerFunc
+	// watchList is the watch handler of a collection (/watch/ without a
+	// name), instrumented as its own route.
+	watchList http.HandlerFunc
+}
+
+// routeVerbs are the verbs of kube-apiserver's routes, which its request
+// metrics report, by request verb.
+var routeVerbs = map[string]string{
+	"get": "GET", "list": "LIST", "watch": "WATCH", "create": "POST", "update": "PUT",
+	"patch": "PATCH", "delete": "DELETE", "deletecollection": "DELETECOLLECTION",
 }
 
 // apiHandler serves every resource request under /api and /apis.
@@ -119,13 +129,18 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 	vh := &verbHandlers{namespaced: ep.Namespaced, byVerb: map[string]http.HandlerFunc{}}
 	// Deprecated APIs warn on every request, as kube-apiserver's installer
 	// arranges.
-	var warnings []string
+	var (
+		warnings       []string
+		deprecated     bool
+		removedRelease string
+	)
 	if versioned, err := scheme.New(ep.Kind); err == nil {
 		versioned.GetObjectKind().SetGroupVersionKind(ep.Kind)
 		v := Version()
 		major, _ := strconv.Atoi(v.Major)
 		minor, _ := strconv.Atoi(v.Minor)
 		if deprecation.IsDeprecated(versioned, major, minor) {
+			deprecated, removedRelease = true, deprecation.RemovedRelease(versioned)
 			warnings = append(warnings, deprecation.WarningMessage(versioned))
 		}
 	}
@@ -133,11 +148,21 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 	// the handler they return, so, as in kube-apiserver's routes, a handler
 	// is made per request: a cached one would wrap it again on every call.
 	add := func(verb string, mk func() http.HandlerFunc) {
-		vh.byVerb[verb] = func(w http.ResponseWriter, req *http.Request) {
+		action := routeVerbs[verb]
+		vh.byVerb[verb] = instrument(action, scope.Resource, ep.Subresource, deprecated, removedRelease, func(w http.ResponseWriter, req *http.Request) {
 			for _, msg := range warnings {
 				warning.AddWarning(req.Context(), "", msg)
 			}
 			mk()(w, req)
+		})
+		if verb == "watch" {
+			// A watch of one object and of a collection are two routes.
+			vh.watchList = instrument("WATCHLIST", scope.Resource, ep.Subresource, deprecated, removedRelease, func(w http.ResponseWriter, req *http.Request) {
+				for _, msg := range warnings {
+					warning.AddWarning(req.Context(), "", msg)
+				}
+				mk()(w, req)
+			})
 		}
 	}
 	if g, ok := st.(rest.Getter); ok {
@@ -220,8 +245,13 @@ func (h *apiHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		verb = "list"
 	}
 	fn := vh.byVerb[verb]
+	if verb == "watch" && info.Name == "" && vh.watchList != nil {
+		fn = vh.watchList
+	}
 	if fn == nil {
-		methodNotSupported(w, req, info)
+		// kube-apiserver has no route for a verb its storage lacks:
+		// go-restful answers 405.
+		methodNotAllowed(w, req)
 		return
 	}
 	fn(w, req)
@@ -235,9 +265,4 @@ func methodNotAllowed(w http.ResponseWriter, req *http.Request) {
 func notFound(w http.ResponseWriter, req *http.Request) {
 	responsewriters.ErrorNegotiated(apierrors.NewGenericServerResponse(http.StatusNotFound, "", schema.GroupResource{}, "", "", 0, false),
 		legacyscheme.Codecs, schema.GroupVersion{}, w, req)
-}
-
-func methodNotSupported(w http.ResponseWriter, req *http.Request, info *request.RequestInfo) {
-	gr := schema.GroupResource{Group: info.APIGroup, Resource: info.Resource}
-	responsewriters.ErrorNegotiated(apierrors.NewMethodNotSupported(gr, info.Verb), legacyscheme.Codecs, schema.GroupVersion{}, w, req)
 }

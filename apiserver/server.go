@@ -16,13 +16,12 @@ import (
 	"sync"
 	"time"
 
+	restful "github.com/emicklei/go-restful/v3"
 	"github.com/gorilla/mux"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
-	"k8s.io/apiserver/pkg/endpoints/discovery"
 	genericfilters "k8s.io/apiserver/pkg/endpoints/filters"
 	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
@@ -69,10 +68,13 @@ type Config struct {
 
 // Server is a running kubesim API server.
 type Server struct {
-	cfg        Config
-	memory     *memory.Store // when the server owns its storage
-	registry   *registry.Registry
-	handler    http.Handler
+	cfg      Config
+	memory   *memory.Store // when the server owns its storage
+	registry *registry.Registry
+	handler  http.Handler
+	// openapi builds /openapi/v2 and /openapi/v3 once, in the background
+	// after start or on the first request.
+	openapi    *openapi.Documents
 	listener   net.Listener
 	ca         *pki.CA
 	serving    tls.Certificate
@@ -228,15 +230,17 @@ func (s *Server) buildHandler() (http.Handler, error) {
 		r.HandleFunc(p+"/{check}", s.health)
 	}
 	r.HandleFunc("/version", s.version)
+	r.Handle("/metrics", metricsHandler(s.registry))
 	// Profiling, as kube-apiserver's default --profiling=true serves it.
 	r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
 	r.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	s.installDiscovery(r)
-	if err := openapi.Install(muxAdapter{r}); err != nil {
+	if err := s.installDiscovery(r); err != nil {
 		return nil, err
 	}
+	s.openapi = openapi.New(func() (*restful.Container, error) { return s.restfulRoutes(typeConverter) }, openAPIVersion())
+	s.openapi.Install(muxAdapter{r})
 	r.PathPrefix("/api/").Handler(api)
 	r.PathPrefix("/apis/").Handler(api)
 
@@ -289,31 +293,6 @@ func Version() version.Info {
 func (s *Server) version(w http.ResponseWriter, req *http.Request) {
 	responsewriters.WriteRawJSON(http.StatusOK, Version(), w)
 }
-
-func (s *Server) installDiscovery(r *mux.Router) {
-	addresses := discovery.DefaultAddresses{DefaultAddress: s.listener.Addr().String()}
-	r.Handle("/api", discovery.NewLegacyRootAPIHandler(addresses, legacyscheme.Codecs, "/api"))
-	root := discovery.NewRootAPIsHandler(addresses, legacyscheme.Codecs)
-	r.Handle("/apis", root)
-	for _, gv := range s.registry.Core.Versions {
-		r.Handle("/api/"+gv.GroupVersion.Version, discovery.NewAPIVersionHandler(legacyscheme.Codecs, gv.GroupVersion, staticLister{gv.Resources}))
-	}
-	for _, g := range s.registry.Groups {
-		group := metav1.APIGroup{Name: g.Name}
-		for _, gv := range g.Versions {
-			group.Versions = append(group.Versions, metav1.GroupVersionForDiscovery{GroupVersion: gv.GroupVersion.String(), Version: gv.GroupVersion.Version})
-			r.Handle("/apis/"+gv.GroupVersion.String(), discovery.NewAPIVersionHandler(legacyscheme.Codecs, gv.GroupVersion, staticLister{gv.Resources}))
-		}
-		group.PreferredVersion = group.Versions[0]
-		root.AddGroup(group)
-		r.Handle("/apis/"+g.Name, discovery.NewAPIGroupHandler(legacyscheme.Codecs, group))
-	}
-}
-
-// staticLister serves a fixed resource list.
-type staticLister struct{ list *metav1.APIResourceList }
-
-func (l staticLister) ListAPIResources() []metav1.APIResource { return l.list.APIResources }
 
 // muxAdapter lets kube-openapi's handlers register on a gorilla/mux router.
 type muxAdapter struct{ r *mux.Router }

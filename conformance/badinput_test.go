@@ -85,7 +85,7 @@ var _ = Describe("bad input", func() {
 			}
 			Expect(status).NotTo(BeNil(), "a Status body")
 			Expect(status.Code).To(Equal(int32(c.code)))
-			Expect(status.Reason).To(Equal(c.reason))
+			Expect(status.Reason).To(Equal(c.reason)) // empty for an internal error, as upstream answers
 			if c.message != "" {
 				Expect(status.Message).To(Equal(c.message))
 			}
@@ -140,6 +140,12 @@ var _ = Describe("bad input", func() {
 			message: "the server could not find the requested resource"}),
 		Entry("a verb the resource does not have", badCase{method: "PUT", path: base, contentType: "application/json", body: []byte(`{}`),
 			code: 405, reason: metav1.StatusReasonMethodNotAllowed, message: "the server does not allow this method on the requested resource"}),
+		Entry("a delete of every namespace at once", badCase{method: "DELETE", path: "/api/v1/namespaces",
+			code: 405, reason: metav1.StatusReasonMethodNotAllowed, message: "the server does not allow this method on the requested resource"}),
+		Entry("a get of namespaces/finalize, which is only updated", badCase{method: "GET", path: "/api/v1/namespaces/" + ns + "/finalize",
+			code: 405, reason: metav1.StatusReasonMethodNotAllowed, message: "the server does not allow this method on the requested resource"}),
+		Entry("a watch of a review resource", badCase{method: "GET", path: "/apis/authorization.k8s.io/v1/subjectaccessreviews?watch=1",
+			code: 405, reason: metav1.StatusReasonMethodNotAllowed, message: "the server does not allow this method on the requested resource"}),
 		Entry("a stale resourceVersion", badCase{method: "PUT", path: base + "/intact", contentType: "application/json",
 			body: []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"intact","resourceVersion":"1"},"data":{"k":"changed"}}`),
 			code: 409, reason: metav1.StatusReasonConflict,
@@ -158,6 +164,36 @@ var _ = Describe("bad input", func() {
 			message: `configmaps "intact" already exists`}),
 		Entry("deletion of an immortal namespace", badCase{method: "DELETE", path: "/api/v1/namespaces/default",
 			code: 403, reason: metav1.StatusReasonForbidden, message: `namespaces "default" is forbidden: this namespace may not be deleted`}),
+		Entry("a JSON patch at a path that does not exist", badCase{method: "PATCH", path: base + "/intact", contentType: "application/json-patch+json",
+			body: []byte(`[{"op":"replace","path":"/data/nope/x","value":"1"}]`), code: 422, reason: metav1.StatusReasonInvalid,
+			message: "the server rejected our request due to an error in our request"}),
+		Entry("a JSON patch that is no list of operations", badCase{method: "PATCH", path: base + "/intact", contentType: "application/json-patch+json",
+			body: []byte(`{"op":"replace"}`), code: 400, reason: metav1.StatusReasonBadRequest,
+			message: "error decoding patch: json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp"}),
+		Entry("a merge patch giving a field the wrong type", badCase{method: "PATCH", path: base + "/intact", contentType: "application/merge-patch+json",
+			body: []byte(`{"data":5}`), code: 422, reason: metav1.StatusReasonInvalid,
+			contains: `json: cannot unmarshal number into Go struct field ConfigMap.data of type map[string]string`, causeField: "patch"}),
+		Entry("a strategic merge patch giving a field the wrong type", badCase{method: "PATCH", path: base + "/intact", contentType: "application/strategic-merge-patch+json",
+			body: []byte(`{"data":"x"}`), code: 422, reason: metav1.StatusReasonInvalid,
+			message: ` "" is invalid: patch: Invalid value: "map[data:x]": cannot restore map from string`, causeField: "patch"}),
+		Entry("a strategic merge patch with an unknown $patch directive", badCase{method: "PATCH", path: base + "/intact", contentType: "application/strategic-merge-patch+json",
+			body: []byte(`{"data":{"$patch":"sideways"}}`), code: 500,
+			message: "unknown patch type: sideways in map: map[$patch:sideways]"}),
+		Entry("an apply configuration without apiVersion and kind", badCase{method: "PATCH", path: base + "/intact?fieldManager=conformance", contentType: "application/apply-patch+yaml",
+			body: []byte("metadata:\n  name: intact\ndata:\n  k: other\n"), code: 400, reason: metav1.StatusReasonBadRequest,
+			message: "invalid object type: /, Kind="}),
+		Entry("an apply without a field manager", badCase{method: "PATCH", path: base + "/intact", contentType: "application/apply-patch+yaml",
+			body: []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: intact\ndata:\n  k: other\n"), code: 422, reason: metav1.StatusReasonInvalid,
+			message: `PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch`, causeField: "fieldManager"}),
+		Entry("a conflicting apply without force", badCase{method: "PATCH", path: base + "/intact?fieldManager=conformance-other", contentType: "application/apply-patch+yaml",
+			body: []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: intact\ndata:\n  k: other\n"), code: 409, reason: metav1.StatusReasonConflict,
+			message: `Apply failed with 1 conflict: conflict with "conformance.test" using v1: .data.k`, causeField: ".data.k"}),
+		Entry("protobuf garbage", badCase{method: "POST", path: base, contentType: "application/vnd.kubernetes.protobuf",
+			body: []byte("k8s\x00garbage"), code: 400, reason: metav1.StatusReasonBadRequest,
+			message: "the object provided is unrecognized (must be of type ConfigMap): proto: illegal wireType 7 (6b38730067617262616765)"}),
+		Entry("protobuf without the envelope's magic", badCase{method: "POST", path: base, contentType: "application/vnd.kubernetes.protobuf",
+			body: []byte("garbage"), code: 400, reason: metav1.StatusReasonBadRequest,
+			message: "the object provided is unrecognized (must be of type ConfigMap): provided data does not appear to be a protobuf message, expected prefix [107 56 115 0] (67617262616765)"}),
 		Entry("a delete precondition on a stale resourceVersion", badCase{method: "DELETE", path: base + "/intact", contentType: "application/json",
 			body: []byte(`{"preconditions":{"resourceVersion":"1"}}`), code: 409, reason: metav1.StatusReasonConflict,
 			contains: `Operation cannot be fulfilled on ConfigMap "intact": the ResourceVersion in the precondition (1) does not match the ResourceVersion in record`}),

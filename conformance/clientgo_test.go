@@ -42,6 +42,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 )
@@ -122,6 +124,69 @@ func crud[T runtime.Object](ctx context.Context, c typedClient[T], obj T) {
 		}
 		return fmt.Errorf("%s still exists", kind)
 	}).WithTimeout(10*time.Second).Should(Satisfy(apierrors.IsNotFound), kind)
+}
+
+// must returns v, failing the spec on err.
+func must[T any](v T, err error) T {
+	GinkgoHelper()
+	Expect(err).NotTo(HaveOccurred())
+	return v
+}
+
+// apiutil is the group, version and kind of a typed object.
+func apiutil(obj runtime.Object) (schema.GroupVersionKind, error) {
+	gvks, _, err := scheme.Scheme.ObjectKinds(obj)
+	if err != nil {
+		return schema.GroupVersionKind{}, err
+	}
+	return gvks[0], nil
+}
+
+// informerLog records the events informers deliver for a spec's objects, by
+// "resource.group/name".
+type informerLog struct {
+	mu     sync.Mutex
+	events map[string][]string
+}
+
+// handler records the events of one resource's objects that belong to the
+// spec: in namespace ns, or cluster-scoped and named with suffix (or ip).
+func (l *informerLog) handler(resource, ns, suffix, ip string) cache.ResourceEventHandler {
+	record := func(obj any, what string) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return
+		}
+		if m.GetNamespace() != ns && !strings.HasSuffix(m.GetName(), suffix) && m.GetName() != ip {
+			return
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		key := resource + "/" + m.GetName()
+		// Updates are recorded once per distinct label value: finalizer
+		// removal and status writes are updates too.
+		if what == "update" {
+			what = "update crud=" + m.GetLabels()["crud"]
+			if what == "update crud=" || slices.Contains(l.events[key], what) {
+				return
+			}
+		}
+		l.events[key] = append(l.events[key], what)
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { record(obj, "add") },
+		UpdateFunc: func(_, obj any) { record(obj, "update") },
+		DeleteFunc: func(obj any) { record(obj, "delete") },
+	}
+}
+
+func (l *informerLog) of(key string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events[key])
 }
 
 // manifestObjects decodes the GA manifest set into typed objects.
@@ -275,67 +340,115 @@ func typedCRUD(ctx context.Context, cs kubernetes.Interface, obj runtime.Object,
 }
 
 var _ = Describe("client-go", func() {
-	It("does typed CRUD on every GA kind of the manifest set", func(ctx SpecContext) {
-		cs := target.Clientset()
-		const ns = "conformance-typed"
-		newNamespace(ctx, ns)
-		kinds := map[string]bool{}
-		for _, obj := range manifestObjects() {
-			m, _ := meta.Accessor(obj)
-			if m.GetNamespace() != "" {
-				m.SetNamespace(ns)
-			} else if _, isIP := obj.(*networkingv1.IPAddress); isIP {
-				m.SetName("10.96.250.251") // an IPAddress is named by its address
-			} else {
-				m.SetName(m.GetName() + "-typed") // cluster-scoped: keep clear of the kubectl specs
+	DescribeTable("does typed CRUD on every GA kind of the manifest set, seen by a shared informer of each",
+		func(ctx SpecContext, contentType, ns, suffix, ip string) {
+			cfg := rest.CopyConfig(target.Config)
+			cfg.ContentType = contentType
+			cfg.AcceptContentTypes = contentType
+			cs := kubernetes.NewForConfigOrDie(cfg)
+			newNamespace(ctx, ns)
+			objs := manifestObjects()
+			for _, obj := range objs {
+				m, _ := meta.Accessor(obj)
+				if m.GetNamespace() != "" {
+					m.SetNamespace(ns)
+				} else if _, isIP := obj.(*networkingv1.IPAddress); isIP {
+					m.SetName(ip) // an IPAddress is named by its address
+				} else {
+					m.SetName(m.GetName() + suffix) // cluster-scoped: keep clear of the other specs
+				}
+				// Events must name objects in their own namespace.
+				switch e := obj.(type) {
+				case *corev1.Event:
+					e.InvolvedObject.Namespace = ns
+				case *eventsv1.Event:
+					e.Regarding.Namespace = ns
+				}
 			}
-			// Events must name objects in their own namespace.
-			switch e := obj.(type) {
-			case *corev1.Event:
-				e.InvolvedObject.Namespace = ns
-			case *eventsv1.Event:
-				e.Regarding.Namespace = ns
+
+			// A shared informer of every kind, over the same content type,
+			// records what it sees of the spec's objects.
+			mapper := restmapper.NewDiscoveryRESTMapper(must(restmapper.GetAPIGroupResources(cs.Discovery())))
+			factory := informers.NewSharedInformerFactory(cs, 0)
+			seen := &informerLog{events: map[string][]string{}}
+			gvrs := map[schema.GroupVersionResource]bool{}
+			for _, obj := range objs {
+				gvk := must(apiutil(obj))
+				mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+				Expect(err).NotTo(HaveOccurred(), "%s", gvk)
+				if gvrs[mapping.Resource] {
+					continue
+				}
+				gvrs[mapping.Resource] = true
+				inf, err := factory.ForResource(mapping.Resource)
+				Expect(err).NotTo(HaveOccurred(), "no informer for %s", mapping.Resource)
+				_, err = inf.Informer().AddEventHandler(seen.handler(mapping.Resource.GroupResource().String(), ns, suffix, ip))
+				Expect(err).NotTo(HaveOccurred())
 			}
-			if sa, isSA := obj.(*corev1.ServiceAccount); isSA && sa.Name == "default" {
-				continue // newNamespace made it
+			stop := make(chan struct{})
+			defer close(stop)
+			factory.Start(stop)
+			for gvr, ok := range factory.WaitForCacheSync(stop) {
+				Expect(ok).To(BeTrue(), "informer of %v synced", gvr)
 			}
-			if _, isNS := obj.(*corev1.Namespace); isNS {
-				continue // namespaces only finish deleting with the namespace controller
+
+			kinds := map[string]bool{}
+			var want []string
+			for _, obj := range objs {
+				m, _ := meta.Accessor(obj)
+				if sa, isSA := obj.(*corev1.ServiceAccount); isSA && sa.Name == "default" {
+					continue // newNamespace made it
+				}
+				if _, isNS := obj.(*corev1.Namespace); isNS {
+					continue // namespaces only finish deleting with the namespace controller
+				}
+				Expect(typedCRUD(ctx, cs, obj, ns)).To(BeTrue(), "no typed client for %T", obj)
+				gvk := must(apiutil(obj))
+				kinds[gvk.GroupVersion().String()+"/"+gvk.Kind] = true
+				mapping, _ := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+				want = append(want, mapping.Resource.GroupResource().String()+"/"+m.GetName())
 			}
-			Expect(typedCRUD(ctx, cs, obj, ns)).To(BeTrue(), "no typed client for %T", obj)
-			gvks, _, err := scheme.Scheme.ObjectKinds(obj)
+			// Each informer saw its object added, updated and deleted.
+			for _, key := range want {
+				Eventually(func() []string { return seen.of(key) }).WithTimeout(10*time.Second).Should(
+					Equal([]string{"add", "update crud=updated", "delete"}), "informer events of %s", key)
+			}
+
+			if contentType != runtime.ContentTypeJSON {
+				return
+			}
+			// The manifest set covers every stored kind discovery serves.
+			notStored := map[string]string{
+				"v1/Binding":                                       "create-only, covered by the binding spec",
+				"v1/Namespace":                                     "covered by the kubectl specs (deletion needs the namespace controller)",
+				"authentication.k8s.io/v1/TokenReview":             "a review, never stored",
+				"authentication.k8s.io/v1/SelfSubjectReview":       "a review, never stored",
+				"authorization.k8s.io/v1/SubjectAccessReview":      "a review, never stored",
+				"authorization.k8s.io/v1/SelfSubjectAccessReview":  "a review, never stored",
+				"authorization.k8s.io/v1/LocalSubjectAccessReview": "a review, never stored",
+				"authorization.k8s.io/v1/SelfSubjectRulesReview":   "a review, never stored",
+				"apiextensions.k8s.io/v1/CustomResourceDefinition": "not served yet (the operator fixture issue)",
+				"apiregistration.k8s.io/v1/APIService":             "not served yet",
+				"certificates.k8s.io/v1/PodCertificateRequest":     "needs a pod's signed proof of key possession",
+			}
+			lists, err := cs.Discovery().ServerPreferredResources()
 			Expect(err).NotTo(HaveOccurred())
-			kinds[gvks[0].GroupVersion().String()+"/"+gvks[0].Kind] = true
-		}
-		// The manifest set covers every stored kind discovery serves.
-		notStored := map[string]string{
-			"v1/Binding":                                       "create-only, covered by the binding spec",
-			"v1/Namespace":                                     "covered by the kubectl specs (deletion needs the namespace controller)",
-			"authentication.k8s.io/v1/TokenReview":             "a review, never stored",
-			"authentication.k8s.io/v1/SelfSubjectReview":       "a review, never stored",
-			"authorization.k8s.io/v1/SubjectAccessReview":      "a review, never stored",
-			"authorization.k8s.io/v1/SelfSubjectAccessReview":  "a review, never stored",
-			"authorization.k8s.io/v1/LocalSubjectAccessReview": "a review, never stored",
-			"authorization.k8s.io/v1/SelfSubjectRulesReview":   "a review, never stored",
-			"apiextensions.k8s.io/v1/CustomResourceDefinition": "not served yet (the operator fixture issue)",
-			"apiregistration.k8s.io/v1/APIService":             "not served yet",
-			"certificates.k8s.io/v1/PodCertificateRequest":     "needs a pod's signed proof of key possession",
-		}
-		lists, err := cs.Discovery().ServerPreferredResources()
-		Expect(err).NotTo(HaveOccurred())
-		for _, l := range lists {
-			for _, r := range l.APIResources {
-				if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "create") || !slices.Contains(r.Verbs, "get") {
-					continue
+			for _, l := range lists {
+				for _, r := range l.APIResources {
+					if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "create") || !slices.Contains(r.Verbs, "get") {
+						continue
+					}
+					key := l.GroupVersion + "/" + r.Kind
+					if _, ok := notStored[key]; ok {
+						continue
+					}
+					Expect(kinds).To(HaveKey(key), "the GA manifest set has no %s", key)
 				}
-				key := l.GroupVersion + "/" + r.Kind
-				if _, ok := notStored[key]; ok {
-					continue
-				}
-				Expect(kinds).To(HaveKey(key), "the GA manifest set has no %s", key)
 			}
-		}
-	})
+		},
+		Entry("in JSON", runtime.ContentTypeJSON, "conformance-typed", "-typed", "10.96.250.251"),
+		Entry("in protobuf", runtime.ContentTypeProtobuf, "conformance-typed-pb", "-typed-pb", "10.96.250.252"),
+	)
 
 	It("does CRUD and selected lists with the dynamic client", func(ctx SpecContext) {
 		dyn := target.Dynamic()

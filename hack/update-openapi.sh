@@ -1,37 +1,27 @@
 #!/usr/bin/env bash
-# update-openapi.sh copies kube-apiserver's OpenAPI documents for the API
-# versions it serves by default from the pinned k8s.io/kubernetes module into
-# apiserver/openapi/spec: the v3 document of every stable group version and
-# of the discovery roots, and the v2 swagger.json without the paths (and the
-# definitions only they use) of alpha and beta versions. Run after
-# hack/update-pin.sh, beside hack/update-discovery.sh.
+# update-openapi.sh copies, from the pinned k8s.io/kubernetes module into
+# apiserver/openapi/spec, kube-apiserver's OpenAPI documents of the group
+# versions discovery lists that kubesim does not serve itself yet (those of
+# kube-apiserver's apiextensions and aggregator servers): their v3 documents
+# and the v2 paths and definitions. Everything kubesim serves has its OpenAPI
+# built at run time from k8s.io/kubernetes/pkg/generated/openapi and its
+# routes, as kube-apiserver builds it. Run after hack/update-pin.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version="$(go list -m -f '{{.Version}}' k8s.io/kubernetes)"
 src="$(go env GOMODCACHE)/k8s.io/kubernetes@${version}/api/openapi-spec"
 dst=apiserver/openapi/spec
+groups=(apiextensions.k8s.io apiregistration.k8s.io)
 rm -rf "$dst" && mkdir -p "$dst/v3"
-for f in "$src"/v3/*_openapi.json; do
-  name="$(basename "$f")"
-  # Keep group roots (apis__GROUP_openapi.json) and stable versions (__vN_).
-  if [[ "$name" =~ __v[0-9]+_openapi\.json$ || ! "$name" =~ __v[0-9] ]]; then
-    cp "$f" "$dst/v3/$name"
-  fi
+for g in "${groups[@]}"; do
+  cp "$src/v3/apis__${g}__v1_openapi.json" "$dst/v3/"
 done
-# A group root without a stable version is not served by default.
-for f in "$dst"/v3/apis__*_openapi.json; do
-  name="$(basename "$f")"
-  if [[ ! "$name" =~ __v[0-9] ]]; then
-    group="${name#apis__}"; group="${group%_openapi.json}"
-    compgen -G "$dst/v3/apis__${group}__v*_openapi.json" >/dev/null || rm "$f"
-  fi
-done
-python3 - "$src/swagger.json" "$dst/swagger.json" <<'PY'
-import json, re, sys
-src, dst = sys.argv[1], sys.argv[2]
+python3 - "$src/swagger.json" "$dst/swagger.json" "${groups[@]}" <<'PY'
+import json, sys
+src, dst, groups = sys.argv[1], sys.argv[2], sys.argv[3:]
 doc = json.load(open(src))
-unstable = re.compile(r"^/apis/[^/]+/v[0-9]+(alpha|beta)[0-9]*(/|$)")
-doc["paths"] = {p: v for p, v in doc["paths"].items() if not unstable.match(p)}
+prefixes = tuple("/apis/%s/v1/" % g for g in groups)
+paths = {p: v for p, v in doc["paths"].items() if p.startswith(prefixes)}
 defs = doc["definitions"]
 keep, todo = set(), []
 def refs(node):
@@ -44,15 +34,16 @@ def refs(node):
     elif isinstance(node, list):
         for v in node:
             yield from refs(v)
-todo.extend(refs(doc["paths"]))
+todo.extend(refs(paths))
 while todo:
     d = todo.pop()
     if d in keep or d not in defs:
         continue
     keep.add(d)
     todo.extend(refs(defs[d]))
-doc["definitions"] = {k: v for k, v in defs.items() if k in keep}
-json.dump(doc, open(dst, "w"), separators=(",", ":"), sort_keys=True)
+out = {"swagger": doc["swagger"], "info": doc["info"], "paths": paths,
+       "definitions": {k: v for k, v in defs.items() if k in keep}}
+json.dump(out, open(dst, "w"), separators=(",", ":"), sort_keys=True)
 PY
 chmod 644 "$dst"/*.json "$dst"/v3/*.json
-echo "copied $(ls "$dst/v3" | wc -l) OpenAPI v3 documents and swagger.json from k8s.io/kubernetes ${version}"
+echo "copied the OpenAPI of ${groups[*]} from k8s.io/kubernetes ${version}"

@@ -2,6 +2,9 @@ package openapi
 
 import (
 	"fmt"
+	"maps"
+	"net/http"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -11,6 +14,7 @@ import (
 	utilopenapi "k8s.io/apiserver/pkg/util/openapi"
 	openapibuilder3 "k8s.io/kube-openapi/pkg/builder3"
 	openapicommon "k8s.io/kube-openapi/pkg/common"
+	"k8s.io/kube-openapi/pkg/spec3"
 	openapiutil "k8s.io/kube-openapi/pkg/util"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 	generatedopenapi "k8s.io/kubernetes/pkg/generated/openapi"
@@ -21,6 +25,16 @@ func V3Config(scheme *runtime.Scheme) *openapicommon.OpenAPIV3Config {
 	defs := utilopenapi.GetOpenAPIDefinitionsWithoutDisabledFeatures(generatedopenapi.GetOpenAPIDefinitions)
 	cfg := genericapiserver.DefaultOpenAPIV3Config(defs, openapinamer.NewDefinitionNamer(scheme))
 	cfg.Info.Title = "Kubernetes"
+	// The bearer token scheme kube-apiserver's token authenticators
+	// declare, and what k8s.io/apiserver's config completion adds for it:
+	// every operation needs it and may answer 401.
+	cfg.SecuritySchemes = spec3.SecuritySchemes{"BearerToken": {SecuritySchemeProps: spec3.SecuritySchemeProps{
+		Type: "apiKey", Name: "authorization", In: "header", Description: "Bearer Token authentication",
+	}}}
+	for _, k := range slices.Sorted(maps.Keys(cfg.SecuritySchemes)) {
+		cfg.DefaultSecurity = append(cfg.DefaultSecurity, map[string][]string{k: {}})
+	}
+	cfg.CommonResponses = map[int]*spec3.Response{http.StatusUnauthorized: {ResponseProps: spec3.ResponseProps{Description: "Unauthorized"}}}
 	return cfg
 }
 

@@ -5,22 +5,38 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
+	"sync"
 
+	restful "github.com/emicklei/go-restful/v3"
+	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/mux"
+	"k8s.io/apiserver/pkg/server/routes"
+	utilopenapi "k8s.io/apiserver/pkg/util/openapi"
+	"k8s.io/klog/v2"
+	"k8s.io/kube-openapi/pkg/builder"
 	"k8s.io/kube-openapi/pkg/cached"
+	openapicommon "k8s.io/kube-openapi/pkg/common"
+	"k8s.io/kube-openapi/pkg/common/restfuladapter"
 	"k8s.io/kube-openapi/pkg/handler"
-	"k8s.io/kube-openapi/pkg/handler3"
 	"k8s.io/kube-openapi/pkg/spec3"
 	"k8s.io/kube-openapi/pkg/validation/spec"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
+	generatedopenapi "k8s.io/kubernetes/pkg/generated/openapi"
 )
 
-// documents are kube-apiserver's own OpenAPI documents for the versions it
-// serves by default (hack/update-openapi.sh copies them from the pin).
+// unserved are kube-apiserver's OpenAPI documents of the group versions
+// that discovery lists but kubesim does not serve yet (CustomResourceDefinitions
+// and APIServices, which kube-apiserver serves from its apiextensions and
+// aggregator servers): hack/update-openapi.sh copies them from the pin.
 //
 //go:embed spec/swagger.json spec/v3/*.json
-var documents embed.FS
+var unserved embed.FS
 
 // Mux is where the OpenAPI handlers are installed.
 type Mux interface {
@@ -28,13 +44,133 @@ type Mux interface {
 	HandlePrefix(path string, handler http.Handler)
 }
 
+// Config is kube-apiserver's OpenAPI v2 configuration: its generated
+// definitions (k8s.io/kubernetes/pkg/generated/openapi, without those of
+// disabled features), its definition namer and its title and version.
+func Config(version string) *openapicommon.Config {
+	defs := utilopenapi.GetOpenAPIDefinitionsWithoutDisabledFeatures(generatedopenapi.GetOpenAPIDefinitions)
+	cfg := genericapiserver.DefaultOpenAPIConfig(defs, openapinamer.NewDefinitionNamer(legacyscheme.Scheme))
+	cfg.Info.Title = "Kubernetes"
+	cfg.Info.Version = version
+	// The bearer token scheme and what completion adds (see V3Config).
+	cfg.SecurityDefinitions = &spec.SecurityDefinitions{"BearerToken": {SecuritySchemeProps: spec.SecuritySchemeProps{
+		Type: "apiKey", Name: "authorization", In: "header", Description: "Bearer Token authentication",
+	}}}
+	for _, k := range slices.Sorted(maps.Keys(*cfg.SecurityDefinitions)) {
+		cfg.DefaultSecurity = append(cfg.DefaultSecurity, map[string][]string{k: {}})
+	}
+	cfg.CommonResponses = map[int]spec.Response{http.StatusUnauthorized: {ResponseProps: spec.ResponseProps{Description: "Unauthorized"}}}
+	return cfg
+}
+
+// Documents serves /openapi/v2 and /openapi/v3 (with its per group-version
+// documents), in JSON and protobuf, built as kube-apiserver builds them: by
+// kube-openapi from the go-restful routes of every endpoint and the
+// generated definitions. Building takes a while, so it happens once, on
+// Prepare or on the first request.
+type Documents struct {
+	routes  func() (*restful.Container, error)
+	version string
+
+	once sync.Once
+	mux  *mux.PathRecorderMux
+	err  error
+}
+
+// New returns the documents of the routes that routes returns; version is
+// their info.version.
+func New(routes func() (*restful.Container, error), version string) *Documents {
+	return &Documents{routes: routes, version: version}
+}
+
+// Install registers the handlers of /openapi/v2 and /openapi/v3 on m.
+func (d *Documents) Install(m Mux) {
+	m.Handle("/openapi/v2", d)
+	m.HandlePrefix("/openapi/v3", d)
+}
+
+// Prepare builds the documents, if not built yet.
+func (d *Documents) Prepare() error {
+	d.once.Do(func() { d.mux, d.err = d.build() })
+	return d.err
+}
+
+func (d *Documents) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if err := d.Prepare(); err != nil {
+		klog.FromContext(req.Context()).Error(err, "Building the OpenAPI documents")
+		http.Error(w, "the OpenAPI documents could not be built", http.StatusInternalServerError)
+		return
+	}
+	d.mux.ServeHTTP(w, req)
+}
+
+func (d *Documents) build() (*mux.PathRecorderMux, error) {
+	container, err := d.routes()
+	if err != nil {
+		return nil, err
+	}
+	m := mux.NewPathRecorderMux("openapi")
+
+	// v2: one document of every route (routes.OpenAPI.InstallV2), with the
+	// paths of the unserved groups merged in as kube-aggregator merges them.
+	cfg := Config(d.version)
+	v2, err := builder.BuildOpenAPISpecFromRoutes(restfuladapter.AdaptWebServices(container.RegisteredWebServices()), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("unable to build the OpenAPI v2 document: %w", err)
+	}
+	if err := mergeUnserved(v2); err != nil {
+		return nil, err
+	}
+	v2.Definitions = handler.PruneDefaults(v2.Definitions)
+	handler.NewOpenAPIService(v2).RegisterOpenAPIVersionedService("/openapi/v2", m)
+
+	// v3: a document per group version and per discovery root.
+	v3cfg := V3Config(legacyscheme.Scheme)
+	v3cfg.Info.Version = d.version
+	v3 := routes.OpenAPI{V3Config: v3cfg}.InstallV3(container, m)
+	files, err := unserved.ReadDir("spec/v3")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		// apis__apiextensions.k8s.io__v1_openapi.json serves as
+		// /openapi/v3/apis/apiextensions.k8s.io/v1.
+		gv := strings.ReplaceAll(strings.TrimSuffix(f.Name(), "_openapi.json"), "__", "/")
+		v3.UpdateGroupVersionLazy(gv, embedded[*spec3.OpenAPI](path.Join("spec/v3", f.Name())))
+	}
+	return m, nil
+}
+
+// mergeUnserved adds the paths and definitions of the unserved groups.
+func mergeUnserved(v2 *spec.Swagger) error {
+	b, err := unserved.ReadFile("spec/swagger.json")
+	if err != nil {
+		return err
+	}
+	var extra spec.Swagger
+	if err := json.Unmarshal(b, &extra); err != nil {
+		return fmt.Errorf("unable to parse the unserved groups' OpenAPI: %w", err)
+	}
+	for p, item := range extra.Paths.Paths {
+		if _, ok := v2.Paths.Paths[p]; !ok {
+			v2.Paths.Paths[p] = item
+		}
+	}
+	for name, def := range extra.Definitions {
+		if _, ok := v2.Definitions[name]; !ok {
+			v2.Definitions[name] = def
+		}
+	}
+	return nil
+}
+
 func etag(b []byte) string { return fmt.Sprintf("%X", sha512.Sum512(b)) }
 
-// lazy parses an embedded document on first use: start-up stays fast.
-func lazy[T any](name string) cached.Value[T] {
+// embedded parses an embedded document on first use.
+func embedded[T any](name string) cached.Value[T] {
 	return cached.Once(cached.Func(func() (T, string, error) {
 		var out T
-		b, err := documents.ReadFile(name)
+		b, err := unserved.ReadFile(name)
 		if err != nil {
 			return out, "", err
 		}
@@ -43,23 +179,4 @@ func lazy[T any](name string) cached.Value[T] {
 		}
 		return out, etag(b), nil
 	}))
-}
-
-// Install serves /openapi/v2 and /openapi/v3 (with its per group-version
-// documents), in JSON and protobuf, as kube-apiserver does.
-func Install(mux Mux) error {
-	v2 := handler.NewOpenAPIServiceLazy(lazy[*spec.Swagger]("spec/swagger.json"))
-	v2.RegisterOpenAPIVersionedService("/openapi/v2", mux)
-
-	v3 := handler3.NewOpenAPIService()
-	files, err := documents.ReadDir("spec/v3")
-	if err != nil {
-		return err
-	}
-	for _, f := range files {
-		// api__v1_openapi.json serves as /openapi/v3/api/v1.
-		gv := strings.ReplaceAll(strings.TrimSuffix(f.Name(), "_openapi.json"), "__", "/")
-		v3.UpdateGroupVersionLazy(gv, lazy[*spec3.OpenAPI](path.Join("spec/v3", f.Name())))
-	}
-	return v3.RegisterOpenAPIV3VersionedService("/openapi/v3", mux)
 }

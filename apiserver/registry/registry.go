@@ -10,9 +10,11 @@ import (
 	"sort"
 	"strings"
 
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -311,7 +313,7 @@ func tableConvertor(sampleList runtime.Object) rest.TableConvertor {
 // restStorage is what the store serves at its main endpoint.
 func (s *Store) restStorage() rest.Storage {
 	if s.cfg.Resource == (schema.GroupResource{Resource: "namespaces"}) {
-		return &namespaceStore{Store: s}
+		return &namespaceStore{store: s}
 	}
 	return s
 }
@@ -334,6 +336,10 @@ func (r *Registry) subresourceStorage(gr schema.GroupResource, parent *Endpoint,
 		return &BindingSubresource{pods: store}
 	}
 	if strategy, ok := specs[owner].updates[sub]; ok {
+		if gr == (schema.GroupResource{Resource: "namespaces"}) && sub == "finalize" {
+			// kube-apiserver's namespaces/finalize only updates.
+			return &updateOnlySubresource{NewStrategySubresource(store, strategy)}
+		}
 		return NewStrategySubresource(store, strategy)
 	}
 	return nil
@@ -350,12 +356,65 @@ func (r *Registry) LegacyBindings() rest.Storage {
 // namespaceStore deletes namespaces as kube-apiserver does: the first
 // delete marks the namespace Terminating; it is removed once the namespace
 // controller has emptied spec.finalizers.
+//
+// Like kube-apiserver's namespace REST it has no DeleteCollection (and does
+// not declare that DELETE answers with the object, though it does): the
+// store is a field, not embedded, and namespaceStore forwards the verbs
+// kube-apiserver serves for namespaces.
 type namespaceStore struct {
-	*Store
+	store *Store
+}
+
+var (
+	_ rest.StandardStorage      = (*Store)(nil)
+	_ rest.CollectionDeleter    = (*Store)(nil)
+	_ rest.Getter               = (*namespaceStore)(nil)
+	_ rest.Lister               = (*namespaceStore)(nil)
+	_ rest.Watcher              = (*namespaceStore)(nil)
+	_ rest.Creater              = (*namespaceStore)(nil)
+	_ rest.Updater              = (*namespaceStore)(nil)
+	_ rest.GracefulDeleter      = (*namespaceStore)(nil)
+	_ rest.ShortNamesProvider   = (*namespaceStore)(nil)
+	_ rest.SingularNameProvider = (*namespaceStore)(nil)
+	_ rest.TableConvertor       = (*namespaceStore)(nil)
+)
+
+func (r *namespaceStore) New() runtime.Object     { return r.store.New() }
+func (r *namespaceStore) Destroy()                { r.store.Destroy() }
+func (r *namespaceStore) NewList() runtime.Object { return r.store.NewList() }
+func (r *namespaceStore) NamespaceScoped() bool   { return false }
+func (r *namespaceStore) GetSingularName() string { return r.store.GetSingularName() }
+func (r *namespaceStore) ShortNames() []string    { return r.store.ShortNames() }
+func (r *namespaceStore) DeleteReturnsDeletedObject() bool {
+	return r.store.DeleteReturnsDeletedObject()
+}
+
+func (r *namespaceStore) ConvertToTable(ctx context.Context, obj runtime.Object, tableOptions runtime.Object) (*metav1.Table, error) {
+	return r.store.ConvertToTable(ctx, obj, tableOptions)
+}
+
+func (r *namespaceStore) Get(ctx context.Context, name string, options *metav1.GetOptions) (runtime.Object, error) {
+	return r.store.Get(ctx, name, options)
+}
+
+func (r *namespaceStore) List(ctx context.Context, options *metainternalversion.ListOptions) (runtime.Object, error) {
+	return r.store.List(ctx, options)
+}
+
+func (r *namespaceStore) Watch(ctx context.Context, options *metainternalversion.ListOptions) (watch.Interface, error) {
+	return r.store.Watch(ctx, options)
+}
+
+func (r *namespaceStore) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
+	return r.store.Create(ctx, obj, createValidation, options)
+}
+
+func (r *namespaceStore) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
+	return r.store.Update(ctx, name, objInfo, createValidation, updateValidation, forceAllowCreate, options)
 }
 
 func (r *namespaceStore) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
-	obj, err := r.Get(ctx, name, &metav1.GetOptions{})
+	obj, err := r.store.Get(ctx, name, &metav1.GetOptions{})
 	if err != nil {
 		return nil, false, err
 	}
@@ -366,7 +425,7 @@ func (r *namespaceStore) Delete(ctx context.Context, name string, deleteValidati
 	if options.Preconditions != nil {
 		pre := apistorage.Preconditions{UID: options.Preconditions.UID, ResourceVersion: options.Preconditions.ResourceVersion}
 		if err := pre.Check(name, obj); err != nil {
-			return nil, false, interpretDelete(err, r.qualifiedResource(ctx), name)
+			return nil, false, interpretDelete(err, r.store.qualifiedResource(ctx), name)
 		}
 	}
 	if ns.DeletionTimestamp.IsZero() {
@@ -379,14 +438,14 @@ func (r *namespaceStore) Delete(ctx context.Context, name string, deleteValidati
 		if options.Preconditions != nil {
 			pre = &apistorage.Preconditions{UID: options.Preconditions.UID, ResourceVersion: options.Preconditions.ResourceVersion}
 		}
-		out, err := r.guaranteedUpdate(ctx, name, pre, isDryRun(options.DryRun), func(existing runtime.Object) (runtime.Object, error) {
+		out, err := r.store.guaranteedUpdate(ctx, name, pre, isDryRun(options.DryRun), func(existing runtime.Object) (runtime.Object, error) {
 			ns := existing.(*api.Namespace)
 			if ns.DeletionTimestamp.IsZero() {
-				now := metav1.NewTime(r.cfg.Clock.Now())
+				now := metav1.NewTime(r.store.cfg.Clock.Now())
 				ns.DeletionTimestamp = &now
 			}
 			ns.Status.Phase = api.NamespaceTerminating
-			if update, finalizers := r.gcFinalizers(ctx, ns, options); update {
+			if update, finalizers := r.store.gcFinalizers(ctx, ns, options); update {
 				ns.Finalizers = finalizers
 			}
 			return ns, nil
@@ -396,7 +455,7 @@ func (r *namespaceStore) Delete(ctx context.Context, name string, deleteValidati
 	if len(ns.Spec.Finalizers) != 0 {
 		return ns, false, nil
 	}
-	return r.Store.Delete(ctx, name, deleteValidation, options)
+	return r.store.Delete(ctx, name, deleteValidation, options)
 }
 
 // reviewStorage returns upstream's REST for the review resources: objects

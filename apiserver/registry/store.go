@@ -1041,3 +1041,22 @@ func (s *Store) normalize(obj runtime.Object) (runtime.Object, error) {
 	}
 	return internal, nil
 }
+
+// Count is the number of objects stored, what kube-apiserver reports as
+// apiserver_storage_objects.
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	res, err := s.cfg.Storage.List(ctx, s.prefix, storage.ListOptions{Limit: 1})
+	if err != nil {
+		return 0, err
+	}
+	n := int64(len(res.Items))
+	if res.RemainingItemCount != nil {
+		n += *res.RemainingItemCount
+	}
+	return n, nil
+}
+
+// DeleteReturnsDeletedObject implements rest.MayReturnFullObjectDeleter:
+// whether DELETE answers with the object rather than a Status, which
+// kube-apiserver's OpenAPI documents.
+func (s *Store) DeleteReturnsDeletedObject() bool { return s.cfg.ReturnDeletedObject }

@@ -307,3 +307,25 @@ func (r *LegacyBinding) Create(ctx context.Context, obj runtime.Object, createVa
 	}
 	return r.BindingSubresource.Create(ctx, b.Name, obj, createValidation, options)
 }
+
+// NamespaceScoped implements rest.Scoper: bindings live in namespaces.
+func (r *LegacyBinding) NamespaceScoped() bool { return true }
+
+// GetSingularName implements rest.SingularNameProvider.
+func (r *LegacyBinding) GetSingularName() string { return "binding" }
+
+// updateOnlySubresource is a subresource that is only updated (PUT), as
+// namespaces/finalize: no get, no patch.
+type updateOnlySubresource struct {
+	sub *StrategySubresource
+}
+
+var _ rest.Updater = (*updateOnlySubresource)(nil)
+
+func (r *updateOnlySubresource) New() runtime.Object { return r.sub.New() }
+func (r *updateOnlySubresource) Destroy()            {}
+
+// Update implements rest.Updater.
+func (r *updateOnlySubresource) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
+	return r.sub.Update(ctx, name, objInfo, createValidation, updateValidation, forceAllowCreate, options)
+}

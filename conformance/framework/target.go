@@ -190,13 +190,53 @@ type KubectlResult struct {
 	Err            error
 }
 
+// ExitCode is kubectl's exit status: 0 on success, -1 if it did not run
+// or was killed.
+func (r KubectlResult) ExitCode() int {
+	if r.Err == nil {
+		return 0
+	}
+	var exit *exec.ExitError
+	if errors.As(r.Err, &exit) {
+		return exit.ExitCode()
+	}
+	return -1
+}
+
+// PinnedKubectlBinary is the kubectl of the pinned Kubernetes version
+// (KUBECTL_PIN, built by `make kubectl-pin`), or "" when it is not set.
+func PinnedKubectlBinary() string { return os.Getenv("KUBECTL_PIN") }
+
+// KubectlOptions says how KubectlWith runs kubectl.
+type KubectlOptions struct {
+	// Binary is the kubectl to run; "" means KubectlBinary().
+	Binary string
+	// Stdin is kubectl's standard input, if not "".
+	Stdin string
+	// Env is added to the suite's environment, as KEY=VALUE
+	// (e.g. KUBE_EDITOR=/path/to/script).
+	Env []string
+}
+
 // Kubectl runs kubectl against the target with args, stdin optional.
 func (t *Target) Kubectl(ctx context.Context, stdin string, args ...string) KubectlResult {
-	cmd := exec.CommandContext(ctx, KubectlBinary(), append([]string{"--kubeconfig", t.Kubeconfig}, args...)...)
+	return t.KubectlWith(ctx, KubectlOptions{Stdin: stdin}, args...)
+}
+
+// KubectlWith runs a given kubectl binary against the target with args.
+func (t *Target) KubectlWith(ctx context.Context, opts KubectlOptions, args ...string) KubectlResult {
+	bin := opts.Binary
+	if bin == "" {
+		bin = KubectlBinary()
+	}
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", t.Kubeconfig}, args...)...)
+	if len(opts.Env) > 0 {
+		cmd.Env = append(os.Environ(), opts.Env...)
+	}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
+	if opts.Stdin != "" {
+		cmd.Stdin = strings.NewReader(opts.Stdin)
 	}
 	err := cmd.Run()
 	return KubectlResult{Stdout: out.String(), Stderr: errOut.String(), Err: err}

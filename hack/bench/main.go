@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
@@ -179,26 +180,33 @@ func workloads(ctx context.Context, o options, c *cluster, set func(name, unit s
 	}
 	rssBefore := rssOf(c.pids())
 
-	lat, wall, err := parallel(o.objects, o.concurrency, func(i int) error {
-		_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%06d", i), Labels: map[string]string{"app": "bench"}},
-			Data:       map[string]string{"key": strings.Repeat("v", 100)},
-		}, metav1.CreateOptions{})
-		return err
-	})
-	if err != nil {
+	// createAndGet creates o.objects ConfigMaps named prefix-N, labelled
+	// app=prefix, then gets each, and reports both rates.
+	createAndGet := func(cs kubernetes.Interface, prefix, encoding string) error {
+		lat, wall, err := parallel(o.objects, o.concurrency, func(i int) error {
+			_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%06d", prefix, i), Labels: map[string]string{"app": prefix}},
+				Data:       map[string]string{"key": strings.Repeat("v", 100)},
+			}, metav1.CreateOptions{})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		set("create ConfigMap ("+encoding+")", "/s", true, rateM(o.objects, wall, lat, o.concurrency))
+		lat, wall, err = parallel(o.objects, o.concurrency, func(i int) error {
+			_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, fmt.Sprintf("%s-%06d", prefix, i), metav1.GetOptions{})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		set("get ConfigMap ("+encoding+")", "/s", true, rateM(o.objects, wall, lat, o.concurrency))
+		return nil
+	}
+	if err := createAndGet(cs, "bench", "JSON"); err != nil {
 		return err
 	}
-	set("create ConfigMap", "/s", true, rateM(o.objects, wall, lat, o.concurrency))
-
-	lat, wall, err = parallel(o.objects, o.concurrency, func(i int) error {
-		_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, fmt.Sprintf("cm-%06d", i), metav1.GetOptions{})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	set("get ConfigMap", "/s", true, rateM(o.objects, wall, lat, o.concurrency))
 
 	var lists []time.Duration
 	for i := 0; i < 5; i++ {
@@ -215,6 +223,33 @@ func workloads(ctx context.Context, o options, c *cluster, set func(name, unit s
 	set(fmt.Sprintf("list %d ConfigMaps (JSON)", o.objects), "ms", false, durationM(lists, "median of 5 full lists"))
 	after := rssOf(c.pids())
 	set(fmt.Sprintf("RSS after loading %d ConfigMaps", o.objects), "MiB", false, &measurement{value: float64(after) / 1024, text: fmt.Sprintf("%d MiB", after/1024), detail: fmt.Sprintf("%d MiB before loading; all processes of the cluster", rssBefore/1024)})
+
+	// The same in protobuf, as the genuine controllers and kubelets speak.
+	pbCfg := rest.CopyConfig(cfg)
+	pbCfg.ContentType = "application/vnd.kubernetes.protobuf"
+	pbCfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf"
+	pb := kubernetes.NewForConfigOrDie(pbCfg)
+	if err := createAndGet(pb, "bench-pb", "protobuf"); err != nil {
+		return err
+	}
+	for _, enc := range []struct {
+		name string
+		cs   kubernetes.Interface
+	}{{"JSON", cs}, {"protobuf", pb}} {
+		var lists []time.Duration
+		for i := 0; i < 5; i++ {
+			start := time.Now()
+			l, err := enc.cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bench-pb"})
+			if err != nil {
+				return err
+			}
+			if len(l.Items) != o.objects {
+				return fmt.Errorf("list returned %d items, want %d", len(l.Items), o.objects)
+			}
+			lists = append(lists, time.Since(start))
+		}
+		set(fmt.Sprintf("list %d of %d ConfigMaps by label (%s)", o.objects, 2*o.objects, enc.name), "ms", false, durationM(lists, "median of 5 full lists"))
+	}
 
 	// Watch fan-out: every watcher must see every event.
 	const events = 1000
