@@ -55,13 +55,6 @@ func (s *Server) Start(ctx context.Context) error {
 	// Admission plugins read through informers over this server.
 	s.informers.Start(s.lifetime.Done())
 	close(s.ready)
-	// The OpenAPI documents take a while to build: build them now, off the
-	// start-up path, rather than on the first request.
-	go func() {
-		if err := s.openapi.Prepare(); err != nil {
-			logger.Error(err, "Building the OpenAPI documents")
-		}
-	}()
 	logger.Info("Serving the Kubernetes API", "address", "https://"+s.listener.Addr().String(), "version", Version().GitVersion)
 
 	select {

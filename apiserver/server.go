@@ -72,8 +72,7 @@ type Server struct {
 	memory   *memory.Store // when the server owns its storage
 	registry *registry.Registry
 	handler  http.Handler
-	// openapi builds /openapi/v2 and /openapi/v3 once, in the background
-	// after start or on the first request.
+	// openapi builds /openapi/v2 and /openapi/v3 on their first request.
 	openapi    *openapi.Documents
 	listener   net.Listener
 	ca         *pki.CA

@@ -452,9 +452,18 @@ var _ = Describe("API fidelity", func() {
 		_, err = deployments.Patch(ctx, "mf", types.StrategicMergePatchType,
 			[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","env":[{"name":"MODE","value":"dave"}]}]}}}}`), metav1.PatchOptions{FieldManager: "dave"})
 		Expect(err).NotTo(HaveOccurred())
-		_, err = deployments.ApplyStatus(ctx, appsv1apply.Deployment("mf", ns).WithStatus(appsv1apply.DeploymentStatus().WithReplicas(1).WithObservedGeneration(1)),
+		// A status apply owns no spec field, a spec apply no status field:
+		// kube-apiserver resets them (the strategies' reset fields).
+		_, err = deployments.ApplyStatus(ctx, appsv1apply.Deployment("mf", ns).
+			WithSpec(appsv1apply.DeploymentSpec().WithReplicas(7)).
+			WithStatus(appsv1apply.DeploymentStatus().WithReplicas(1).WithObservedGeneration(1)),
 			metav1.ApplyOptions{FieldManager: "erin", Force: true})
 		Expect(err).NotTo(HaveOccurred())
+		frank, err := deployments.Apply(ctx, appsv1apply.Deployment("mf", ns).WithLabels(map[string]string{"team": "frank"}).
+			WithStatus(appsv1apply.DeploymentStatus().WithReplicas(5)), metav1.ApplyOptions{FieldManager: "frank"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(*frank.Spec.Replicas).To(Equal(int32(1)))
+		Expect(frank.Status.Replicas).To(Equal(int32(1)))
 		// Forcing takes the field over.
 		final := apply("bob-forced", true, 2, "registry.k8s.io/pause:3.10")
 		Expect(*final.Spec.Replicas).To(Equal(int32(2)))

@@ -66,79 +66,97 @@ func Config(version string) *openapicommon.Config {
 // Documents serves /openapi/v2 and /openapi/v3 (with its per group-version
 // documents), in JSON and protobuf, built as kube-apiserver builds them: by
 // kube-openapi from the go-restful routes of every endpoint and the
-// generated definitions. Building takes a while, so it happens once, on
-// Prepare or on the first request.
+// generated definitions. Building takes a while (a quarter of a second
+// here), so each is built on its first request: clients that never ask
+// (client-go, controllers) never pay for it.
 type Documents struct {
-	routes  func() (*restful.Container, error)
 	version string
+	routes  cached.Value[*restful.Container]
+	v2      *mux.PathRecorderMux
 
-	once sync.Once
-	mux  *mux.PathRecorderMux
-	err  error
+	v3once sync.Once
+	v3     *mux.PathRecorderMux
+	v3err  error
 }
 
-// New returns the documents of the routes that routes returns; version is
-// their info.version.
+// New returns the documents of the routes that routes returns (called
+// once, when first needed); version is their info.version.
 func New(routes func() (*restful.Container, error), version string) *Documents {
-	return &Documents{routes: routes, version: version}
+	d := &Documents{version: version, v2: mux.NewPathRecorderMux("openapi-v2")}
+	d.routes = cached.Once(cached.Func(func() (*restful.Container, string, error) {
+		c, err := routes()
+		return c, "", err
+	}))
+	// v2: one document of every route (routes.OpenAPI.InstallV2), with the
+	// paths of the unserved groups merged in as kube-aggregator merges them.
+	handler.NewOpenAPIServiceLazy(cached.Once(cached.Func(d.buildV2))).RegisterOpenAPIVersionedService("/openapi/v2", d.v2)
+	return d
 }
 
 // Install registers the handlers of /openapi/v2 and /openapi/v3 on m.
 func (d *Documents) Install(m Mux) {
-	m.Handle("/openapi/v2", d)
-	m.HandlePrefix("/openapi/v3", d)
+	m.Handle("/openapi/v2", d.v2)
+	m.HandlePrefix("/openapi/v3", http.HandlerFunc(d.serveV3))
 }
 
-// Prepare builds the documents, if not built yet.
+// Prepare builds the documents now, if not built yet.
 func (d *Documents) Prepare() error {
-	d.once.Do(func() { d.mux, d.err = d.build() })
-	return d.err
+	if _, _, err := d.buildV2(); err != nil {
+		return err
+	}
+	return d.prepareV3()
 }
 
-func (d *Documents) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if err := d.Prepare(); err != nil {
-		klog.FromContext(req.Context()).Error(err, "Building the OpenAPI documents")
+func (d *Documents) buildV2() (*spec.Swagger, string, error) {
+	container, _, err := d.routes.Get()
+	if err != nil {
+		return nil, "", err
+	}
+	v2, err := builder.BuildOpenAPISpecFromRoutes(restfuladapter.AdaptWebServices(container.RegisteredWebServices()), Config(d.version))
+	if err != nil {
+		return nil, "", fmt.Errorf("unable to build the OpenAPI v2 document: %w", err)
+	}
+	if err := mergeUnserved(v2); err != nil {
+		return nil, "", err
+	}
+	v2.Definitions = handler.PruneDefaults(v2.Definitions)
+	return v2, "v2", nil
+}
+
+func (d *Documents) prepareV3() error {
+	d.v3once.Do(func() {
+		container, _, err := d.routes.Get()
+		if err != nil {
+			d.v3err = err
+			return
+		}
+		d.v3 = mux.NewPathRecorderMux("openapi-v3")
+		// A document per group version and per discovery root.
+		cfg := V3Config(legacyscheme.Scheme)
+		cfg.Info.Version = d.version
+		v3 := routes.OpenAPI{V3Config: cfg}.InstallV3(container, d.v3)
+		files, err := unserved.ReadDir("spec/v3")
+		if err != nil {
+			d.v3err = err
+			return
+		}
+		for _, f := range files {
+			// apis__apiextensions.k8s.io__v1_openapi.json serves as
+			// /openapi/v3/apis/apiextensions.k8s.io/v1.
+			gv := strings.ReplaceAll(strings.TrimSuffix(f.Name(), "_openapi.json"), "__", "/")
+			v3.UpdateGroupVersionLazy(gv, embedded[*spec3.OpenAPI](path.Join("spec/v3", f.Name())))
+		}
+	})
+	return d.v3err
+}
+
+func (d *Documents) serveV3(w http.ResponseWriter, req *http.Request) {
+	if err := d.prepareV3(); err != nil {
+		klog.FromContext(req.Context()).Error(err, "Building the OpenAPI v3 documents")
 		http.Error(w, "the OpenAPI documents could not be built", http.StatusInternalServerError)
 		return
 	}
-	d.mux.ServeHTTP(w, req)
-}
-
-func (d *Documents) build() (*mux.PathRecorderMux, error) {
-	container, err := d.routes()
-	if err != nil {
-		return nil, err
-	}
-	m := mux.NewPathRecorderMux("openapi")
-
-	// v2: one document of every route (routes.OpenAPI.InstallV2), with the
-	// paths of the unserved groups merged in as kube-aggregator merges them.
-	cfg := Config(d.version)
-	v2, err := builder.BuildOpenAPISpecFromRoutes(restfuladapter.AdaptWebServices(container.RegisteredWebServices()), cfg)
-	if err != nil {
-		return nil, fmt.Errorf("unable to build the OpenAPI v2 document: %w", err)
-	}
-	if err := mergeUnserved(v2); err != nil {
-		return nil, err
-	}
-	v2.Definitions = handler.PruneDefaults(v2.Definitions)
-	handler.NewOpenAPIService(v2).RegisterOpenAPIVersionedService("/openapi/v2", m)
-
-	// v3: a document per group version and per discovery root.
-	v3cfg := V3Config(legacyscheme.Scheme)
-	v3cfg.Info.Version = d.version
-	v3 := routes.OpenAPI{V3Config: v3cfg}.InstallV3(container, m)
-	files, err := unserved.ReadDir("spec/v3")
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range files {
-		// apis__apiextensions.k8s.io__v1_openapi.json serves as
-		// /openapi/v3/apis/apiextensions.k8s.io/v1.
-		gv := strings.ReplaceAll(strings.TrimSuffix(f.Name(), "_openapi.json"), "__", "/")
-		v3.UpdateGroupVersionLazy(gv, embedded[*spec3.OpenAPI](path.Join("spec/v3", f.Name())))
-	}
-	return m, nil
+	d.v3.ServeHTTP(w, req)
 }
 
 // mergeUnserved adds the paths and definitions of the unserved groups.

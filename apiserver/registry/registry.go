@@ -33,6 +33,7 @@ import (
 	"k8s.io/kubernetes/pkg/registry/authorization/subjectaccessreview"
 	"k8s.io/kubernetes/pkg/registry/core/componentstatus"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	// Every API group kube-apiserver serves, installed into legacyscheme
 	// with its conversions and defaults, as pkg/controlplane does.
@@ -385,6 +386,9 @@ func (r *namespaceStore) NewList() runtime.Object { return r.store.NewList() }
 func (r *namespaceStore) NamespaceScoped() bool   { return false }
 func (r *namespaceStore) GetSingularName() string { return r.store.GetSingularName() }
 func (r *namespaceStore) ShortNames() []string    { return r.store.ShortNames() }
+func (r *namespaceStore) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	return r.store.GetResetFields()
+}
 func (r *namespaceStore) DeleteReturnsDeletedObject() bool {
 	return r.store.DeleteReturnsDeletedObject()
 }

@@ -24,6 +24,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	apistorage "k8s.io/apiserver/pkg/storage"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/kubesim/kubesim/apiserver/storage"
 )
@@ -1060,3 +1061,13 @@ func (s *Store) Count(ctx context.Context) (int64, error) {
 // whether DELETE answers with the object rather than a Status, which
 // kube-apiserver's OpenAPI documents.
 func (s *Store) DeleteReturnsDeletedObject() bool { return s.cfg.ReturnDeletedObject }
+
+// GetResetFields implements rest.ResetFieldsStrategy with the strategy's
+// reset fields (for most kinds, status: a write of the main resource owns
+// no status field), which managed fields leave out as kube-apiserver does.
+func (s *Store) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	if r, ok := s.cfg.Strategy.(rest.ResetFieldsStrategy); ok {
+		return r.GetResetFields()
+	}
+	return nil
+}

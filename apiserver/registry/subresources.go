@@ -17,6 +17,7 @@ import (
 	autoscalingvalidation "k8s.io/kubernetes/pkg/apis/autoscaling/validation"
 	api "k8s.io/kubernetes/pkg/apis/core"
 	corevalidation "k8s.io/kubernetes/pkg/apis/core/validation"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 )
 
 // StrategySubresource updates the main object under another strategy:
@@ -328,4 +329,18 @@ func (r *updateOnlySubresource) Destroy()            {}
 // Update implements rest.Updater.
 func (r *updateOnlySubresource) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
 	return r.sub.Update(ctx, name, objInfo, createValidation, updateValidation, forceAllowCreate, options)
+}
+
+// GetResetFields implements rest.ResetFieldsStrategy with the
+// subresource strategy's reset fields (for status, everything but status).
+func (r *StrategySubresource) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	if rf, ok := r.strategy.(rest.ResetFieldsStrategy); ok {
+		return rf.GetResetFields()
+	}
+	return nil
+}
+
+// GetResetFields implements rest.ResetFieldsStrategy.
+func (r *updateOnlySubresource) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	return r.sub.GetResetFields()
 }
