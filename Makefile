@@ -12,7 +12,7 @@ KUBECTL_PIN := bin/kubectl-pin
 # Extra arguments for `make run`, e.g. make run ARGS="--port 0".
 ARGS ?=
 
-.PHONY: all build kubectl-pin run test deps vet unit conformance conformance-reference reference-peer bench clean
+.PHONY: all build kubectl-pin run bench-compare e2e-upstream test deps vet unit conformance conformance-reference reference-peer bench clean
 
 all: build
 
@@ -54,13 +54,31 @@ reference-peer:
 	hack/reference-build.sh
 
 ## conformance-reference: the same suite against a fresh genuine kube-apiserver + etcd.
+## The API specs run against the bare peer (as kubesim's run without its controllers), then the
+## control-plane specs against a fresh peer with the genuine controller manager and scheduler.
+REFERENCE_ENV = KUBESIM_TARGET=reference KUBECONFIG=$${REFERENCE_DIR:-$$HOME/.cache/kubesim-reference}/kubeconfig KUBECTL=$(KUBECTL) KUBECTL_PIN=$(abspath $(KUBECTL_PIN))
 conformance-reference: reference-peer kubectl-pin deps
 	hack/reference-peer.sh start
-	KUBESIM_TARGET=reference KUBECONFIG=$${REFERENCE_DIR:-$$HOME/.cache/kubesim-reference}/kubeconfig KUBECTL=$(KUBECTL) KUBECTL_PIN=$(abspath $(KUBECTL_PIN)) \
-	  $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color; rc=$$?; hack/reference-peer.sh stop; exit $$rc
+	$(REFERENCE_ENV) $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color -ginkgo.skip='control plane'; \
+	  rc=$$?; hack/reference-peer.sh stop; [ $$rc -eq 0 ] || exit $$rc
+	hack/reference-peer.sh start
+	cp=$${REFERENCE_DIR:-$$HOME/.cache/kubesim-reference}/conformance-control-plane; \
+	  hack/control-plane.sh start $${REFERENCE_DIR:-$$HOME/.cache/kubesim-reference}/kubeconfig $$cp; \
+	  KUBESIM_CONTROL_PLANE=1 $(REFERENCE_ENV) $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color -ginkgo.focus='control plane'; \
+	  rc=$$?; hack/control-plane.sh stop $$cp; hack/reference-peer.sh stop; exit $$rc
+
+## e2e-upstream: the upstream [Conformance] tests that need no containers (conformance/upstream/tests.txt)
+## against kubesim and the reference peer, with the genuine controller manager and scheduler; writes CONFORMANCE.md.
+e2e-upstream: build kubectl-pin
+	hack/reference-build.sh e2e
+	hack/e2e-upstream.sh kubesim; hack/e2e-upstream.sh reference; \
+	  $(GO) run ./hack/e2e-report -out CONFORMANCE.md
+
+## bench-compare: the side-by-side benchmarks (the same run as bench).
+bench-compare: bench
 
 ## bench: throughput and start-up benchmarks, written to BENCHMARKS.md.
-bench: build
+bench: build reference-peer
 	KUBESIM_BIN=$(abspath $(BIN)) $(GO) run ./hack/bench -out BENCHMARKS.md
 
 clean:

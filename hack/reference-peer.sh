@@ -17,15 +17,8 @@ ETCD_PEER_PORT="${ETCD_PEER_PORT:-23800}"
 API_PORT="${API_PORT:-26443}"
 COMPACTION="${ETCD_COMPACTION_INTERVAL:-10s}"
 
-wait_gone() {
-  local pidfile="$1"
-  [ -f "$pidfile" ] || return 0
-  local pid; pid="$(cat "$pidfile")"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$pidfile"
-}
+# shellcheck source=hack/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 stop() {
   wait_gone "$RUN/kube-apiserver.pid"

@@ -496,8 +496,26 @@ func (s *Store) update(ctx context.Context, name string, objInfo rest.UpdatedObj
 			return nil, false, err
 		}
 		if shouldDeleteDuringUpdate(obj, existing) {
-			out, _, err := s.deleteNow(ctx, key, name, existingRV, obj, &metav1.DeleteOptions{DryRun: options.DryRun})
-			return out, false, err
+			// As upstream: the client of a PUT or PATCH gets the object it
+			// wrote, not the Status a DELETE answers with (the garbage
+			// collector's metadata client needs an object).
+			if isDryRun(options.DryRun) {
+				return obj, false, nil
+			}
+			out, err := s.cfg.Storage.Delete(ctx, key, storage.DeleteOptions{ExpectedRevision: existingRV})
+			if isCode(err, storage.ErrCodeConflict) {
+				// Changed since it was read: the update starts over on
+				// the new state (a deletion of a stale read would drop
+				// what changed, and the update would not be what happened).
+				continue
+			}
+			if err != nil && !isCode(err, storage.ErrCodeNotFound) {
+				return nil, false, interpretUpdate(err, gr, name)
+			}
+			if err == nil && s.hooks != nil {
+				s.hooks.afterDelete(out)
+			}
+			return obj, false, nil
 		}
 		// kube-apiserver writes nothing for an update that changes nothing.
 		if apiequality.Semantic.DeepEqual(obj, existing) {

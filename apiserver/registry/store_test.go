@@ -63,6 +63,38 @@ func TestUpdateThatChangesNothingWritesNothing(t *testing.T) {
 	}
 }
 
+// TestUpdateRemovingTheLastFinalizer: an update that removes the last
+// finalizer of an object being deleted deletes it and, as kube-apiserver
+// does, answers with the object written, not a Status (the garbage
+// collector's metadata client depends on it).
+func TestUpdateRemovingTheLastFinalizer(t *testing.T) {
+	r, _ := newTestRegistry(t)
+	s := r.Stores[schema.GroupResource{Resource: "configmaps"}]
+	ctx := requestCtx("configmaps", "ns")
+	if _, err := s.Create(ctx, configMap("held", "example.com/hold"), nil, &metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Delete(ctx, "held", nil, &metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "held", &metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := got.(*api.ConfigMap)
+	cm.Finalizers = nil
+	out, _, err := s.Update(ctx, "held", rest.DefaultUpdatedObjectInfo(cm), nil, nil, false, &metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := out.(*api.ConfigMap); !ok {
+		t.Fatalf("the update answered with %T, want the ConfigMap", out)
+	}
+	if _, err := s.Get(ctx, "held", &metav1.GetOptions{}); err == nil {
+		t.Fatal("the object is still stored")
+	}
+}
+
 func TestDelete(t *testing.T) {
 	zero, thirty := int64(0), int64(30)
 	orphan, foreground := metav1.DeletePropagationOrphan, metav1.DeletePropagationForeground

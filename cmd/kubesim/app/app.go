@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubesim/kubesim/apiserver"
+	"github.com/kubesim/kubesim/sim"
 )
 
 // Run runs the command line with args and returns the exit code.
@@ -46,6 +47,9 @@ type upOptions struct {
 	port       int
 	bind       string
 	compaction time.Duration
+	cluster    sim.Config
+	scheduler  bool
+	controller bool
 }
 
 func newUpCommand() *cobra.Command {
@@ -54,8 +58,10 @@ func newUpCommand() *cobra.Command {
 		Use:   "up",
 		Short: "Run a cluster until interrupted",
 		Long: `Run a cluster: the Kubernetes API over HTTPS on loopback, with a CA and serving
-certificate generated at start. Once the API serves, a kubeconfig with a
-cluster-admin credential is written (atomically) to --kubeconfig.
+certificate generated at start, and the genuine kube-scheduler and
+kube-controller-manager controllers in the same process. Once the API serves
+and the components' informers have synced, a kubeconfig with a cluster-admin
+credential is written (atomically) to --kubeconfig.
 SIGINT or SIGTERM shuts the cluster down cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -68,28 +74,31 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().IntVar(&o.port, "port", 6443, "port to serve the API on; 0 picks a free port")
 	cmd.Flags().StringVar(&o.bind, "bind-address", "127.0.0.1", "IP address to serve the API on")
 	cmd.Flags().DurationVar(&o.compaction, "compaction-interval", 5*time.Minute, "how often storage history is compacted; watches and paginated lists older than one interval get 410 Expired")
+	cmd.Flags().BoolVar(&o.scheduler, "scheduler", true, "run the genuine kube-scheduler")
+	cmd.Flags().StringVar(&o.cluster.SchedulerConfigFile, "scheduler-config", "", "a KubeSchedulerConfiguration file for the scheduler (its clientConnection and leaderElection are ignored)")
+	cmd.Flags().BoolVar(&o.controller, "controller-manager", true, "run the genuine kube-controller-manager controllers")
+	cmd.Flags().StringSliceVar(&o.cluster.Controllers, "controllers", []string{"*"}, "the controllers to run, as kube-controller-manager's --controllers: '*' is every controller on by default, 'foo' enables foo, '-foo' disables foo")
+	cmd.Flags().StringVar(&o.cluster.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "the range node IPAM allocates podCIDRs from")
+	cmd.Flags().Float32Var(&o.cluster.QPS, "kube-api-qps", 1000, "client QPS of the scheduler and the controllers")
+	cmd.Flags().IntVar(&o.cluster.Burst, "kube-api-burst", 2000, "client burst of the scheduler and the controllers")
 	return cmd
 }
 
 func up(ctx context.Context, o upOptions) error {
 	logger := klog.FromContext(ctx)
-	srv, err := apiserver.New(apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction})
+	cfg := o.cluster
+	cfg.APIServer = apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction}
+	cfg.DisableScheduler = !o.scheduler
+	cfg.DisableControllers = !o.controller
+	cluster, err := sim.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Start(ctx) }()
-	select {
-	case <-srv.Ready():
-	case err := <-errc:
-		return err
+	if err := cluster.API.WriteKubeconfig(o.kubeconfig); err != nil {
+		return errors.Join(err, cluster.Stop())
 	}
-	if err := srv.WriteKubeconfig(o.kubeconfig); err != nil {
-		return err
-	}
-	logger.Info("Cluster ready", "url", srv.URL(), "kubeconfig", o.kubeconfig)
-	err = <-errc
-	if err != nil && !errors.Is(err, context.Canceled) {
+	logger.Info("Cluster ready", "url", cluster.API.URL(), "kubeconfig", o.kubeconfig)
+	if err := cluster.Wait(); err != nil {
 		return err
 	}
 	logger.Info("Cluster stopped")

@@ -1,0 +1,274 @@
+package conformance_test
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubesim/kubesim/conformance/framework"
+)
+
+// The control-plane specs need the genuine kube-scheduler and
+// kube-controller-manager beside the API. Against kubesim they start their
+// own `kubesim up`, which runs both in-process; against the reference they
+// run when KUBESIM_CONTROL_PLANE=1 says the peer has them
+// (hack/control-plane.sh; `make conformance-reference` does it).
+var _ = Describe("control plane", Ordered, func() {
+	var (
+		cs  kubernetes.Interface
+		cp  *framework.Target
+		tag = fmt.Sprintf("%d", time.Now().UnixNano()%100000)
+	)
+
+	BeforeAll(func(ctx SpecContext) {
+		switch {
+		case target.IsKubesim():
+			var err error
+			cp, err = framework.StartKubesim(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(func() { Expect(cp.StopWith(os.Interrupt, time.Minute)).To(Succeed()) })
+			cs = cp.Clientset()
+		case os.Getenv("KUBESIM_CONTROL_PLANE") == "1":
+			cs = target.Clientset()
+		default:
+			Skip("the reference runs no controller manager or scheduler here (KUBESIM_CONTROL_PLANE=1 with hack/control-plane.sh runs these specs)")
+		}
+	})
+
+	namespace := func(ctx SpecContext, name string) string {
+		GinkgoHelper()
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		// The service account controller makes the default ServiceAccount,
+		// which admission needs before pods can be created.
+		Eventually(func() error {
+			_, err := cs.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
+			return err
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		return name
+	}
+
+	node := func(ctx SpecContext, name string, cpu string, nodeLabels map[string]string, taints ...corev1.Taint) {
+		GinkgoHelper()
+		capacity := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse("8Gi"), corev1.ResourcePods: resource.MustParse("110")}
+		n, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: nodeLabels},
+			Spec:       corev1.NodeSpec{Taints: taints},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) {
+			Expect(cs.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})).To(Succeed())
+		})
+		// The node controllers (IPAM, lifecycle) write the node too: report
+		// its status as a kubelet does, retrying on conflicts.
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if n, err = cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err != nil {
+				return err
+			}
+			now := metav1.Now()
+			n.Status.Capacity, n.Status.Allocatable = capacity, capacity
+			n.Status.Conditions = []corev1.NodeCondition{
+				{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: now, LastTransitionTime: now},
+			}
+			_, err := cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+			return err
+		})).To(Succeed())
+	}
+
+	podsOf := func(ctx SpecContext, ns string, selector map[string]string) []corev1.Pod {
+		GinkgoHelper()
+		list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(selector).String()})
+		Expect(err).NotTo(HaveOccurred())
+		return list.Items
+	}
+
+	deployment := func(name string, replicas int32, cpu string) *appsv1.Deployment {
+		sel := map[string]string{"app": name}
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: ptr.To(replicas),
+				Selector: &metav1.LabelSelector{MatchLabels: sel},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: sel},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10",
+						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}}}},
+				},
+			},
+		}
+	}
+
+	It("rolls a Deployment out to a ReplicaSet and pods, which the scheduler binds once nodes fit them", func(ctx SpecContext) {
+		ns := namespace(ctx, "cp-deploy-"+tag)
+		_, err := cs.AppsV1().Deployments(ns).Create(ctx, deployment("web", 3, "500m"), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() []corev1.Pod { return podsOf(ctx, ns, map[string]string{"app": "web"}) }).WithTimeout(30 * time.Second).Should(HaveLen(3))
+		rs, err := cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rs.Items).To(HaveLen(1))
+		Expect(rs.Items[0].OwnerReferences).To(ContainElement(HaveField("Kind", "Deployment")))
+		for _, p := range podsOf(ctx, ns, map[string]string{"app": "web"}) {
+			Expect(p.OwnerReferences).To(ContainElement(HaveField("Name", rs.Items[0].Name)))
+		}
+
+		// No node fits yet: the scheduler says so.
+		Eventually(func() []string {
+			events, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=FailedScheduling"})
+			Expect(err).NotTo(HaveOccurred())
+			var sources []string
+			for _, e := range events.Items {
+				sources = append(sources, e.ReportingController)
+			}
+			return sources
+		}).WithTimeout(30 * time.Second).Should(ContainElement("default-scheduler"))
+
+		// A tainted node and a node with the wrong label get nothing; the
+		// pods land on the two that fit, honouring their requests
+		// (one CPU each: two pods of half a CPU per node at most).
+		node(ctx, "cp-fit-a-"+tag, "1", map[string]string{"pool": "web"})
+		node(ctx, "cp-fit-b-"+tag, "1", map[string]string{"pool": "web"})
+		node(ctx, "cp-tainted-"+tag, "8", map[string]string{"pool": "web"}, corev1.Taint{Key: "dedicated", Value: "other", Effect: corev1.TaintEffectNoSchedule})
+		Eventually(func() map[string]int {
+			perNode := map[string]int{}
+			for _, p := range podsOf(ctx, ns, map[string]string{"app": "web"}) {
+				perNode[p.Spec.NodeName]++
+			}
+			return perNode
+		}).WithTimeout(60 * time.Second).Should(SatisfyAll(
+			HaveLen(2),
+			HaveKeyWithValue("cp-fit-a-"+tag, BeNumerically(">=", 1)),
+			HaveKeyWithValue("cp-fit-b-"+tag, BeNumerically(">=", 1)),
+		))
+
+		// A pod that asks for more CPU than any fitting node has stays
+		// Pending, with the scheduler's reason.
+		big := deployment("big", 1, "2")
+		big.Spec.Template.Spec.NodeSelector = map[string]string{"pool": "web"}
+		_, err = cs.AppsV1().Deployments(ns).Create(ctx, big, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() string {
+			pods := podsOf(ctx, ns, map[string]string{"app": "big"})
+			if len(pods) != 1 {
+				return ""
+			}
+			for _, c := range pods[0].Status.Conditions {
+				if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+					return c.Message
+				}
+			}
+			return ""
+		}).WithTimeout(30 * time.Second).Should(ContainSubstring("Insufficient cpu"))
+		Expect(cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})).To(Succeed())
+	})
+
+	// kubesim's garbage collector pauses for up to a minute after start:
+	// discovery lists APIServices and CustomResourceDefinitions, which
+	// kubesim does not serve yet, and the collector waits for their monitors
+	// (twice 30 s) before it proceeds. Hence the generous timeouts.
+	It("cascades deletions in the background, in the foreground and not at all (orphan)", func(ctx SpecContext) {
+		ns := namespace(ctx, "cp-gc-"+tag)
+		for _, name := range []string{"background", "foreground", "orphan"} {
+			_, err := cs.AppsV1().Deployments(ns).Create(ctx, deployment(name, 2, "10m"), metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(func() []corev1.Pod { return podsOf(ctx, ns, map[string]string{"app": name}) }).WithTimeout(30 * time.Second).Should(HaveLen(2))
+		}
+		replicaSets := func(app string) []appsv1.ReplicaSet {
+			list, err := cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+			Expect(err).NotTo(HaveOccurred())
+			return list.Items
+		}
+
+		Expect(cs.AppsV1().Deployments(ns).Delete(ctx, "background", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})).To(Succeed())
+		Eventually(func() []corev1.Pod { return podsOf(ctx, ns, map[string]string{"app": "background"}) }).WithTimeout(2 * time.Minute).Should(BeEmpty())
+		Expect(replicaSets("background")).To(BeEmpty())
+
+		Expect(cs.AppsV1().Deployments(ns).Delete(ctx, "foreground", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationForeground)})).To(Succeed())
+		// The owner waits, with the foregroundDeletion finalizer, for its
+		// dependents, then goes.
+		Eventually(func() error {
+			_, err := cs.AppsV1().Deployments(ns).Get(ctx, "foreground", metav1.GetOptions{})
+			return err
+		}).WithTimeout(2 * time.Minute).Should(Satisfy(apierrors.IsNotFound))
+		Expect(podsOf(ctx, ns, map[string]string{"app": "foreground"})).To(BeEmpty())
+		Expect(replicaSets("foreground")).To(BeEmpty())
+
+		Expect(cs.AppsV1().Deployments(ns).Delete(ctx, "orphan", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationOrphan)})).To(Succeed())
+		Eventually(func() error {
+			_, err := cs.AppsV1().Deployments(ns).Get(ctx, "orphan", metav1.GetOptions{})
+			return err
+		}).WithTimeout(2 * time.Minute).Should(Satisfy(apierrors.IsNotFound))
+		orphans := replicaSets("orphan")
+		Expect(orphans).To(HaveLen(1))
+		Expect(orphans[0].OwnerReferences).To(BeEmpty())
+		Expect(podsOf(ctx, ns, map[string]string{"app": "orphan"})).To(HaveLen(2))
+	})
+
+	It("completes a Job whose pods succeed", func(ctx SpecContext) {
+		ns := namespace(ctx, "cp-job-"+tag)
+		_, err := cs.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: "once"},
+			Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}},
+			}}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		var pods []corev1.Pod
+		Eventually(func() []corev1.Pod {
+			pods = podsOf(ctx, ns, map[string]string{"job-name": "once"})
+			return pods
+		}).WithTimeout(30 * time.Second).Should(HaveLen(1))
+		// What a kubelet would report: the container ran and exited 0. The
+		// scheduler and the Job controller write the pod too: retry on
+		// conflicts, as a kubelet does.
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			p, err := cs.CoreV1().Pods(ns).Get(ctx, pods[0].Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			now := metav1.Now()
+			p.Status.Phase = corev1.PodSucceeded
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Image: "registry.k8s.io/pause:3.10",
+				State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: now, FinishedAt: now}}}}
+			_, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+			return err
+		})).To(Succeed())
+		Eventually(func() []batchv1.JobCondition {
+			j, err := cs.BatchV1().Jobs(ns).Get(ctx, "once", metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			return j.Status.Conditions
+		}).WithTimeout(60 * time.Second).Should(ContainElement(SatisfyAll(HaveField("Type", batchv1.JobComplete), HaveField("Status", corev1.ConditionTrue))))
+	})
+
+	It("terminates a namespace: its content goes, then the namespace", func(ctx SpecContext) {
+		ns := namespace(ctx, "cp-terminate-"+tag)
+		_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "content"}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = cs.AppsV1().Deployments(ns).Create(ctx, deployment("content", 1, "10m"), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		// The root CA publisher put kube-root-ca.crt in the namespace.
+		Eventually(func() error {
+			_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+			return err
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		Expect(cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})).To(Succeed())
+		Eventually(func() error {
+			_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			return err
+		}).WithTimeout(90 * time.Second).Should(Satisfy(apierrors.IsNotFound))
+	})
+})
