@@ -15,19 +15,21 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/component-base/compatibility"
+	controlplaneadmission "k8s.io/kubernetes/pkg/controlplane/apiserver/admission"
 	kubeapiserveradmission "k8s.io/kubernetes/pkg/kubeapiserver/admission"
+	"k8s.io/kubernetes/pkg/kubeapiserver/admission/exclusion"
 	kubeoptions "k8s.io/kubernetes/pkg/kubeapiserver/options"
+	quotainstall "k8s.io/kubernetes/pkg/quota/v1/install"
 )
 
 // deferredPlugins are default-on in kube-apiserver but not run by kubesim
-// yet: they need webhook clients, CEL policy machinery or quota
-// configuration (see the operator-fixture issue).
+// yet: they need webhook clients or CEL policy machinery (see the
+// operator-fixture issue).
 var deferredPlugins = map[string]bool{
 	"MutatingAdmissionPolicy":    true,
 	"MutatingAdmissionWebhook":   true,
 	"ValidatingAdmissionPolicy":  true,
 	"ValidatingAdmissionWebhook": true,
-	"ResourceQuota":              true,
 }
 
 // admissionPlugins returns kube-apiserver's default-on admission plugins,
@@ -61,9 +63,16 @@ func newAdmission(loopback *rest.Config, factory informers.SharedInformerFactory
 	kubeoptions.RegisterAllAdmissionPlugins(plugins)
 	v := Version()
 	effective := compatibility.NewEffectiveVersionFromString(strings.TrimPrefix(v.GitVersion, "v"), "", "")
+	// ResourceQuota evaluates usage with kube-apiserver's quota
+	// configuration (the core evaluators over the shared informers).
+	quotaConfiguration, err := quotainstall.NewQuotaConfigurationForAdmission(factory, nil)
+	if err != nil {
+		return nil, err
+	}
 	initializers := admission.PluginInitializers{
 		initializer.New(client, dyn, factory, authz, utilfeature.DefaultFeatureGate, effective, stop, nil),
 		kubeapiserveradmission.NewPluginInitializer(),
+		controlplaneadmission.NewPluginInitializer(quotaConfiguration, exclusion.Excluded()),
 	}
 	chain, err := plugins.NewFromPlugins(admissionPlugins(), noPluginConfig{}, initializers, nil)
 	if err != nil {

@@ -254,6 +254,28 @@ var _ = Describe("control plane", Ordered, func() {
 		}).WithTimeout(60 * time.Second).Should(ContainElement(SatisfyAll(HaveField("Type", batchv1.JobComplete), HaveField("Status", corev1.ConditionTrue))))
 	})
 
+	It("tracks ResourceQuota usage and refuses creates over the quota", func(ctx SpecContext) {
+		ns := namespace(ctx, "cp-quota-"+tag)
+		_, err := cs.CoreV1().ResourceQuotas(ns).Create(ctx, &corev1.ResourceQuota{
+			ObjectMeta: metav1.ObjectMeta{Name: "small"},
+			Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourceConfigMaps: resource.MustParse("3")}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		// The quota controller computes usage: kube-root-ca.crt is one.
+		Eventually(func() corev1.ResourceList {
+			q, err := cs.CoreV1().ResourceQuotas(ns).Get(ctx, "small", metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			return q.Status.Used
+		}).WithTimeout(30 * time.Second).Should(HaveKeyWithValue(corev1.ResourceConfigMaps, resource.MustParse("1")))
+		for _, name := range []string{"one", "two"} {
+			_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		_, err = cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "three"}}, metav1.CreateOptions{})
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(Equal(`configmaps "three" is forbidden: exceeded quota: small, requested: configmaps=1, used: configmaps=3, limited: configmaps=3`))
+	})
+
 	It("terminates a namespace: its content goes, then the namespace", func(ctx SpecContext) {
 		ns := namespace(ctx, "cp-terminate-"+tag)
 		_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "content"}}, metav1.CreateOptions{})

@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 )
@@ -51,7 +52,9 @@ func run(ctx context.Context, kubeconfig string, count int, period time.Duration
 	names := make([]string, count)
 	for i := range names {
 		names[i] = fmt.Sprintf("e2e-node-%d", i)
-		if err := heartbeat(ctx, cs, names[i]); err != nil {
+		if err := retry.OnError(retry.DefaultBackoff, func(error) bool { return ctx.Err() == nil }, func() error {
+			return heartbeat(ctx, cs, names[i])
+		}); err != nil {
 			return err
 		}
 	}
@@ -73,8 +76,12 @@ func run(ctx context.Context, kubeconfig string, count int, period time.Duration
 }
 
 // heartbeat creates the node if missing, reports it Ready and renews its
-// Lease, as a kubelet does.
+// Lease, as a kubelet does, retrying on conflicts with the node controllers.
 func heartbeat(ctx context.Context, cs kubernetes.Interface, name string) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error { return heartbeatOnce(ctx, cs, name) })
+}
+
+func heartbeatOnce(ctx context.Context, cs kubernetes.Interface, name string) error {
 	now := metav1.Now()
 	node, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
