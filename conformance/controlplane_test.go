@@ -11,10 +11,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
@@ -274,6 +276,113 @@ var _ = Describe("control plane", Ordered, func() {
 		_, err = cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "three"}}, metav1.CreateOptions{})
 		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
 		Expect(err.Error()).To(Equal(`configmaps "three" is forbidden: exceeded quota: small, requested: configmaps=1, used: configmaps=3, limited: configmaps=3`))
+	})
+
+	// runReady reports a pod Running and Ready with an IP, as its kubelet
+	// would.
+	runReady := func(ctx SpecContext, ns, name, ip string) {
+		GinkgoHelper()
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			now := metav1.Now()
+			p.Status.Phase = corev1.PodRunning
+			p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+			p.Status.StartTime = &now
+			p.Status.Conditions = []corev1.PodCondition{
+				{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
+				{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
+				{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+				{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			}
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Image: "registry.k8s.io/pause:3.10", Ready: true, Started: ptr.To(true),
+				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}}
+			_, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+			return err
+		})).To(Succeed())
+	}
+
+	It("runs a DaemonSet pod on every node and a StatefulSet's pods in order", func(ctx SpecContext) {
+		ns := namespace(ctx, "cp-workloads-"+tag)
+		node(ctx, "cp-ds-a-"+tag, "4", map[string]string{"pool": "ds-" + tag})
+		node(ctx, "cp-ds-b-"+tag, "4", map[string]string{"pool": "ds-" + tag})
+		sel := map[string]string{"app": "agent"}
+		_, err := cs.AppsV1().DaemonSets(ns).Create(ctx, &appsv1.DaemonSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "agent"},
+			Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: sel}, Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: sel},
+				Spec: corev1.PodSpec{NodeSelector: map[string]string{"pool": "ds-" + tag},
+					Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}},
+			}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() []string {
+			var nodes []string
+			for _, p := range podsOf(ctx, ns, sel) {
+				nodes = append(nodes, p.Spec.NodeName)
+			}
+			return nodes
+		}).WithTimeout(60 * time.Second).Should(ConsistOf("cp-ds-a-"+tag, "cp-ds-b-"+tag))
+
+		web := map[string]string{"app": "web"}
+		_, err = cs.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "web"},
+			Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](2), ServiceName: "web", Selector: &metav1.LabelSelector{MatchLabels: web},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: web},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}}}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		// web-1 waits for web-0 to be Running and Ready.
+		Eventually(func() []corev1.Pod { return podsOf(ctx, ns, web) }).WithTimeout(30 * time.Second).Should(
+			ConsistOf(HaveField("Name", "web-0")))
+		Consistently(func() []corev1.Pod { return podsOf(ctx, ns, web) }).WithTimeout(2 * time.Second).Should(HaveLen(1))
+		runReady(ctx, ns, "web-0", "10.244.0.10")
+		Eventually(func() []corev1.Pod { return podsOf(ctx, ns, web) }).WithTimeout(30 * time.Second).Should(HaveLen(2))
+	})
+
+	It("keeps EndpointSlices on a Service's ready pods and a PodDisruptionBudget's status", func(ctx SpecContext) {
+		ns := namespace(ctx, "cp-endpoints-"+tag)
+		sel := map[string]string{"app": "backend"}
+		_, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "backend"},
+			Spec:       corev1.ServiceSpec{Selector: sel, Ports: []corev1.ServicePort{{Port: 80}}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = cs.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Name: "backend"},
+			Spec:       policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: sel}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		// Endpoints name their pod's node: the pods run on one.
+		node(ctx, "cp-endpoints-"+tag, "4", nil)
+		for i, name := range []string{"backend-a", "backend-b"} {
+			p := pod(name)
+			p.Labels = sel
+			p.Spec.NodeName = "cp-endpoints-" + tag
+			_, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			runReady(ctx, ns, name, fmt.Sprintf("10.244.1.%d", i+10))
+		}
+		Eventually(func() []string {
+			slices, err := cs.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=backend"})
+			Expect(err).NotTo(HaveOccurred())
+			var ready []string
+			for _, sl := range slices.Items {
+				for _, e := range sl.Endpoints {
+					if e.Conditions.Ready != nil && *e.Conditions.Ready {
+						ready = append(ready, e.Addresses...)
+					}
+				}
+			}
+			return ready
+		}).WithTimeout(30 * time.Second).Should(ConsistOf("10.244.1.10", "10.244.1.11"))
+		Eventually(func() policyv1.PodDisruptionBudgetStatus {
+			pdb, err := cs.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "backend", metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			return pdb.Status
+		}).WithTimeout(30 * time.Second).Should(SatisfyAll(HaveField("CurrentHealthy", int32(2)), HaveField("DesiredHealthy", int32(1)), HaveField("DisruptionsAllowed", int32(1))))
 	})
 
 	It("terminates a namespace: its content goes, then the namespace", func(ctx SpecContext) {
