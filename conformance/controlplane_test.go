@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -45,6 +46,7 @@ var _ = Describe("control plane", Ordered, func() {
 			DeferCleanup(func() { Expect(cp.StopWith(os.Interrupt, time.Minute)).To(Succeed()) })
 			cs = cp.Clientset()
 		case os.Getenv("KUBESIM_CONTROL_PLANE") == "1":
+			cp = target
 			cs = target.Clientset()
 		default:
 			Skip("the reference runs no controller manager or scheduler here (KUBESIM_CONTROL_PLANE=1 with hack/control-plane.sh runs these specs)")
@@ -383,6 +385,103 @@ var _ = Describe("control plane", Ordered, func() {
 			Expect(err).NotTo(HaveOccurred())
 			return pdb.Status
 		}).WithTimeout(30 * time.Second).Should(SatisfyAll(HaveField("CurrentHealthy", int32(2)), HaveField("DesiredHealthy", int32(1)), HaveField("DisruptionsAllowed", int32(1))))
+	})
+
+	It("rolls a Deployment out again on kubectl rollout restart, and back on rollout undo", func(ctx SpecContext) {
+		ns := namespace(ctx, "cp-rollout-"+tag)
+		node(ctx, "cp-rollout-"+tag, "8", nil)
+		_, err := cs.AppsV1().Deployments(ns).Create(ctx, deployment("app", 2, "100m"), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		// The test plays the kubelet: every bound pod becomes Running and
+		// Ready.
+		ip := 0
+		readyAll := func() {
+			for _, p := range podsOf(ctx, ns, map[string]string{"app": "app"}) {
+				if p.Spec.NodeName != "" && p.Status.Phase != corev1.PodRunning && p.DeletionTimestamp == nil {
+					ip++
+					runReady(ctx, ns, p.Name, fmt.Sprintf("10.244.2.%d", ip))
+				}
+			}
+		}
+		rolledOut := func() bool {
+			readyAll()
+			d, err := cs.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			return d.Status.ObservedGeneration == d.Generation && d.Status.UpdatedReplicas == 2 && d.Status.AvailableReplicas == 2 && d.Status.Replicas == 2
+		}
+		Eventually(rolledOut).WithTimeout(60 * time.Second).WithPolling(200 * time.Millisecond).Should(BeTrue())
+
+		kubectl := func(args ...string) string {
+			GinkgoHelper()
+			r := cp.Kubectl(ctx, "", append([]string{"-n", ns}, args...)...)
+			Expect(r.Err).NotTo(HaveOccurred(), "%s\n%s", r.Stdout, r.Stderr)
+			return r.Stdout
+		}
+		Expect(kubectl("rollout", "restart", "deployment/app")).To(ContainSubstring("restarted"))
+		Eventually(rolledOut).WithTimeout(90 * time.Second).WithPolling(200 * time.Millisecond).Should(BeTrue())
+		rs, err := cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rs.Items).To(HaveLen(2))
+		Expect(kubectl("rollout", "history", "deployment/app")).To(SatisfyAll(ContainSubstring("1 "), ContainSubstring("2 ")))
+
+		Expect(kubectl("rollout", "undo", "deployment/app")).To(ContainSubstring("rolled back"))
+		Eventually(rolledOut).WithTimeout(90 * time.Second).WithPolling(200 * time.Millisecond).Should(BeTrue())
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(d.Spec.Template.Annotations).NotTo(HaveKey("kubectl.kubernetes.io/restartedAt"))
+		Expect(d.Annotations).To(HaveKeyWithValue("deployment.kubernetes.io/revision", "3"))
+	})
+
+	It("evicts the pods of a node whose lease stops being renewed", func(ctx SpecContext) {
+		ns := namespace(ctx, "cp-evict-"+tag)
+		name, alive := "cp-lost-"+tag, "cp-alive-"+tag
+		leases := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+		for _, n := range []string{name, alive} {
+			node(ctx, n, "4", nil)
+			now := metav1.NewMicroTime(time.Now())
+			_, err := leases.Create(ctx, &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: n},
+				Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(n), LeaseDurationSeconds: ptr.To[int32](40), RenewTime: &now},
+			}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		// One node keeps renewing its lease, as its kubelet would: with every
+		// node of a zone lost, the node lifecycle controller assumes its own
+		// network is at fault and evicts nothing.
+		heartbeat := func() {
+			Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				l, err := leases.Get(ctx, alive, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				now := metav1.NewMicroTime(time.Now())
+				l.Spec.RenewTime = &now
+				_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+				return err
+			})).To(Succeed())
+		}
+		p := pod("doomed")
+		p.Spec.NodeName = name
+		p.Spec.Tolerations = []corev1.Toleration{{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](1)}}
+		_, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		// No more heartbeats: after the grace period the node lifecycle
+		// controller marks the node unreachable and the taint evicts the pod.
+		Eventually(func() []corev1.Taint {
+			heartbeat()
+			n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			return n.Spec.Taints
+		}).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(ContainElement(HaveField("Key", corev1.TaintNodeUnreachable)))
+		Eventually(func() *metav1.Time {
+			heartbeat()
+			p, err := cs.CoreV1().Pods(ns).Get(ctx, "doomed", metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return &metav1.Time{}
+			}
+			Expect(err).NotTo(HaveOccurred())
+			return p.DeletionTimestamp
+		}).WithTimeout(30 * time.Second).ShouldNot(BeNil())
 	})
 
 	It("terminates a namespace: its content goes, then the namespace", func(ctx SpecContext) {
