@@ -176,3 +176,9 @@ func (c *Cluster) Wait() error {
 	os.RemoveAll(c.dir)
 	return errors.Join(c.errors()...)
 }
+
+// componentVerbosity is how much quieter the scheduler's and controllers'
+// logs are than kubesim's own: their informational messages show from
+// -v 2 (kubesim up -v 2 prints what kube-controller-manager prints at -v 0);
+// errors always show.
+const componentVerbosity = 2

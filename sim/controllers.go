@@ -26,7 +26,7 @@ import (
 // done. The service-account token controller (legacy token Secrets) is not
 // run: it needs the signing key of TokenRequest.
 func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, caFile string) (func() error, error) {
-	logger := klog.FromContext(ctx).WithName("kube-controller-manager")
+	logger := klog.FromContext(ctx).WithName("kube-controller-manager").V(componentVerbosity)
 	ctx = klog.NewContext(ctx, logger)
 	s, err := kcmoptions.NewKubeControllerManagerOptions()
 	if err != nil {

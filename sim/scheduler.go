@@ -21,7 +21,7 @@ import (
 // as kube-scheduler's Setup builds it, starts its informers and waits for them
 // to sync; the returned function schedules until ctx is done.
 func newScheduler(ctx context.Context, cfg Config, restConfig *rest.Config) (func() error, error) {
-	logger := klog.FromContext(ctx).WithName("kube-scheduler")
+	logger := klog.FromContext(ctx).WithName("kube-scheduler").V(componentVerbosity)
 	ctx = klog.NewContext(ctx, logger)
 	cc, err := latest.Default()
 	if err != nil {
