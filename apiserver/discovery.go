@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"fmt"
+	"net/http"
 
 	"github.com/gorilla/mux"
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
@@ -29,9 +30,9 @@ func (s *Server) installDiscovery(r *mux.Router) error {
 			return err
 		}
 		legacy.AddGroupVersion("", v)
-		r.Handle("/api/"+gv.GroupVersion.Version, discovery.NewAPIVersionHandler(legacyscheme.Codecs, gv.GroupVersion, staticLister{gv.Resources}))
+		handle(r, "/api/"+gv.GroupVersion.Version, discovery.NewAPIVersionHandler(legacyscheme.Codecs, gv.GroupVersion, staticLister{gv.Resources}))
 	}
-	r.Handle("/api", discoveryendpoint.WrapAggregatedDiscoveryToHandler(
+	handle(r, "/api", discoveryendpoint.WrapAggregatedDiscoveryToHandler(
 		discovery.NewLegacyRootAPIHandler(addresses, legacyscheme.Codecs, "/api"), legacy, nil))
 
 	aggregated := discoveryendpoint.NewResourceManager("apis")
@@ -40,7 +41,7 @@ func (s *Server) installDiscovery(r *mux.Router) error {
 		group := metav1.APIGroup{Name: g.Name}
 		for j, gv := range g.Versions {
 			group.Versions = append(group.Versions, metav1.GroupVersionForDiscovery{GroupVersion: gv.GroupVersion.String(), Version: gv.GroupVersion.Version})
-			r.Handle("/apis/"+gv.GroupVersion.String(), discovery.NewAPIVersionHandler(legacyscheme.Codecs, gv.GroupVersion, staticLister{gv.Resources}))
+			handle(r, "/apis/"+gv.GroupVersion.String(), discovery.NewAPIVersionHandler(legacyscheme.Codecs, gv.GroupVersion, staticLister{gv.Resources}))
 			v, err := versionDiscovery(gv)
 			if err != nil {
 				return err
@@ -53,10 +54,17 @@ func (s *Server) installDiscovery(r *mux.Router) error {
 		}
 		group.PreferredVersion = group.Versions[0]
 		root.AddGroup(group)
-		r.Handle("/apis/"+g.Name, discovery.NewAPIGroupHandler(legacyscheme.Codecs, group))
+		handle(r, "/apis/"+g.Name, discovery.NewAPIGroupHandler(legacyscheme.Codecs, group))
 	}
-	r.Handle("/apis", discoveryendpoint.WrapAggregatedDiscoveryToHandler(root, aggregated, nil))
+	handle(r, "/apis", discoveryendpoint.WrapAggregatedDiscoveryToHandler(root, aggregated, nil))
 	return nil
+}
+
+// handle serves a discovery document at path and at path + "/", as
+// kube-apiserver's routes do.
+func handle(r *mux.Router, path string, h http.Handler) {
+	r.Handle(path, h)
+	r.Handle(path+"/", h)
 }
 
 // versionDiscovery is a group version's aggregated discovery entry, made from

@@ -147,6 +147,19 @@ var _ = Describe("API fidelity", func() {
 		Expect(resources).To(ContainElement(HaveField("GroupVersion", "apps/v1")))
 	})
 
+	It("serves discovery with and without a trailing slash", func(ctx SpecContext) {
+		for path, kind := range map[string]string{
+			"/api": "APIVersions", "/apis": "APIGroupList", "/apis/apps": "APIGroup",
+			"/apis/apps/v1": "APIResourceList", "/api/v1": "APIResourceList",
+		} {
+			for _, p := range []string{path, path + "/"} {
+				r := get(ctx, p, map[string]string{"Accept": "application/json"})
+				Expect(r.code).To(Equal(http.StatusOK), p)
+				Expect(string(r.body)).To(MatchRegexp(`"kind": ?"`+kind+`"`), p)
+			}
+		}
+	})
+
 	It("counts requests and stored objects in /metrics", func(ctx SpecContext) {
 		newNamespace(ctx, "conformance-metrics")
 		cms := target.Clientset().CoreV1().ConfigMaps("conformance-metrics")
