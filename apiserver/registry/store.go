@@ -526,9 +526,10 @@ func (s *Store) update(ctx context.Context, name string, objInfo rest.UpdatedObj
 		}
 		out, err := s.cfg.Storage.Update(ctx, key, obj, storage.UpdateOptions{ExpectedRevision: existingRV})
 		if isCode(err, storage.ErrCodeConflict) {
-			if newRV != 0 {
-				return nil, false, apierrors.NewConflict(gr, name, errors.New(optimisticLockErrorMsg))
-			}
+			// Changed since it was read: start over on the new state, as
+			// kube-apiserver's GuaranteedUpdate does. A patch is applied
+			// again to it; an update that named the old resourceVersion
+			// then gets its 409.
 			continue
 		}
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,6 +17,7 @@ import (
 	api "k8s.io/kubernetes/pkg/apis/core"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/kubesim/kubesim/apiserver/storage"
 	"github.com/kubesim/kubesim/apiserver/storage/memory"
 )
 
@@ -196,5 +198,71 @@ func TestWatchBookmarksFollowTheInjectedClock(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no bookmark after a minute of the injected clock")
+	}
+}
+
+// racingStorage makes the first Update race with another writer: it
+// changes the object first, so the Update's expected revision is stale.
+type racingStorage struct {
+	storage.Interface
+	raced bool
+}
+
+func (r *racingStorage) Update(ctx context.Context, key string, obj runtime.Object, opts storage.UpdateOptions) (runtime.Object, error) {
+	if !r.raced {
+		r.raced = true
+		current, err := r.Interface.Get(ctx, key, storage.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		other := current.DeepCopyObject().(*api.ConfigMap)
+		other.Data["other"] = "writer"
+		if _, err := r.Interface.Update(ctx, key, other, storage.UpdateOptions{}); err != nil {
+			return nil, err
+		}
+	}
+	return r.Interface.Update(ctx, key, obj, opts)
+}
+
+// TestPatchRetriesOnAConflict: a patch (an update computed from the current
+// object, with no resourceVersion of the client's) that races another
+// writer is applied again to the new state, as kube-apiserver's
+// GuaranteedUpdate does, rather than answering 409; an update that names
+// the old resourceVersion gets the 409.
+func TestPatchRetriesOnAConflict(t *testing.T) {
+	clock := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	m, err := memory.New(memory.Config{Clock: clock, CompactionInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	racing := &racingStorage{Interface: m}
+	r, err := New(Config{Storage: racing, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Stores[schema.GroupResource{Resource: "configmaps"}]
+	ctx := requestCtx("configmaps", "ns")
+	created, err := s.Create(ctx, configMap("patched"), nil, &metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := rest.DefaultUpdatedObjectInfo(nil, func(_ context.Context, _, current runtime.Object) (runtime.Object, error) {
+		cm := current.DeepCopyObject().(*api.ConfigMap)
+		cm.Data["patched"] = "yes"
+		return cm, nil
+	})
+	out, _, err := s.Update(ctx, "patched", patch, nil, nil, false, &metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatalf("the patch failed: %v", err)
+	}
+	if got := out.(*api.ConfigMap).Data; got["patched"] != "yes" || got["other"] != "writer" {
+		t.Errorf("data after the patch = %v, want both writers' keys", got)
+	}
+
+	racing.raced = false
+	stale := created.DeepCopyObject().(*api.ConfigMap) // names the first resourceVersion
+	stale.Data["stale"] = "yes"
+	if _, _, err := s.Update(ctx, "patched", rest.DefaultUpdatedObjectInfo(stale), nil, nil, false, &metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+		t.Errorf("an update of a stale resourceVersion: err = %v, want a conflict", err)
 	}
 }

@@ -193,8 +193,9 @@ func run(listPath, kubesimPath, referencePath, outPath string) error {
 	b.WriteString("against kubesim and, as the baseline, against the genuine kube-apiserver + etcd of the pin. Both\n")
 	b.WriteString("targets run the genuine kube-controller-manager and kube-scheduler of the pin (kubesim in-process, the\n")
 	b.WriteString("reference from `hack/control-plane.sh`) and two Node objects kept Ready by `hack/e2e-nodes` (no kubelet:\n")
-	b.WriteString("tests whose pods must start are skipped). Tests run in 4 parallel processes with a suite timeout; a test a\n")
-	b.WriteString("timed-out run did not reach is run again in a second part.\n")
+	b.WriteString("tests whose pods must start are skipped). Tests run in 4 parallel processes with a suite timeout; the\n")
+	b.WriteString("tests a timed-out run did not reach run in a later part, and a later part may re-run tests after a fix\n")
+	b.WriteString("(its result wins).\n")
 	b.WriteString("The list, with the reason for every skip, is `conformance/upstream/tests.txt`.\n\n")
 	fmt.Fprintf(&b, "kubesim run: %s. Reference run: %s.\n\n", ksStamp, refStamp)
 
