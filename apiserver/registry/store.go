@@ -502,7 +502,7 @@ func (s *Store) update(ctx context.Context, name string, objInfo rest.UpdatedObj
 			if isDryRun(options.DryRun) {
 				return obj, false, nil
 			}
-			out, err := s.cfg.Storage.Delete(ctx, key, storage.DeleteOptions{ExpectedRevision: existingRV})
+			_, err := s.removeAt(ctx, key, existingRV)
 			if isCode(err, storage.ErrCodeConflict) {
 				// Changed since it was read: the update starts over on
 				// the new state (a deletion of a stale read would drop
@@ -511,9 +511,6 @@ func (s *Store) update(ctx context.Context, name string, objInfo rest.UpdatedObj
 			}
 			if err != nil && !isCode(err, storage.ErrCodeNotFound) {
 				return nil, false, interpretUpdate(err, gr, name)
-			}
-			if err == nil && s.hooks != nil {
-				s.hooks.afterDelete(out)
 			}
 			return obj, false, nil
 		}
@@ -664,7 +661,7 @@ func (s *Store) deleteNow(ctx context.Context, key, name string, rev int64, last
 	if isDryRun(options.DryRun) {
 		return s.finalizeDelete(ctx, last), true, nil
 	}
-	out, err := s.cfg.Storage.Delete(ctx, key, storage.DeleteOptions{ExpectedRevision: rev})
+	out, err := s.removeAt(ctx, key, rev)
 	if isCode(err, storage.ErrCodeConflict) {
 		// Changed since it was checked: start over with the new state.
 		return s.Delete(ctx, name, nil, options)
@@ -672,10 +669,18 @@ func (s *Store) deleteNow(ctx context.Context, key, name string, rev int64, last
 	if err != nil {
 		return nil, false, interpretDelete(err, s.qualifiedResource(ctx), name)
 	}
-	if s.hooks != nil {
+	return s.finalizeDelete(ctx, out), true, nil
+}
+
+// removeAt removes the object stored at key if it is still at revision rev,
+// and runs the resource's after-delete hook (releasing a Service's IPs and
+// ports) once it is gone.
+func (s *Store) removeAt(ctx context.Context, key string, rev int64) (runtime.Object, error) {
+	out, err := s.cfg.Storage.Delete(ctx, key, storage.DeleteOptions{ExpectedRevision: rev})
+	if err == nil && s.hooks != nil {
 		s.hooks.afterDelete(out)
 	}
-	return s.finalizeDelete(ctx, out), true, nil
+	return out, err
 }
 
 // finalizeDelete returns what a successful delete answers with.
