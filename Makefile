@@ -63,7 +63,7 @@ conformance-reference: reference-peer kubectl-pin deps
 	  rc=$$?; hack/reference-peer.sh stop; [ $$rc -eq 0 ] || exit $$rc
 	hack/reference-peer.sh start
 	cp=$${REFERENCE_DIR:-$$HOME/.cache/kubesim-reference}/conformance-control-plane; \
-	  hack/control-plane.sh start $${REFERENCE_DIR:-$$HOME/.cache/kubesim-reference}/kubeconfig $$cp; \
+	  SA_KEY=$${REFERENCE_DIR:-$$HOME/.cache/kubesim-reference}/run/pki/sa.key hack/control-plane.sh start $${REFERENCE_DIR:-$$HOME/.cache/kubesim-reference}/kubeconfig $$cp; \
 	  KUBESIM_CONTROL_PLANE=1 $(REFERENCE_ENV) $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color -ginkgo.focus='control plane'; \
 	  rc=$$?; hack/control-plane.sh stop $$cp; hack/reference-peer.sh stop; exit $$rc
 

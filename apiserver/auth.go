@@ -12,6 +12,7 @@ import (
 	"k8s.io/apiserver/pkg/authentication/request/anonymous"
 	"k8s.io/apiserver/pkg/authentication/request/bearertoken"
 	"k8s.io/apiserver/pkg/authentication/request/union"
+	"k8s.io/apiserver/pkg/authentication/request/websocket"
 	x509request "k8s.io/apiserver/pkg/authentication/request/x509"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
@@ -22,15 +23,15 @@ import (
 )
 
 // newAuthenticator accepts client certificates signed by the cluster CA,
-// the admin bearer token, and otherwise the anonymous user, as
-// kube-apiserver does with anonymous auth enabled.
-func newAuthenticator(ca *x509.Certificate, adminToken string) authenticator.Request {
-	return union.NewFailOnError(newCredentialAuthenticator(ca, adminToken), anonymous.NewAuthenticator([]apiserver.AnonymousAuthCondition{}))
+// bearer tokens (the admin token, service-account tokens), and otherwise
+// the anonymous user, as kube-apiserver does with anonymous auth enabled.
+func newAuthenticator(ca *x509.Certificate, tokens authenticator.Token) authenticator.Request {
+	return union.NewFailOnError(newCredentialAuthenticator(ca, tokens), anonymous.NewAuthenticator([]apiserver.AnonymousAuthCondition{}))
 }
 
 // newTokenAuthenticator authenticates bearer tokens: what TokenReviews ask.
-func newTokenAuthenticator(adminToken string) authenticator.Request {
-	return group.NewAuthenticatedGroupAdder(bearertoken.New(adminTokenAuthenticator(adminToken)))
+func newTokenAuthenticator(tokens authenticator.Token) authenticator.Request {
+	return group.NewAuthenticatedGroupAdder(bearertoken.New(tokens))
 }
 
 func adminTokenAuthenticator(adminToken string) authenticator.Token {
@@ -44,7 +45,7 @@ func adminTokenAuthenticator(adminToken string) authenticator.Token {
 
 // newCredentialAuthenticator authenticates client certificates and bearer
 // tokens, adding system:authenticated.
-func newCredentialAuthenticator(ca *x509.Certificate, adminToken string) authenticator.Request {
+func newCredentialAuthenticator(ca *x509.Certificate, tokens authenticator.Token) authenticator.Request {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	opts := x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
@@ -52,7 +53,8 @@ func newCredentialAuthenticator(ca *x509.Certificate, adminToken string) authent
 	// system:authenticated, and a bad credential is a 401, not anonymous.
 	return group.NewAuthenticatedGroupAdder(union.New(
 		x509request.New(opts, x509request.CommonNameUserConversion),
-		bearertoken.New(adminTokenAuthenticator(adminToken)),
+		bearertoken.New(tokens),
+		websocket.NewProtocolAuthenticator(tokens),
 	))
 }
 

@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/klog/v2"
+
+	"github.com/kubesim/kubesim/internal/pki"
 )
 
 // Start bootstraps the cluster's built-in objects, serves until ctx is
@@ -52,8 +54,20 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(s.listener, "", "") }()
-	// Admission plugins read through informers over this server.
+	// The authorizer and the admission plugins read through informers over
+	// this server. It is ready once they have synced, the bootstrapped RBAC
+	// policy with them, as kube-apiserver's /readyz waits for its informers
+	// and the rbac/bootstrap-roles hook: a component starting then is not
+	// refused what the policy grants it.
 	s.informers.Start(s.lifetime.Done())
+	for typ, ok := range s.informers.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			s.endLifetime()
+			srv.Close()
+			s.informers.Shutdown()
+			return fmt.Errorf("the API server's %v informer did not sync: %w", typ, ctx.Err())
+		}
+	}
 	close(s.ready)
 	logger.Info("Serving the Kubernetes API", "address", "https://"+s.listener.Addr().String(), "version", Version().GitVersion)
 
@@ -106,6 +120,25 @@ func (s *Server) RESTConfig() *rest.Config {
 		Burst: -1,
 	}
 }
+
+// UserRESTConfig returns a client configuration authenticating as user in
+// groups with a client certificate from the cluster CA: the identities
+// kube-controller-manager and kube-scheduler have (system:kube-scheduler,
+// ...), which the bootstrapped RBAC policy grants what they need.
+func (s *Server) UserRESTConfig(user string, groups ...string) (*rest.Config, error) {
+	kp, err := s.ca.Issue(pki.CertOptions{CommonName: user, Organization: groups})
+	if err != nil {
+		return nil, err
+	}
+	cfg := s.RESTConfig()
+	cfg.CertData, cfg.KeyData = kp.CertPEM, kp.KeyPEM
+	return cfg, nil
+}
+
+// ServiceAccountKeyPEM is the service-account signing key, PEM-encoded
+// (PKCS #8), as kube-controller-manager's --service-account-private-key-file
+// takes it to sign legacy token Secrets.
+func (s *Server) ServiceAccountKeyPEM() []byte { return s.serviceAccounts.keyPEM }
 
 // Kubeconfig returns a kubeconfig for the cluster-admin user.
 func (s *Server) Kubeconfig() ([]byte, error) {

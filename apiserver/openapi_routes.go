@@ -99,6 +99,9 @@ func (s *Server) restfulRoutes(typeConverter managedfields.TypeConverter) (*rest
 	}
 	info := Version()
 	routes.Version{Version: &info}.Install(container)
+	if err := s.serviceAccounts.installOpenIDMetadata(container, s.listener.Addr().String()); err != nil {
+		return nil, err
+	}
 	return container, nil
 }
 

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	genericfilters "k8s.io/apiserver/pkg/endpoints/filters"
 	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
@@ -30,6 +32,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
+	"k8s.io/kubernetes/pkg/serviceaccount"
 	"k8s.io/utils/clock"
 
 	"github.com/kubesim/kubesim/apiserver/openapi"
@@ -64,6 +67,14 @@ type Config struct {
 	// CompactionInterval is how often the default memory store compacts
 	// its history (kube-apiserver's --etcd-compaction-interval). Default: 5m.
 	CompactionInterval time.Duration
+	// ServiceAccountIssuer is the issuer of service-account tokens and the
+	// API server's audience (--service-account-issuer).
+	// Default: https://kubernetes.default.svc.
+	ServiceAccountIssuer string
+	// ServiceAccountSigningKey signs service-account tokens (an RSA or
+	// ECDSA key, --service-account-signing-key-file). Several API servers
+	// of one cluster share it. Default: a new ECDSA P-256 key.
+	ServiceAccountSigningKey crypto.Signer
 }
 
 // Server is a running kubesim API server.
@@ -79,12 +90,19 @@ type Server struct {
 	serving    tls.Certificate
 	admin      *pki.KeyPair
 	adminToken string
-	ready      chan struct{}
-	startOnce  sync.Once
+	// serviceAccounts signs and verifies service-account tokens.
+	serviceAccounts *serviceAccounts
+	ready           chan struct{}
+	startOnce       sync.Once
 	// lifetime ends when the server stops; admission informers run in it.
 	lifetime    context.Context
 	endLifetime context.CancelFunc
 	informers   informers.SharedInformerFactory
+	// tokens authenticates bearer tokens: the admin token and
+	// service-account tokens; tokenReviewAuthenticator answers TokenReviews
+	// with it.
+	tokens                   authenticator.Token
+	tokenReviewAuthenticator authenticator.Request
 	// authorizer is kube-apiserver's RBAC mode; ruleResolver answers rules reviews.
 	authorizer   authorizer.Authorizer
 	ruleResolver authorizer.RuleResolver
@@ -113,6 +131,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MinRequestTimeout == 0 {
 		cfg.MinRequestTimeout = 30 * time.Minute
 	}
+	if cfg.ServiceAccountIssuer == "" {
+		cfg.ServiceAccountIssuer = "https://kubernetes.default.svc"
+	}
 	bindIP := net.ParseIP(cfg.BindAddress)
 	if bindIP == nil {
 		return nil, fmt.Errorf("unable to create apiserver: bind address %q is not an IP", cfg.BindAddress)
@@ -127,6 +148,10 @@ func New(cfg Config) (*Server, error) {
 		s.memory, s.cfg.Storage = m, m
 	}
 	if err := s.initPKI(bindIP); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.serviceAccounts, err = newServiceAccounts(cfg.ServiceAccountIssuer, cfg.ServiceAccountSigningKey); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.Port)))
@@ -146,19 +171,32 @@ func New(cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	// TokenReviews are answered by the same authenticator as requests; it
+	// reads the registry, which is built before it is first called.
 	reg, err := registry.New(registry.Config{
-		Storage:            s.cfg.Storage,
-		Clock:              cfg.Clock,
-		Services:           cfg.Services,
-		Authorizer:         s.authorizer,
-		RuleResolver:       s.ruleResolver,
-		TokenAuthenticator: newTokenAuthenticator(s.adminToken),
+		Storage:      s.cfg.Storage,
+		Clock:        cfg.Clock,
+		Services:     cfg.Services,
+		Authorizer:   s.authorizer,
+		RuleResolver: s.ruleResolver,
+		TokenAuthenticator: authenticator.RequestFunc(func(req *http.Request) (*authenticator.Response, bool, error) {
+			return s.tokenReviewAuthenticator.AuthenticateRequest(req)
+		}),
+		APIAudiences:         s.serviceAccounts.audiences(),
+		ServiceAccountTokens: s.serviceAccounts.tokens(),
 	})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("unable to build registry: %w", err)
 	}
 	s.registry = reg
+	saTokens, err := s.serviceAccounts.authenticators(reg.TokenGetter(), loopback.CoreV1())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.tokens = tokenAuthenticator(s.serviceAccounts.audiences(), adminTokenAuthenticator(s.adminToken), saTokens...)
+	s.tokenReviewAuthenticator = newTokenAuthenticator(s.tokens)
 	if s.handler, err = s.buildHandler(); err != nil {
 		ln.Close()
 		return nil, err
@@ -238,6 +276,12 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	if err := s.installDiscovery(r); err != nil {
 		return nil, err
 	}
+	openid := restful.NewContainer()
+	if err := s.serviceAccounts.installOpenIDMetadata(openid, s.listener.Addr().String()); err != nil {
+		return nil, err
+	}
+	r.Handle(serviceaccount.OpenIDConfigPath, openid)
+	r.Handle(serviceaccount.JWKSPath, openid)
 	s.openapi = openapi.New(func() (*restful.Container, error) { return s.restfulRoutes(typeConverter) }, openAPIVersion())
 	s.openapi.Install(muxAdapter{r})
 	r.PathPrefix("/api/").Handler(api)
@@ -251,7 +295,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	h = genericfilters.WithWarningRecorder(h)
 	h = genericfilters.WithAuthorization(h, s.authorizer, legacyscheme.Codecs)
 	h = impersonation.WithImpersonation(h, s.authorizer, legacyscheme.Codecs)
-	h = genericfilters.WithAuthentication(h, newAuthenticator(s.ca.Cert, s.adminToken), genericfilters.Unauthorized(legacyscheme.Codecs), nil, nil)
+	h = genericfilters.WithAuthentication(h, newAuthenticator(s.ca.Cert, s.tokens), genericfilters.Unauthorized(legacyscheme.Codecs), nil, nil)
 	h = genericfilters.WithRequestInfo(h, resolver)
 	h = genericfilters.WithAuditInit(h)
 	h = genericfilters.WithRequestReceivedTimestamp(h)

@@ -3,12 +3,14 @@ package conformance_test
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
@@ -179,10 +182,9 @@ var _ = Describe("control plane", Ordered, func() {
 		Expect(cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})).To(Succeed())
 	})
 
-	// kubesim's garbage collector pauses for up to a minute after start:
-	// discovery lists APIServices and CustomResourceDefinitions, which
-	// kubesim does not serve yet, and the collector waits for their monitors
-	// (twice 30 s) before it proceeds. Hence the generous timeouts.
+	// The garbage collector starts collecting once its monitors of every
+	// deletable resource have synced (or after 30 s): the timeouts leave
+	// room for that on a loaded machine.
 	It("cascades deletions in the background, in the foreground and not at all (orphan)", func(ctx SpecContext) {
 		ns := namespace(ctx, "cp-gc-"+tag)
 		for _, name := range []string{"background", "foreground", "orphan"} {
@@ -500,5 +502,160 @@ var _ = Describe("control plane", Ordered, func() {
 			_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 			return err
 		}).WithTimeout(90 * time.Second).Should(Satisfy(apierrors.IsNotFound))
+	})
+
+	It("gives service accounts credentials: kube-root-ca.crt, TokenRequest tokens and legacy token Secrets, which the API accepts", func(ctx SpecContext) {
+		ns := namespace(ctx, "cp-sa-"+tag)
+		Eventually(func() (string, error) {
+			cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			return cm.Data["ca.crt"], nil
+		}).WithTimeout(30 * time.Second).Should(ContainSubstring("BEGIN CERTIFICATE"))
+
+		// A client with nothing but a bearer token.
+		as := func(token string) kubernetes.Interface {
+			cfg := rest.AnonymousClientConfig(cp.Config)
+			cfg.BearerToken = token
+			return kubernetes.NewForConfigOrDie(cfg)
+		}
+		whoami := func(token string) (authenticationv1.UserInfo, error) {
+			r, err := as(token).AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+			if err != nil {
+				return authenticationv1.UserInfo{}, err
+			}
+			return r.Status.UserInfo, nil
+		}
+		account := "system:serviceaccount:" + ns + ":default"
+
+		tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "default", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(tr.Status.ExpirationTimestamp.Time).To(BeTemporally("~", time.Now().Add(10*time.Minute), time.Minute))
+		user, err := whoami(tr.Status.Token)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(user.Username).To(Equal(account))
+		Expect(user.Groups).To(ConsistOf("system:serviceaccounts", "system:serviceaccounts:"+ns, "system:authenticated"))
+		// The account may do nothing yet: RBAC says so, naming it.
+		_, err = as(tr.Status.Token).CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring(`User "` + account + `" cannot list resource "pods"`))
+		// A TokenReview reads the same token, for the API server's audience.
+		review, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: tr.Status.Token}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(review.Status.Authenticated).To(BeTrue())
+		Expect(review.Status.User.Username).To(Equal(account))
+		Expect(review.Status.Audiences).NotTo(BeEmpty())
+		// A token for another audience is no credential for the API.
+		other, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "default", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"vault"}}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = whoami(other.Status.Token)
+		Expect(apierrors.IsUnauthorized(err)).To(BeTrue(), "%v", err)
+
+		// kubectl create token asks the same.
+		out := cp.Kubectl(ctx, "", "create", "token", "default", "-n", ns)
+		Expect(out.Err).NotTo(HaveOccurred(), out.Stderr)
+		user, err = whoami(strings.TrimSpace(out.Stdout))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(user.Username).To(Equal(account))
+
+		// A token bound to a pod says so, and dies with the pod.
+		_, err = cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "bound"},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "default", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: "missing"}}}, metav1.CreateOptions{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
+		bound, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "default", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: "bound"}}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		user, err = whoami(bound.Status.Token)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(user.Extra).To(HaveKeyWithValue("authentication.kubernetes.io/pod-name", authenticationv1.ExtraValue{"bound"}))
+		Expect(cs.CoreV1().Pods(ns).Delete(ctx, "bound", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})).To(Succeed())
+		// kube-apiserver caches a token's success for 10 s.
+		Eventually(func() error {
+			_, err := whoami(bound.Status.Token)
+			return err
+		}).WithTimeout(30 * time.Second).Should(Satisfy(apierrors.IsUnauthorized))
+
+		// A legacy token Secret gets its token from the token controller.
+		_, err = cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "legacy", Annotations: map[string]string{corev1.ServiceAccountNameKey: "default"}},
+			Type:       corev1.SecretTypeServiceAccountToken,
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		var secret *corev1.Secret
+		Eventually(func() map[string][]byte {
+			secret, err = cs.CoreV1().Secrets(ns).Get(ctx, "legacy", metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			return secret.Data
+		}).WithTimeout(30 * time.Second).Should(SatisfyAll(HaveKey("token"), HaveKey("ca.crt"), HaveKeyWithValue("namespace", []byte(ns))))
+		user, err = whoami(string(secret.Data["token"]))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(user.Username).To(Equal(account))
+	})
+
+	It("creates a CronJob's Jobs on its schedule", func(ctx SpecContext) {
+		ns := namespace(ctx, "cp-cron-"+tag)
+		_, err := cs.BatchV1().CronJobs(ns).Create(ctx, &batchv1.CronJob{
+			ObjectMeta: metav1.ObjectMeta{Name: "every-minute"},
+			Spec: batchv1.CronJobSpec{
+				Schedule: "* * * * *",
+				JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+					RestartPolicy: corev1.RestartPolicyNever,
+					Containers:    []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}},
+				}}}},
+			},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		// The next minute starts a Job owned by the CronJob, which records it.
+		var jobs *batchv1.JobList
+		Eventually(func() []batchv1.Job {
+			jobs, err = cs.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			return jobs.Items
+		}).WithTimeout(90 * time.Second).ShouldNot(BeEmpty())
+		Expect(jobs.Items[0].OwnerReferences).To(ContainElement(SatisfyAll(HaveField("Kind", "CronJob"), HaveField("Name", "every-minute"))))
+		Expect(jobs.Items[0].Annotations).To(HaveKey("batch.kubernetes.io/cronjob-scheduled-timestamp"))
+		Eventually(func() *metav1.Time {
+			cj, err := cs.BatchV1().CronJobs(ns).Get(ctx, "every-minute", metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			return cj.Status.LastScheduleTime
+		}).WithTimeout(30 * time.Second).ShouldNot(BeNil())
+	})
+
+	It("spreads a Deployment's pods evenly over zones with a topology spread constraint", func(ctx SpecContext) {
+		ns := namespace(ctx, "cp-spread-"+tag)
+		zone := "topology.kubernetes.io/zone"
+		pool := map[string]string{"pool": "spread-" + tag}
+		// Zone a has two nodes, zone b one: spreading over nodes would put
+		// two thirds in zone a, spreading over zones puts half.
+		node(ctx, "cp-spread-a1-"+tag, "4", map[string]string{"pool": pool["pool"], zone: "a"})
+		node(ctx, "cp-spread-a2-"+tag, "4", map[string]string{"pool": pool["pool"], zone: "a"})
+		node(ctx, "cp-spread-b1-"+tag, "4", map[string]string{"pool": pool["pool"], zone: "b"})
+		d := deployment("spread", 6, "100m")
+		d.Spec.Template.Spec.NodeSelector = pool
+		d.Spec.Template.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{
+			MaxSkew: 1, TopologyKey: zone, WhenUnsatisfiable: corev1.DoNotSchedule,
+			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "spread"}},
+		}}
+		_, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() map[string]int {
+			perZone := map[string]int{}
+			for _, p := range podsOf(ctx, ns, map[string]string{"app": "spread"}) {
+				switch {
+				case strings.HasPrefix(p.Spec.NodeName, "cp-spread-a"):
+					perZone["a"]++
+				case strings.HasPrefix(p.Spec.NodeName, "cp-spread-b"):
+					perZone["b"]++
+				}
+			}
+			return perZone
+		}).WithTimeout(60 * time.Second).Should(Equal(map[string]int{"a": 3, "b": 3}))
+		Expect(cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})).To(Succeed())
 	})
 })

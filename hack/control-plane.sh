@@ -7,8 +7,9 @@
 #   hack/control-plane.sh stop RUNDIR
 #
 # The controllers use the kubeconfig's credentials (no per-controller service
-# account tokens), a generated service-account key and the cluster's CA as the
-# root CA they publish. Logs are RUNDIR/kube-controller-manager.log and
+# account tokens), the service-account signing key SA_KEY (the API server's,
+# so that legacy token Secrets authenticate; default: a generated key) and
+# the cluster's CA as the root CA they publish. Logs are RUNDIR/kube-controller-manager.log and
 # RUNDIR/kube-scheduler.log. They serve /healthz on KCM_PORT and SCHED_PORT
 # when set (default: no serving port).
 set -euo pipefail
@@ -34,7 +35,11 @@ if "certificate-authority-data" in c:
 else:
     open(sys.argv[2], "wb").write(open(c["certificate-authority"], "rb").read())
 PY
-  [ -f "$run/sa.key" ] || openssl genrsa -out "$run/sa.key" 2048 2>/dev/null
+  if [ -n "${SA_KEY:-}" ]; then
+    cp "$SA_KEY" "$run/sa.key"
+  else
+    [ -f "$run/sa.key" ] || openssl genrsa -out "$run/sa.key" 2048 2>/dev/null
+  fi
   "$BIN/kube-controller-manager" --kubeconfig "$kubeconfig" \
     --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
     --secure-port "${KCM_PORT:-0}" --bind-address 127.0.0.1 --leader-elect=false --controllers='*' --use-service-account-credentials=false \

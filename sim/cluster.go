@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
@@ -43,6 +45,15 @@ type Config struct {
 	// simulator; the defaults here are 1000 and 2000.
 	QPS   float32
 	Burst int
+	// LeaderElection makes the scheduler and the controllers run only while
+	// they hold their leases (kube-system/kube-scheduler and
+	// kube-system/kube-controller-manager), as with --leader-elect: for
+	// several kubesim processes sharing one etcd. A replica that loses a
+	// lease stops, as those components exit. Default: off (one process).
+	LeaderElection bool
+	// LeaderElectionIdentity is this replica's holder identity in the
+	// leases. Default: hostname_UUID, as the upstream components.
+	LeaderElectionIdentity string
 }
 
 func (c *Config) complete() error {
@@ -61,6 +72,10 @@ func (c *Config) complete() error {
 	if c.Burst == 0 {
 		c.Burst = 2000
 	}
+	if c.LeaderElectionIdentity == "" {
+		host, _ := os.Hostname()
+		c.LeaderElectionIdentity = host + "_" + string(uuid.NewUUID())
+	}
 	if c.QPS < 0 || c.Burst < 0 {
 		return fmt.Errorf("QPS and Burst must not be negative, got %v and %d", c.QPS, c.Burst)
 	}
@@ -73,8 +88,13 @@ type Cluster struct {
 	API *apiserver.Server
 
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	dir    string
+	// stopAPI stops the API server, after the components: they release
+	// their leases and flush events on the way out.
+	stopAPI    context.CancelFunc
+	wg         sync.WaitGroup // everything
+	components sync.WaitGroup // the scheduler and the controllers
+	building   sync.WaitGroup // their construction
+	dir        string
 
 	mu   sync.Mutex
 	errs []error
@@ -88,6 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	api, err := apiserver.New(cfg.APIServer)
+
 	if err != nil {
 		return nil, err
 	}
@@ -96,8 +117,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &Cluster{API: api, cancel: cancel, dir: dir}
-	c.goRun(func() error { return api.Start(ctx) })
+	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
+	c := &Cluster{API: api, cancel: cancel, stopAPI: stopAPI, dir: dir}
+	c.goRun(&c.wg, func() error { return api.Start(apiCtx) })
 	select {
 	case <-api.Ready():
 	case <-ctx.Done():
@@ -109,43 +131,100 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, errors.Join(c.errors()...)
 	}
 
-	// The components talk to the API server as kube-apiserver's clients do,
-	// in protobuf, with the simulator's rate limits.
-	restConfig := rest.CopyConfig(api.RESTConfig())
-	restConfig.QPS, restConfig.Burst = cfg.QPS, cfg.Burst
-	restConfig.ContentType = "application/vnd.kubernetes.protobuf"
-	restConfig.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-
+	// The scheduler and the controllers are built, and their informers
+	// synced, side by side.
+	type component struct {
+		name string
+		run  func() error
+		err  error
+		cfg  *rest.Config
+	}
+	var components []*component
+	build := func(name string, fn func() (*rest.Config, func() error, error)) {
+		comp := &component{name: name}
+		components = append(components, comp)
+		c.goRun(&c.building, func() error {
+			comp.cfg, comp.run, comp.err = fn()
+			return nil
+		})
+	}
 	if !cfg.DisableScheduler {
-		run, err := newScheduler(ctx, cfg, restConfig)
-		if err != nil {
-			c.Stop()
-			return nil, fmt.Errorf("unable to start the scheduler: %w", err)
-		}
-		c.goRun(run)
+		build("kube-scheduler", func() (*rest.Config, func() error, error) {
+			restConfig, err := componentConfig(api, cfg, user.KubeScheduler)
+			if err != nil {
+				return nil, nil, err
+			}
+			run, err := newScheduler(ctx, cfg, restConfig)
+			return restConfig, run, err
+		})
 	}
 	if !cfg.DisableControllers {
-		caFile := filepath.Join(dir, "ca.crt")
-		if err := os.WriteFile(caFile, api.CACertPEM(), 0o600); err != nil {
-			c.Stop()
-			return nil, err
-		}
-		run, err := newControllers(ctx, cfg, restConfig, caFile)
-		if err != nil {
-			c.Stop()
-			return nil, fmt.Errorf("unable to start the controllers: %w", err)
-		}
-		c.goRun(run)
+		build("kube-controller-manager", func() (*rest.Config, func() error, error) {
+			// kube-controller-manager without --use-service-account-credentials
+			// acts for every controller, so its credential is privileged.
+			restConfig, err := componentConfig(api, cfg, user.KubeControllerManager, user.SystemPrivilegedGroup)
+			if err != nil {
+				return nil, nil, err
+			}
+			files := controllerFiles{CA: filepath.Join(dir, "ca.crt"), ServiceAccountKey: filepath.Join(dir, "sa.key")}
+			if err := errors.Join(os.WriteFile(files.CA, api.CACertPEM(), 0o600), os.WriteFile(files.ServiceAccountKey, api.ServiceAccountKeyPEM(), 0o600)); err != nil {
+				return nil, nil, err
+			}
+			run, err := newControllers(ctx, cfg, restConfig, files)
+			return restConfig, run, err
+		})
 	}
+	c.building.Wait()
+	var failed []error
+	for _, comp := range components {
+		if comp.err != nil {
+			failed = append(failed, fmt.Errorf("unable to start the %s: %w", comp.name, comp.err))
+		}
+	}
+	if len(failed) > 0 {
+		// What was built runs until Stop cancels it.
+		for _, comp := range components {
+			if comp.run != nil {
+				c.goRun(&c.components, comp.run)
+			}
+		}
+		c.Stop()
+		return nil, errors.Join(failed...)
+	}
+	for _, comp := range components {
+		c.goRun(&c.components, c.leaderElected(ctx, cfg, comp.cfg, comp.name, comp.run))
+	}
+	// The cluster stops when ctx is done: the components, then the API.
+	c.goRun(&c.wg, func() error {
+		<-ctx.Done()
+		c.components.Wait()
+		c.stopAPI()
+		return nil
+	})
 	klog.FromContext(ctx).Info("Cluster started", "url", api.URL(), "scheduler", !cfg.DisableScheduler, "controllers", cfg.Controllers)
 	return c, nil
 }
 
-// goRun runs fn on the cluster's wait group, recording its error.
-func (c *Cluster) goRun(fn func() error) {
-	c.wg.Add(1)
+// componentConfig is how a component talks to the API server: as its own
+// user (system:kube-scheduler, whom the bootstrapped RBAC policy authorizes,
+// system:kube-controller-manager), in protobuf as kube-apiserver's clients
+// do, with the simulator's rate limits.
+func componentConfig(api *apiserver.Server, cfg Config, name string, groups ...string) (*rest.Config, error) {
+	restConfig, err := api.UserRESTConfig(name, groups...)
+	if err != nil {
+		return nil, err
+	}
+	restConfig.QPS, restConfig.Burst = cfg.QPS, cfg.Burst
+	restConfig.ContentType = "application/vnd.kubernetes.protobuf"
+	restConfig.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	return restConfig, nil
+}
+
+// goRun runs fn on wg, recording its error.
+func (c *Cluster) goRun(wg *sync.WaitGroup, fn func() error) {
+	wg.Add(1)
 	go func() {
-		defer c.wg.Done()
+		defer wg.Done()
 		if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
 			c.mu.Lock()
 			c.errs = append(c.errs, err)
@@ -164,6 +243,8 @@ func (c *Cluster) errors() []error {
 // It returns what the components failed with, if anything.
 func (c *Cluster) Stop() error {
 	c.cancel()
+	c.components.Wait()
+	c.stopAPI()
 	c.wg.Wait()
 	os.RemoveAll(c.dir)
 	return errors.Join(c.errors()...)

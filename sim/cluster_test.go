@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubesim/kubesim/apiserver"
+	"github.com/kubesim/kubesim/apiserver/storage/memory"
 )
 
 // TestStartRunsTheControlPlane starts a cluster twice in one process (as a
@@ -46,4 +47,47 @@ func TestConfigRejectsNegativeLimits(t *testing.T) {
 	if _, err := Start(context.Background(), Config{QPS: -1}); err == nil {
 		t.Fatal("a negative QPS was accepted")
 	}
+}
+
+// TestLeaderElectionHandsOver runs two replicas on one storage, as two
+// kubesim processes on one etcd: the first holds the scheduler's and the
+// controllers' leases; once it stops (releasing them), the second takes
+// them over.
+func TestLeaderElectionHandsOver(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	store, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(identity string) *Cluster {
+		c, err := Start(ctx, Config{APIServer: apiserver.Config{AnyPort: true, Storage: store}, LeaderElection: true, LeaderElectionIdentity: identity})
+		if err != nil {
+			t.Fatalf("start %s: %v", identity, err)
+		}
+		return c
+	}
+	holders := func(cs kubernetes.Interface, want string) {
+		t.Helper()
+		for _, name := range []string{"kube-scheduler", "kube-controller-manager"} {
+			var got string
+			if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+				l, err := cs.CoordinationV1().Leases("kube-system").Get(ctx, name, metav1.GetOptions{})
+				if err == nil && l.Spec.HolderIdentity != nil {
+					got = *l.Spec.HolderIdentity
+				}
+				return got == want, nil
+			}); err != nil {
+				t.Fatalf("lease kube-system/%s: holder %q, want %q", name, got, want)
+			}
+		}
+	}
+	a := start("replica-a")
+	holders(kubernetes.NewForConfigOrDie(a.API.RESTConfig()), "replica-a")
+	b := start("replica-b")
+	defer b.Stop()
+	if err := a.Stop(); err != nil {
+		t.Errorf("stop replica-a: %v", err)
+	}
+	holders(kubernetes.NewForConfigOrDie(b.API.RESTConfig()), "replica-b")
 }

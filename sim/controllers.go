@@ -4,28 +4,64 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	cacheddiscovery "k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	clientgokubescheme "k8s.io/client-go/kubernetes/scheme"
 	v1core "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/keyutil"
+	controllersmetrics "k8s.io/component-base/metrics/prometheus/controllers"
 	"k8s.io/controller-manager/pkg/clientbuilder"
 	controllerhealthz "k8s.io/controller-manager/pkg/healthz"
+	"k8s.io/controller-manager/pkg/informerfactory"
 	"k8s.io/klog/v2"
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	kcmconfig "k8s.io/kubernetes/cmd/kube-controller-manager/app/config"
 	kcmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
+	"k8s.io/kubernetes/cmd/kube-controller-manager/names"
+	"k8s.io/kubernetes/pkg/controller/garbagecollector"
+	gcconfig "k8s.io/kubernetes/pkg/controller/garbagecollector/config"
+	serviceaccountcontroller "k8s.io/kubernetes/pkg/controller/serviceaccount"
+	"k8s.io/kubernetes/pkg/serviceaccount"
 )
+
+// unservedResources are listed in discovery but not served yet (the
+// operator-fixture work serves them).
+var unservedResources = []schema.GroupResource{
+	{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"},
+	{Group: "apiregistration.k8s.io", Resource: "apiservices"},
+}
+
+// controllerFiles are the files kube-controller-manager reads: the cluster
+// CA (--root-ca-file), which the root-ca-cert-publisher puts in every
+// namespace's kube-root-ca.crt and token Secrets carry, and the
+// service-account signing key (--service-account-private-key-file), which
+// the token controller signs legacy token Secrets with.
+type controllerFiles struct {
+	CA                string
+	ServiceAccountKey string
+}
 
 // newControllers builds the genuine kube-controller-manager controllers as
 // its Run builds them without leader election or serving (options,
 // controller context, controllers), starts their informers and waits for
 // them to sync; the returned function runs the controllers until ctx is
-// done. The service-account token controller (legacy token Secrets) is not
-// run: it needs the signing key of TokenRequest.
-func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, caFile string) (func() error, error) {
+// done.
+func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, files controllerFiles) (func() error, error) {
 	logger := klog.FromContext(ctx).WithName("kube-controller-manager").V(componentVerbosity)
 	ctx = klog.NewContext(ctx, logger)
 	s, err := kcmoptions.NewKubeControllerManagerOptions()
@@ -44,7 +80,15 @@ func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, ca
 	s.KubeCloudShared.AllocateNodeCIDRs = true
 	s.KubeCloudShared.ClusterCIDR = cfg.ClusterCIDR
 	s.NodeIPAMController.ServiceCIDR = cfg.ServiceCIDR
-	s.SAController.RootCAFile = caFile
+	// kubesim lists APIServices and CustomResourceDefinitions in discovery
+	// but does not serve them yet: nothing of theirs can own or be owned.
+	// Without this the collector waits 30 s for monitors that never sync
+	// before it collects anything.
+	for _, gr := range unservedResources {
+		s.GarbageCollectorController.GCIgnoredResources = append(s.GarbageCollectorController.GCIgnoredResources, gcconfig.GroupResource{Group: gr.Group, Resource: gr.Resource})
+	}
+	s.SAController.RootCAFile = files.CA
+	s.SAController.ServiceAccountKeyFile = files.ServiceAccountKey
 	if err := s.Validate(known, disabled, aliases); err != nil {
 		return nil, err
 	}
@@ -69,15 +113,28 @@ func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, ca
 	completed.EventBroadcaster.StartRecordingToSink(&v1core.EventSinkImpl{Interface: client.CoreV1().Events("")})
 
 	builder := clientbuilder.SimpleControllerClientBuilder{ClientConfig: restConfig}
-	controllerCtx, err := kcm.CreateControllerContext(ctx, completed, builder, builder)
+	controllerCtx, err := createControllerContext(ctx, completed, builder)
 	if err != nil {
 		broadcaster.Shutdown()
 		return nil, err
 	}
-	controllers, err := kcm.BuildControllers(ctx, controllerCtx, kcm.NewControllerDescriptors(), nil, controllerhealthz.NewMutableHealthzHandler())
+	// kube-controller-manager's Run gives the token controller its root
+	// client builder, which the descriptor NewControllerDescriptors returns
+	// lacks; it is built here as Run builds it, and started first.
+	descriptors := kcm.NewControllerDescriptors()
+	delete(descriptors, names.ServiceAccountTokenController)
+	controllers, err := kcm.BuildControllers(ctx, controllerCtx, descriptors, nil, controllerhealthz.NewMutableHealthzHandler())
 	if err != nil {
 		broadcaster.Shutdown()
 		return nil, err
+	}
+	if controllerCtx.IsControllerEnabled(kcm.NewControllerDescriptors()[names.ServiceAccountTokenController]) {
+		tokens, err := newTokensController(ctx, controllerCtx, builder, files)
+		if err != nil {
+			broadcaster.Shutdown()
+			return nil, err
+		}
+		controllers = append([]kcm.Controller{tokens}, controllers...)
 	}
 	controllerCtx.InformerFactory.Start(ctx.Done())
 	controllerCtx.ObjectOrMetadataInformerFactory.Start(ctx.Done())
@@ -96,4 +153,111 @@ func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, ca
 		}
 		return nil
 	}, nil
+}
+
+// newTokensController is kube-controller-manager's serviceaccount-token
+// controller: it fills legacy token Secrets (type
+// kubernetes.io/service-account-token) with a token signed by the
+// service-account key, the CA and the namespace.
+func newTokensController(ctx context.Context, controllerCtx kcm.ControllerContext, builder clientbuilder.ControllerClientBuilder, files controllerFiles) (kcm.Controller, error) {
+	key, err := keyutil.PrivateKeyFromFile(files.ServiceAccountKey)
+	if err != nil {
+		return nil, fmt.Errorf("error reading key for service account token controller: %w", err)
+	}
+	rootCA, err := os.ReadFile(files.CA)
+	if err != nil {
+		return nil, err
+	}
+	client, err := builder.Client("tokens-controller")
+	if err != nil {
+		return nil, err
+	}
+	generator, err := serviceaccount.JWTTokenGenerator(serviceaccount.LegacyIssuer, key)
+	if err != nil {
+		return nil, err
+	}
+	c, err := serviceaccountcontroller.NewTokensController(klog.FromContext(ctx),
+		controllerCtx.InformerFactory.Core().V1().ServiceAccounts(),
+		controllerCtx.InformerFactory.Core().V1().Secrets(),
+		client,
+		serviceaccountcontroller.TokensControllerOptions{TokenGenerator: generator, RootCA: rootCA})
+	if err != nil {
+		return nil, fmt.Errorf("error creating Tokens controller: %w", err)
+	}
+	workers := int(controllerCtx.ComponentConfig.SAController.ConcurrentSATokenSyncs)
+	return controllerLoop{name: names.ServiceAccountTokenController, run: func(ctx context.Context) { c.Run(ctx, workers) }}, nil
+}
+
+// controllerLoop is a kube-controller-manager Controller running run.
+type controllerLoop struct {
+	name string
+	run  func(context.Context)
+}
+
+func (c controllerLoop) Name() string            { return c.name }
+func (c controllerLoop) Run(ctx context.Context) { c.run(ctx) }
+
+// informerNames numbers the informer names of the clusters of one process.
+var informerNames atomic.Int64
+
+// createControllerContext is kube-controller-manager's
+// CreateControllerContext, but for the name of the shared informers: client-go
+// allows a name once per process (for metrics), and several clusters run
+// in one test binary. The first is "kube-controller-manager", as upstream's.
+func createControllerContext(ctx context.Context, s *kcmconfig.CompletedConfig, builder clientbuilder.ControllerClientBuilder) (kcm.ControllerContext, error) {
+	trim := func(obj interface{}) (interface{}, error) {
+		if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
+			accessor.SetManagedFields(nil)
+		}
+		return obj, nil
+	}
+	versionedClient, err := builder.Client("shared-informers")
+	if err != nil {
+		return kcm.ControllerContext{}, err
+	}
+	informerName, err := cache.NewInformerName(kcmoptions.KubeControllerManagerUserAgent)
+	if err != nil {
+		informerName, err = cache.NewInformerName(fmt.Sprintf("%s-%d", kcmoptions.KubeControllerManagerUserAgent, informerNames.Add(1)))
+	}
+	if err != nil {
+		return kcm.ControllerContext{}, err
+	}
+	sharedInformers := informers.NewSharedInformerFactoryWithOptions(versionedClient, kcm.ResyncPeriod(s)(), informers.WithTransform(trim), informers.WithInformerName(informerName))
+	metadataConfig, err := builder.Config("metadata-informers")
+	if err != nil {
+		return kcm.ControllerContext{}, err
+	}
+	metadataClient, err := metadata.NewForConfig(metadataConfig)
+	if err != nil {
+		return kcm.ControllerContext{}, err
+	}
+	metadataInformers := metadatainformer.NewSharedInformerFactoryWithOptions(metadataClient, kcm.ResyncPeriod(s)(), metadatainformer.WithTransform(trim))
+	discoveryClient, err := builder.DiscoveryClient("controller-discovery")
+	if err != nil {
+		return kcm.ControllerContext{}, err
+	}
+	restMapper := restmapper.NewDeferredDiscoveryRESTMapper(cacheddiscovery.NewMemCacheClient(discoveryClient))
+	go wait.Until(restMapper.Reset, 30*time.Second, ctx.Done())
+
+	controllerCtx := kcm.ControllerContext{
+		ClientBuilder:                   builder,
+		InformerFactory:                 sharedInformers,
+		ObjectOrMetadataInformerFactory: informerfactory.NewInformerFactory(sharedInformers, metadataInformers),
+		ComponentConfig:                 s.ComponentConfig,
+		RESTMapper:                      restMapper,
+		InformersStarted:                make(chan struct{}),
+		ResyncPeriod:                    kcm.ResyncPeriod(s),
+		ControllerManagerMetrics:        controllersmetrics.NewControllerManagerMetrics(kcmoptions.KubeControllerManagerUserAgent),
+	}
+	if controllerCtx.ComponentConfig.GarbageCollectorController.EnableGarbageCollector &&
+		controllerCtx.IsControllerEnabled(kcm.NewControllerDescriptors()[names.GarbageCollectorController]) {
+		ignored := make(map[schema.GroupResource]struct{})
+		for _, r := range controllerCtx.ComponentConfig.GarbageCollectorController.GCIgnoredResources {
+			ignored[schema.GroupResource{Group: r.Group, Resource: r.Resource}] = struct{}{}
+		}
+		controllerCtx.GraphBuilder = garbagecollector.NewDependencyGraphBuilder(ctx, metadataClient, controllerCtx.RESTMapper, ignored,
+			controllerCtx.ObjectOrMetadataInformerFactory, controllerCtx.InformersStarted)
+	}
+	controllersmetrics.Register()
+	return controllerCtx, nil
 }

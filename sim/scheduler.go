@@ -68,13 +68,16 @@ func newScheduler(ctx context.Context, cfg Config, restConfig *rest.Config) (fun
 		}
 	}
 	dynInformerFactory.WaitForCacheSync(ctx.Done())
-	if err := sched.WaitForHandlersSync(ctx); err != nil {
-		return nil, err
-	}
 	return func() error {
 		defer broadcaster.Shutdown()
 		defer informerFactory.Shutdown()
 		defer dynInformerFactory.Shutdown()
+		// As kube-scheduler's Run, the event handlers have seen the
+		// informers' initial lists before it schedules. (It polls every
+		// 100 ms; Start does not wait for it.)
+		if err := sched.WaitForHandlersSync(ctx); err != nil {
+			return err
+		}
 		sched.Run(ctx)
 		return nil
 	}, nil

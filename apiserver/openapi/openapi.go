@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -61,11 +62,30 @@ func Models(scheme *runtime.Scheme, kinds []schema.GroupVersionKind) (map[string
 	return models, nil
 }
 
+// typeConverters caches type converters by scheme and kinds: they are
+// immutable and take a CPU-heavy 20 ms to build, and a test binary starts
+// many clusters of the same kinds.
+var typeConverters sync.Map // typeConverterKey -> managedfields.TypeConverter
+
+type typeConverterKey struct {
+	scheme *runtime.Scheme
+	kinds  string
+}
+
 // TypeConverter returns the managed-fields type converter for kinds.
 func TypeConverter(scheme *runtime.Scheme, kinds []schema.GroupVersionKind) (managedfields.TypeConverter, error) {
+	key := typeConverterKey{scheme: scheme, kinds: fmt.Sprint(kinds)}
+	if tc, ok := typeConverters.Load(key); ok {
+		return tc.(managedfields.TypeConverter), nil
+	}
 	models, err := Models(scheme, kinds)
 	if err != nil {
 		return nil, err
 	}
-	return managedfields.NewTypeConverter(models, false)
+	tc, err := managedfields.NewTypeConverter(models, false)
+	if err != nil {
+		return nil, err
+	}
+	typeConverters.Store(key, tc)
+	return tc, nil
 }

@@ -80,6 +80,11 @@ type Config struct {
 	RuleResolver authorizer.RuleResolver
 	// TokenAuthenticator answers TokenReviews; nil leaves them unserved.
 	TokenAuthenticator authenticator.Request
+	// APIAudiences are the audiences TokenReviews check tokens against when
+	// they name none (kube-apiserver's --api-audiences).
+	APIAudiences authenticator.Audiences
+	// ServiceAccountTokens serves TokenRequest; nil leaves it unserved.
+	ServiceAccountTokens *ServiceAccountTokens
 }
 
 // Endpoint is one resource or subresource at one group version.
@@ -227,6 +232,8 @@ func (r *Registry) buildGroupVersion(cfg Config, alloc *serviceAllocator, gv sch
 		if sub == "" {
 			ep.Storage, err = r.mainStorage(cfg, alloc, gr, res)
 			parents[name] = ep
+		} else if gr == (schema.GroupResource{Resource: "serviceaccounts"}) && sub == "token" {
+			ep.Storage, err = r.tokenRequestStorage(cfg)
 		} else if parent := parents[name]; parent != nil {
 			ep.Storage = r.subresourceStorage(gr, parent, sub)
 		}
@@ -486,7 +493,7 @@ func reviewStorage(cfg Config, gr schema.GroupResource) rest.Storage {
 			return selfsubjectreview.NewREST()
 		case "tokenreviews":
 			if cfg.TokenAuthenticator != nil {
-				return tokenreview.NewREST(cfg.TokenAuthenticator, nil)
+				return tokenreview.NewREST(cfg.TokenAuthenticator, cfg.APIAudiences)
 			}
 		}
 	}

@@ -81,6 +81,8 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().StringVar(&o.cluster.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "the range node IPAM allocates podCIDRs from")
 	cmd.Flags().Float32Var(&o.cluster.QPS, "kube-api-qps", 1000, "client QPS of the scheduler and the controllers")
 	cmd.Flags().IntVar(&o.cluster.Burst, "kube-api-burst", 2000, "client burst of the scheduler and the controllers")
+	cmd.Flags().BoolVar(&o.cluster.LeaderElection, "leader-elect", false, "run the scheduler and the controllers only while they hold their leases in kube-system, for several replicas sharing storage; a replica that loses a lease exits")
+	cmd.Flags().StringVar(&o.cluster.LeaderElectionIdentity, "leader-elect-identity", "", "this replica's holder identity in the leases (default hostname_UUID)")
 	return cmd
 }
 
