@@ -39,9 +39,10 @@ func expectConfigMapEvent(w watch.Interface, typ watch.EventType, name string) *
 var _ = Describe("watch", func() {
 	var ns string
 	BeforeEach(func(ctx SpecContext) {
-		ns = fmt.Sprintf("conformance-watch-%d", GinkgoParallelProcess()*1000+int(time.Now().UnixNano()%1000))
-		_, err := target.Clientset().CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		// The server picks a name no other spec has.
+		created, err := target.Clientset().CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "conformance-watch-"}}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
+		ns = created.Name
 	})
 	create := func(ctx SpecContext, name string) *corev1.ConfigMap {
 		GinkgoHelper()
