@@ -167,6 +167,17 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 	}
 	if g, ok := st.(rest.Getter); ok {
 		add("get", func() http.HandlerFunc { return handlers.GetResource(g, scope) })
+	} else if g, ok := st.(rest.GetterWithOptions); ok {
+		add("get", func() http.HandlerFunc { return handlers.GetResourceWithOptions(g, scope, ep.Subresource != "") })
+	}
+	if c, ok := st.(rest.Connecter); ok {
+		// exec, attach and portforward: GET (websockets) and POST (SPDY)
+		// upgrade to a stream proxied to the kubelet.
+		restPath := "/" + ep.Subresource
+		for _, method := range c.ConnectMethods() {
+			verb := map[string]string{"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete", "HEAD": "get", "OPTIONS": "get"}[method]
+			add(verb, func() http.HandlerFunc { return handlers.ConnectResource(c, scope, admit, restPath, ep.Subresource != "") })
+		}
 	}
 	if l, ok := st.(rest.Lister); ok {
 		w, _ := st.(rest.Watcher)

@@ -75,6 +75,11 @@ type Config struct {
 	// ECDSA key, --service-account-signing-key-file). Several API servers
 	// of one cluster share it. Default: a new ECDSA P-256 key.
 	ServiceAccountSigningKey crypto.Signer
+	// KubeletPreferredAddressTypes is the order in which node address
+	// types are tried to reach a kubelet (for pods/log, exec, attach,
+	// portforward), as --kubelet-preferred-address-types.
+	// Default: InternalIP, ExternalIP, Hostname, as kubeadm sets it.
+	KubeletPreferredAddressTypes []string
 }
 
 // Server is a running kubesim API server.
@@ -131,6 +136,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MinRequestTimeout == 0 {
 		cfg.MinRequestTimeout = 30 * time.Minute
 	}
+	if len(cfg.KubeletPreferredAddressTypes) == 0 {
+		cfg.KubeletPreferredAddressTypes = []string{"InternalIP", "ExternalIP", "Hostname"}
+	}
 	if cfg.ServiceAccountIssuer == "" {
 		cfg.ServiceAccountIssuer = "https://kubernetes.default.svc"
 	}
@@ -171,6 +179,11 @@ func New(cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	kubeletConn, err := newKubeletConnection(s)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	// TokenReviews are answered by the same authenticator as requests; it
 	// reads the registry, which is built before it is first called.
 	reg, err := registry.New(registry.Config{
@@ -184,6 +197,7 @@ func New(cfg Config) (*Server, error) {
 		}),
 		APIAudiences:         s.serviceAccounts.audiences(),
 		ServiceAccountTokens: s.serviceAccounts.tokens(),
+		KubeletConn:          kubeletConn,
 	})
 	if err != nil {
 		ln.Close()

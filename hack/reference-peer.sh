@@ -55,7 +55,7 @@ start() {
     --token-auth-file "$pki/tokens.csv" --authorization-mode RBAC \
     --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
     --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.96.0.0/16 \
-    --allow-privileged=true --endpoint-reconciler-type=none >"$RUN/kube-apiserver.log" 2>&1 &
+    --allow-privileged=true --endpoint-reconciler-type=none --kubelet-preferred-address-types InternalIP,ExternalIP,Hostname >"$RUN/kube-apiserver.log" 2>&1 &
   echo $! > "$RUN/kube-apiserver.pid"
 
   for _ in $(seq 1 600); do

@@ -2,18 +2,23 @@ package sim
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/kubesim/kubesim/apiserver"
+	"github.com/kubesim/kubesim/kubeletsim"
 )
 
 // Config configures a cluster. The zero value is a cluster with every
@@ -54,14 +59,41 @@ type Config struct {
 	// LeaderElectionIdentity is this replica's holder identity in the
 	// leases. Default: hostname_UUID, as the upstream components.
 	LeaderElectionIdentity string
+	// Nodes are pools of simulated nodes (kubeletsim), registered before
+	// Start returns; more can be added with Cluster.Nodes.AddNodes.
+	// Default: none.
+	Nodes []kubeletsim.NodePool
+	// NodeProfiles are the lifecycle profiles node pools name; one named
+	// "default" replaces kubeletsim.DefaultProfile.
+	NodeProfiles []kubeletsim.Profile
+	// TimeScale divides every simulated duration of the nodes' pods
+	// (profiles, annotations, probe delays, back-off, grace periods): 10
+	// runs a 30s job in 3s. Default: 1.
+	TimeScale float64
+	// Clock is the simulated kubelets' clock. Default: the real clock.
+	Clock clock.WithTicker
 }
+
+// defaultClusterCIDRs are the podCIDR ranges used when Config.ClusterCIDR
+// is empty: kind's for up to 256 nodes (a /24 each), a /9 for more.
+const (
+	defaultClusterCIDR      = "10.244.0.0/16"
+	defaultLargeClusterCIDR = "10.128.0.0/9"
+)
 
 func (c *Config) complete() error {
 	if len(c.Controllers) == 0 {
 		c.Controllers = []string{"*"}
 	}
 	if c.ClusterCIDR == "" {
-		c.ClusterCIDR = "10.244.0.0/16"
+		c.ClusterCIDR = defaultClusterCIDR
+		nodes := 0
+		for _, p := range c.Nodes {
+			nodes += p.Count
+		}
+		if nodes > 256 {
+			c.ClusterCIDR = defaultLargeClusterCIDR
+		}
 	}
 	if c.ServiceCIDR == "" {
 		c.ServiceCIDR = "10.96.0.0/16"
@@ -86,6 +118,9 @@ func (c *Config) complete() error {
 type Cluster struct {
 	// API is the API server.
 	API *apiserver.Server
+	// Nodes are the simulated kubelets: add and remove nodes, inject
+	// faults.
+	Nodes *kubeletsim.Simulator
 
 	cancel context.CancelFunc
 	// stopAPI stops the API server, after the components: they release
@@ -119,7 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Cluster{API: api, cancel: cancel, stopAPI: stopAPI, dir: dir}
-	c.goRun(&c.wg, func() error { return api.Start(apiCtx) })
+	c.goRun(&c.wg, labeled("kube-apiserver", func() error { return api.Start(apiCtx) }))
 	select {
 	case <-api.Ready():
 	case <-ctx.Done():
@@ -143,10 +178,10 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	build := func(name string, fn func() (*rest.Config, func() error, error)) {
 		comp := &component{name: name}
 		components = append(components, comp)
-		c.goRun(&c.building, func() error {
+		c.goRun(&c.building, labeled(name, func() error {
 			comp.cfg, comp.run, comp.err = fn()
 			return nil
-		})
+		}))
 	}
 	if !cfg.DisableScheduler {
 		build("kube-scheduler", func() (*rest.Config, func() error, error) {
@@ -174,6 +209,16 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			return restConfig, run, err
 		})
 	}
+	if err := c.startNodes(ctx, cfg); err != nil {
+		c.building.Wait()
+		for _, comp := range components {
+			if comp.run != nil {
+				c.goRun(&c.components, comp.run)
+			}
+		}
+		c.Stop()
+		return nil, err
+	}
 	c.building.Wait()
 	var failed []error
 	for _, comp := range components {
@@ -192,7 +237,18 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, errors.Join(failed...)
 	}
 	for _, comp := range components {
-		c.goRun(&c.components, c.leaderElected(ctx, cfg, comp.cfg, comp.name, comp.run))
+		c.goRun(&c.components, labeled(comp.name, c.leaderElected(ctx, cfg, comp.cfg, comp.name, comp.run)))
+	}
+	if len(cfg.Nodes) > 0 {
+		select {
+		case <-c.Nodes.NodesRegistered():
+		case <-c.Nodes.Done():
+			c.Stop()
+			return nil, errors.Join(append([]error{errors.New("the simulated nodes stopped before they registered")}, c.errors()...)...)
+		case <-ctx.Done():
+			c.Stop()
+			return nil, errors.Join(append([]error{ctx.Err()}, c.errors()...)...)
+		}
 	}
 	// The cluster stops when ctx is done: the components, then the API.
 	c.goRun(&c.wg, func() error {
@@ -218,6 +274,55 @@ func componentConfig(api *apiserver.Server, cfg Config, name string, groups ...s
 	restConfig.ContentType = "application/vnd.kubernetes.protobuf"
 	restConfig.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	return restConfig, nil
+}
+
+// startNodes builds the simulated kubelets and starts them; they register
+// while the scheduler and the controllers are built. They act as a
+// privileged user: one process stands in for many kubelets, which the Node
+// authorizer would each confine to their own node.
+func (c *Cluster) startNodes(ctx context.Context, cfg Config) error {
+	restConfig, err := componentConfig(c.API, cfg, "system:kubesim:kubeletsim", user.SystemPrivilegedGroup)
+	if err != nil {
+		return err
+	}
+	// Thousands of kubelets would each have their own limits: the API
+	// server, not a client rate limiter, is what bounds them.
+	restConfig.QPS, restConfig.Burst = 20000, 40000
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	clientCA := x509.NewCertPool()
+	clientCA.AppendCertsFromPEM(c.API.CACertPEM())
+	nodes, err := kubeletsim.New(kubeletsim.Config{
+		Client:    client,
+		Clock:     cfg.Clock,
+		Pools:     cfg.Nodes,
+		Profiles:  cfg.NodeProfiles,
+		TimeScale: cfg.TimeScale,
+		ClientCA:  clientCA,
+	})
+	if err != nil {
+		return fmt.Errorf("unable to start the simulated nodes: %w", err)
+	}
+	c.Nodes = nodes
+	c.goRun(&c.components, labeled("kubeletsim", func() error { return nodes.Start(ctx) }))
+	return nil
+}
+
+// ComponentLabel is the pprof label key under which each component's
+// goroutines run (values: kube-apiserver, kube-scheduler,
+// kube-controller-manager, kubeletsim), so that a CPU profile tells their
+// shares apart.
+const ComponentLabel = "kubesim.component"
+
+// labeled runs fn, and every goroutine it starts, under the component's
+// pprof label.
+func labeled(component string, fn func() error) func() error {
+	return func() (err error) {
+		pprof.Do(context.Background(), pprof.Labels(ComponentLabel, component), func(context.Context) { err = fn() })
+		return err
+	}
 }
 
 // goRun runs fn on wg, recording its error.

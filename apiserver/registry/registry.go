@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	kubeletclient "k8s.io/kubernetes/pkg/kubelet/client"
+
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -85,6 +87,9 @@ type Config struct {
 	APIAudiences authenticator.Audiences
 	// ServiceAccountTokens serves TokenRequest; nil leaves it unserved.
 	ServiceAccountTokens *ServiceAccountTokens
+	// KubeletConn reaches a node's kubelet for pods/log, exec, attach and
+	// portforward; nil leaves them unserved.
+	KubeletConn kubeletclient.ConnectionInfoGetter
 }
 
 // Endpoint is one resource or subresource at one group version.
@@ -235,7 +240,7 @@ func (r *Registry) buildGroupVersion(cfg Config, alloc *serviceAllocator, gv sch
 		} else if gr == (schema.GroupResource{Resource: "serviceaccounts"}) && sub == "token" {
 			ep.Storage, err = r.tokenRequestStorage(cfg)
 		} else if parent := parents[name]; parent != nil {
-			ep.Storage = r.subresourceStorage(gr, parent, sub)
+			ep.Storage = r.subresourceStorage(cfg, gr, parent, sub)
 		}
 		if err != nil {
 			return nil, err
@@ -326,7 +331,7 @@ func (s *Store) restStorage() rest.Storage {
 	return s
 }
 
-func (r *Registry) subresourceStorage(gr schema.GroupResource, parent *Endpoint, sub string) rest.Storage {
+func (r *Registry) subresourceStorage(cfg Config, gr schema.GroupResource, parent *Endpoint, sub string) rest.Storage {
 	owner := gr
 	if sp, ok := specs[gr]; ok && sp.sharedWith != nil {
 		owner = *sp.sharedWith
@@ -342,6 +347,10 @@ func (r *Registry) subresourceStorage(gr schema.GroupResource, parent *Endpoint,
 		}
 	case gr == schema.GroupResource{Resource: "pods"} && sub == "binding":
 		return &BindingSubresource{pods: store}
+	case gr == schema.GroupResource{Resource: "pods"}:
+		if st := r.kubeletSubresource(cfg, store, sub); st != nil {
+			return st
+		}
 	}
 	if strategy, ok := specs[owner].updates[sub]; ok {
 		if gr == (schema.GroupResource{Resource: "namespaces"}) && sub == "finalize" {

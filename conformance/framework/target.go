@@ -251,3 +251,31 @@ func (t *Target) KubectlStream(ctx context.Context, out *SafeBuffer, args ...str
 	cmd.Stdout, cmd.Stderr = out, out
 	return cmd, cmd.Start()
 }
+
+// StartSimulatedNodes runs `kubesim node run --kubeconfig KUBECONFIG args...`:
+// simulated kubelets for any target. The returned stop interrupts them and
+// waits for them to exit.
+func StartSimulatedNodes(ctx context.Context, kubeconfig string, args ...string) (stop func() error, logs *SafeBuffer, err error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(bin, append([]string{"node", "run", "--kubeconfig", kubeconfig}, args...)...)
+	logs = &SafeBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	return func() error {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-waited:
+			return err
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			return fmt.Errorf("kubesim node run did not exit within 30s\n%s", logs.String())
+		}
+	}, logs, nil
+}

@@ -38,7 +38,7 @@ func NewCommand() *cobra.Command {
 	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(fs)
 	root.PersistentFlags().AddGoFlag(fs.Lookup("v"))
-	root.AddCommand(newUpCommand(), newVersionCommand())
+	root.AddCommand(newUpCommand(), newNodeCommand(), newVersionCommand())
 	return root
 }
 
@@ -50,6 +50,8 @@ type upOptions struct {
 	cluster    sim.Config
 	scheduler  bool
 	controller bool
+	nodes      int
+	nodeConfig string
 }
 
 func newUpCommand() *cobra.Command {
@@ -78,7 +80,10 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().StringVar(&o.cluster.SchedulerConfigFile, "scheduler-config", "", "a KubeSchedulerConfiguration file for the scheduler (its clientConnection and leaderElection are ignored)")
 	cmd.Flags().BoolVar(&o.controller, "controller-manager", true, "run the genuine kube-controller-manager controllers")
 	cmd.Flags().StringSliceVar(&o.cluster.Controllers, "controllers", []string{"*"}, "the controllers to run, as kube-controller-manager's --controllers: '*' is every controller on by default, 'foo' enables foo, '-foo' disables foo")
-	cmd.Flags().StringVar(&o.cluster.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "the range node IPAM allocates podCIDRs from")
+	cmd.Flags().StringVar(&o.cluster.ClusterCIDR, "cluster-cidr", "", "the range node IPAM allocates podCIDRs from (default 10.244.0.0/16, or 10.128.0.0/9 for more than 256 nodes)")
+	cmd.Flags().IntVar(&o.nodes, "nodes", 0, "simulated nodes to run, with the default capacity (32 cpu, 256Gi memory, 110 pods) and lifecycle profile; added to --node-config's pools")
+	cmd.Flags().StringVar(&o.nodeConfig, "node-config", "", "a NodeConfig file (kind: NodeConfig, apiVersion: kubesim.io/v1alpha1) of simulated node pools and lifecycle profiles; see testdata/nodes")
+	cmd.Flags().Float64Var(&o.cluster.TimeScale, "time-scale", 1, "divide every simulated duration of the nodes' pods by this: 10 runs a 30s job in 3s")
 	cmd.Flags().Float32Var(&o.cluster.QPS, "kube-api-qps", 1000, "client QPS of the scheduler and the controllers")
 	cmd.Flags().IntVar(&o.cluster.Burst, "kube-api-burst", 2000, "client burst of the scheduler and the controllers")
 	cmd.Flags().BoolVar(&o.cluster.LeaderElection, "leader-elect", false, "run the scheduler and the controllers only while they hold their leases in kube-system, for several replicas sharing storage; a replica that loses a lease exits")
@@ -92,6 +97,10 @@ func up(ctx context.Context, o upOptions) error {
 	cfg.APIServer = apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction}
 	cfg.DisableScheduler = !o.scheduler
 	cfg.DisableControllers = !o.controller
+	var err error
+	if cfg.Nodes, cfg.NodeProfiles, err = nodePools(o.nodes, o.nodeConfig); err != nil {
+		return err
+	}
 	cluster, err := sim.Start(ctx, cfg)
 	if err != nil {
 		return err

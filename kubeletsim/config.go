@@ -1,0 +1,283 @@
+package kubeletsim
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/yaml"
+)
+
+// Config configures a Simulator. New validates it and fills in defaults.
+type Config struct {
+	// Client talks to the API server as the nodes. Required.
+	Client kubernetes.Interface
+	// Clock measures every simulated duration. Default: the real clock.
+	Clock clock.WithTicker
+	// Pools are the nodes registered at start; more can be added with
+	// AddNodes. Default: none.
+	Pools []NodePool
+	// Profiles are the named lifecycle profiles pools refer to. A profile
+	// named "default" replaces DefaultProfile.
+	Profiles []Profile
+	// TimeScale divides every simulated duration (delays, run durations,
+	// lease and status periods, back-off): 10 runs a 30s job in 3s.
+	// Default: 1.
+	TimeScale float64
+	// Workers is the number of pod workers; nodes have a quarter as many.
+	// Default: 16.
+	Workers int
+	// ServeAddress is where the kubelet endpoint listens (pods/log), for
+	// every node: host:port, port 0 picks a free one. Default: 127.0.0.1:0.
+	ServeAddress string
+	// NodeIP is the InternalIP nodes report, where the API server reaches
+	// their kubelet endpoint. Default: ServeAddress's host.
+	NodeIP string
+	// ClientCA verifies the client certificates of callers of the kubelet
+	// endpoint (the API server's kubelet client). Default: no client
+	// certificate is asked for.
+	ClientCA *x509.CertPool
+	// LeaseDuration is the nodes' lease duration, as kubelet's
+	// --node-lease-duration-seconds; they renew every quarter of it.
+	// Default: 40s.
+	LeaseDuration time.Duration
+	// StatusReportPeriod is how often an unchanged node status is
+	// reported (kubelet's nodeStatusReportFrequency). Default: 5m.
+	StatusReportPeriod time.Duration
+}
+
+// NodePool is a set of identical nodes.
+type NodePool struct {
+	// Name names the pool; nodes carry it in the kubesim.io/node-pool
+	// label. Default: "node".
+	Name string `json:"name,omitempty"`
+	// Count is how many nodes the pool has.
+	Count int `json:"count"`
+	// NamePrefix starts node names, followed by an index: node-0, node-1.
+	// Default: the pool's name and a dash.
+	NamePrefix string `json:"namePrefix,omitempty"`
+	// Capacity of each node. Default: 32 cpu, 256Gi memory, 110 pods,
+	// 100Gi ephemeral-storage; resources given here replace those.
+	Capacity corev1.ResourceList `json:"capacity,omitempty"`
+	// Allocatable of each node. Default: the capacity.
+	Allocatable corev1.ResourceList `json:"allocatable,omitempty"`
+	// Labels are added to kubelet's own (hostname, os, arch).
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations are added to the node's.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Taints are registered with the node (kubelet's --register-with-taints).
+	Taints []corev1.Taint `json:"taints,omitempty"`
+	// Profile names the lifecycle profile of the pool's pods.
+	// Default: "default".
+	Profile string `json:"profile,omitempty"`
+}
+
+// Profile is how long the steps of a simulated pod's life take, and what
+// its containers do. Pod annotations override it (annotations.go).
+type Profile struct {
+	// Name names the profile.
+	Name string `json:"name"`
+	// ImagePullDelay is how long each container's image takes to pull
+	// before it starts (the pod shows ContainerCreating). Default: 0.
+	ImagePullDelay metav1.Duration `json:"imagePullDelay,omitempty"`
+	// StartDelay is how long a container takes to start after its image
+	// is there. Default: 0.
+	StartDelay metav1.Duration `json:"startDelay,omitempty"`
+	// InitContainerDuration is how long each (non-sidecar) init container
+	// runs before it completes. Default: 0.
+	InitContainerDuration metav1.Duration `json:"initContainerDuration,omitempty"`
+	// RunDuration is how long containers run before they exit; 0 runs them
+	// until the pod is deleted. Default: 0.
+	RunDuration metav1.Duration `json:"runDuration,omitempty"`
+	// ExitCode is the code containers exit with after RunDuration.
+	// Default: 0.
+	ExitCode int32 `json:"exitCode,omitempty"`
+	// TerminationDelay is how long containers take to exit after SIGTERM;
+	// they are killed when the pod's grace period ends first. Default: 0.
+	TerminationDelay metav1.Duration `json:"terminationDelay,omitempty"`
+	// LogLines are what each container prints when it starts (kubectl
+	// logs). $(POD), $(NAMESPACE), $(CONTAINER) and $(NODE) are replaced.
+	// Default: one line saying the container started.
+	LogLines []string `json:"logLines,omitempty"`
+}
+
+// DefaultProfile is the profile of pools that name none: pods start at
+// once, run until deleted and exit at once on SIGTERM.
+var DefaultProfile = Profile{
+	Name:     "default",
+	LogLines: []string{"kubesim: container $(CONTAINER) of pod $(NAMESPACE)/$(POD) started on simulated node $(NODE)"},
+}
+
+// defaultCapacity is a node's capacity unless its pool says otherwise.
+func defaultCapacity() corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse("32"),
+		corev1.ResourceMemory:           resource.MustParse("256Gi"),
+		corev1.ResourcePods:             resource.MustParse("110"),
+		corev1.ResourceEphemeralStorage: resource.MustParse("100Gi"),
+	}
+}
+
+// complete validates a pool and fills in its defaults.
+func (p *NodePool) complete(profiles map[string]Profile) error {
+	if p.Name == "" {
+		p.Name = "node"
+	}
+	if p.NamePrefix == "" {
+		p.NamePrefix = p.Name + "-"
+	}
+	if p.Count < 0 {
+		return fmt.Errorf("pool %q: count %d is negative", p.Name, p.Count)
+	}
+	if errs := validation.IsDNS1123Subdomain(p.NamePrefix + "0"); len(errs) > 0 {
+		return fmt.Errorf("pool %q: node names %q... are invalid: %s", p.Name, p.NamePrefix+"0", strings.Join(errs, "; "))
+	}
+	capacity := defaultCapacity()
+	for name, q := range p.Capacity {
+		capacity[name] = q
+	}
+	p.Capacity = capacity
+	if p.Allocatable == nil {
+		p.Allocatable = capacity.DeepCopy()
+	} else {
+		for name, q := range capacity {
+			if _, ok := p.Allocatable[name]; !ok {
+				p.Allocatable[name] = q
+			}
+		}
+	}
+	for name, q := range p.Allocatable {
+		if c, ok := p.Capacity[name]; ok && q.Cmp(c) > 0 {
+			return fmt.Errorf("pool %q: allocatable %s %s exceeds capacity %s", p.Name, name, q.String(), c.String())
+		}
+	}
+	if p.Profile == "" {
+		p.Profile = DefaultProfile.Name
+	}
+	if _, ok := profiles[p.Profile]; !ok {
+		return fmt.Errorf("pool %q: no profile %q", p.Name, p.Profile)
+	}
+	return nil
+}
+
+func (p *Profile) validate() error {
+	if p.Name == "" {
+		return errors.New("a profile has no name")
+	}
+	for what, d := range map[string]metav1.Duration{"imagePullDelay": p.ImagePullDelay, "startDelay": p.StartDelay,
+		"initContainerDuration": p.InitContainerDuration, "runDuration": p.RunDuration, "terminationDelay": p.TerminationDelay} {
+		if d.Duration < 0 {
+			return fmt.Errorf("profile %q: %s %s is negative", p.Name, what, d.Duration)
+		}
+	}
+	return nil
+}
+
+// complete validates c and fills in its defaults; it returns the profiles
+// by name.
+func (c *Config) complete() (map[string]Profile, error) {
+	if c.Client == nil {
+		return nil, errors.New("kubeletsim: Config.Client is required")
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	if c.TimeScale == 0 {
+		c.TimeScale = 1
+	}
+	if c.TimeScale < 0 {
+		return nil, fmt.Errorf("kubeletsim: time scale %v is negative", c.TimeScale)
+	}
+	if c.Workers == 0 {
+		c.Workers = 16
+	}
+	if c.Workers < 0 {
+		return nil, fmt.Errorf("kubeletsim: %d workers", c.Workers)
+	}
+	if c.ServeAddress == "" {
+		c.ServeAddress = "127.0.0.1:0"
+	}
+	host, _, err := net.SplitHostPort(c.ServeAddress)
+	if err != nil {
+		return nil, fmt.Errorf("kubeletsim: serve address %q: %w", c.ServeAddress, err)
+	}
+	if c.NodeIP == "" {
+		c.NodeIP = host
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			c.NodeIP = "127.0.0.1"
+		}
+	}
+	if net.ParseIP(c.NodeIP) == nil {
+		return nil, fmt.Errorf("kubeletsim: node IP %q is not an IP", c.NodeIP)
+	}
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = 40 * time.Second
+	}
+	if c.StatusReportPeriod == 0 {
+		c.StatusReportPeriod = 5 * time.Minute
+	}
+	profiles := map[string]Profile{DefaultProfile.Name: DefaultProfile}
+	for _, p := range c.Profiles {
+		if err := p.validate(); err != nil {
+			return nil, err
+		}
+		if len(p.LogLines) == 0 {
+			p.LogLines = DefaultProfile.LogLines
+		}
+		profiles[p.Name] = p
+	}
+	names := map[string]bool{}
+	for i := range c.Pools {
+		if err := c.Pools[i].complete(profiles); err != nil {
+			return nil, err
+		}
+		if names[c.Pools[i].NamePrefix] {
+			return nil, fmt.Errorf("kubeletsim: two pools name their nodes %q...", c.Pools[i].NamePrefix)
+		}
+		names[c.Pools[i].NamePrefix] = true
+	}
+	return profiles, nil
+}
+
+// NodeConfig is the file `kubesim up --node-config` reads: node pools and
+// lifecycle profiles.
+type NodeConfig struct {
+	metav1.TypeMeta `json:",inline"`
+	// Pools are the node pools.
+	Pools []NodePool `json:"pools"`
+	// Profiles are the lifecycle profiles pools name.
+	Profiles []Profile `json:"profiles,omitempty"`
+}
+
+// NodeConfigKind and NodeConfigAPIVersion identify a NodeConfig file.
+const (
+	NodeConfigKind       = "NodeConfig"
+	NodeConfigAPIVersion = "kubesim.io/v1alpha1"
+)
+
+// LoadNodeConfig reads a NodeConfig file (YAML or JSON). Unknown fields are
+// errors, so a misspelt field does not silently fall back to a default.
+func LoadNodeConfig(path string) (*NodeConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("unable to read node config: %w", err)
+	}
+	var nc NodeConfig
+	if err := yaml.UnmarshalStrict(b, &nc); err != nil {
+		return nil, fmt.Errorf("unable to read node config %s: %w", path, err)
+	}
+	if nc.Kind != NodeConfigKind || nc.APIVersion != NodeConfigAPIVersion {
+		return nil, fmt.Errorf("node config %s: want kind %s, apiVersion %s; got %q, %q", path, NodeConfigKind, NodeConfigAPIVersion, nc.Kind, nc.APIVersion)
+	}
+	return &nc, nil
+}
