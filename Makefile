@@ -12,7 +12,7 @@ KUBECTL_PIN := bin/kubectl-pin
 # Extra arguments for `make run`, e.g. make run ARGS="--port 0".
 ARGS ?=
 
-.PHONY: all build kubectl-pin run bench-compare e2e-upstream test deps vet unit conformance conformance-reference reference-peer bench clean
+.PHONY: all build kubectl-pin run bench-compare e2e-upstream test deps vet unit conformance conformance-reference reference-peer bench bench-scale clean
 
 all: build
 
@@ -80,6 +80,10 @@ bench-compare: bench
 ## bench: throughput and start-up benchmarks, written to BENCHMARKS.md.
 bench: build reference-peer
 	KUBESIM_BIN=$(abspath $(BIN)) $(GO) run ./hack/bench -out BENCHMARKS.md
+
+## bench-scale: 5,000 simulated nodes and 150,000 pods in one process (slow: not part of make test).
+bench-scale:
+	$(GO) run ./hack/bench-scale $(BENCH_SCALE_ARGS)
 
 clean:
 	rm -rf bin

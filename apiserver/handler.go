@@ -176,7 +176,9 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 		restPath := "/" + ep.Subresource
 		for _, method := range c.ConnectMethods() {
 			verb := map[string]string{"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete", "HEAD": "get", "OPTIONS": "get"}[method]
-			add(verb, func() http.HandlerFunc { return handlers.ConnectResource(c, scope, admit, restPath, ep.Subresource != "") })
+			add(verb, func() http.HandlerFunc {
+				return handlers.ConnectResource(c, scope, admit, restPath, ep.Subresource != "")
+			})
 		}
 	}
 	if l, ok := st.(rest.Lister); ok {

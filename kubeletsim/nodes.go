@@ -28,8 +28,9 @@ type node struct {
 	name    string
 	pool    *NodePool
 	profile Profile
-	// onRegistered is called once the node first registers.
-	onRegistered func()
+	// onCreated and onRegistered are called once the node's Node, and then
+	// its Lease, first exist.
+	onCreated, onRegistered func()
 
 	// mu guards what follows.
 	mu         sync.Mutex
@@ -119,8 +120,24 @@ func (s *Simulator) processNodeLocked(ctx context.Context, n *node) (time.Time, 
 	}
 	now := s.clock.Now()
 	if !n.registered {
+		// The Node first; its Lease on the next turn, after the other
+		// nodes waiting to register (kubelet's lease controller starts
+		// beside registration, and a lease is not due for 40s).
 		if err := s.register(ctx, n, now); err != nil {
 			return time.Time{}, err
+		}
+		return now, nil
+	}
+	if n.lease == nil {
+		if err := s.renewLease(ctx, n, now); err != nil {
+			return time.Time{}, err
+		}
+		// Spread renewals over the interval, so that nodes registered
+		// together do not renew together.
+		n.leaseDue = now.Add(time.Duration(rand.Float64() * float64(s.renewInterval())))
+		if n.onRegistered != nil {
+			n.onRegistered()
+			n.onRegistered = nil
 		}
 	}
 	if !now.Before(n.leaseDue) {
@@ -166,16 +183,10 @@ func (s *Simulator) register(ctx context.Context, n *node, now time.Time) error 
 	if created.Spec.PodCIDR != "" && n.ips == nil {
 		n.ips, _ = newIPAllocator(created.Spec.PodCIDR)
 	}
-	if err := s.renewLease(ctx, n, now); err != nil {
-		return err
-	}
-	// Spread renewals over the interval, so that nodes registered together
-	// do not renew together.
-	n.leaseDue = now.Add(time.Duration(rand.Float64() * float64(s.renewInterval())))
 	n.registered = true
-	if n.onRegistered != nil {
-		n.onRegistered()
-		n.onRegistered = nil
+	if n.onCreated != nil {
+		n.onCreated()
+		n.onCreated = nil
 	}
 	return nil
 }
@@ -198,21 +209,15 @@ func (s *Simulator) renewLease(ctx context.Context, n *node, now time.Time) erro
 		}
 		n.lease = nil
 	}
-	existing, err := leases.Get(ctx, n.name, metav1.GetOptions{})
-	switch {
-	case err == nil:
-		existing.Spec.RenewTime = &renew
-		existing.Spec.HolderIdentity = ptr.To(n.name)
-		existing.Spec.LeaseDurationSeconds = ptr.To(int32(s.cfg.LeaseDuration / time.Second))
-		updated, err := leases.Update(ctx, existing, metav1.UpdateOptions{})
-		if err != nil {
-			return fmt.Errorf("unable to renew the lease of node %s: %w", n.name, err)
-		}
-		n.lease = updated
-		return nil
-	case !apierrors.IsNotFound(err):
-		return fmt.Errorf("unable to get the lease of node %s: %w", n.name, err)
+	if n.lease == nil && n.registered {
+		return s.createLease(ctx, n, renew)
 	}
+	return nil
+}
+
+// createLease creates the node's lease, or takes over one left behind.
+func (s *Simulator) createLease(ctx context.Context, n *node, renew metav1.MicroTime) error {
+	leases := s.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
 	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: n.name, Namespace: corev1.NamespaceNodeLease,
@@ -225,10 +230,25 @@ func (s *Simulator) renewLease(ctx context.Context, n *node, now time.Time) erro
 		},
 	}
 	created, err := leases.Create(ctx, lease, metav1.CreateOptions{})
-	if err != nil {
+	if err == nil {
+		n.lease = created
+		return nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("unable to create the lease of node %s: %w", n.name, err)
 	}
-	n.lease = created
+	// A lease left by an earlier simulator: take it over.
+	existing, err := leases.Get(ctx, n.name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("unable to get the lease of node %s: %w", n.name, err)
+	}
+	existing.Spec = lease.Spec
+	existing.OwnerReferences = lease.OwnerReferences
+	updated, err := leases.Update(ctx, existing, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("unable to renew the lease of node %s: %w", n.name, err)
+	}
+	n.lease = updated
 	return nil
 }
 

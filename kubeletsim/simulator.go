@@ -48,9 +48,14 @@ type Simulator struct {
 	prefixes map[string]int // next index by node name prefix
 
 	registered chan struct{} // closed when the initial pools are registered
-	done       chan struct{} // closed when Start returns
-	pending    sync.WaitGroup
-	started    chan struct{}
+	// created and registered record when the initial pools' Nodes, and
+	// then their Leases, all existed.
+	created, registeredAt time.Time
+	pendingNodes          sync.WaitGroup
+	timesMu               sync.Mutex
+	done                  chan struct{} // closed when Start returns
+	pending               sync.WaitGroup
+	started               chan struct{}
 }
 
 // New validates cfg, fills in its defaults and builds a Simulator. It
@@ -164,7 +169,19 @@ func (s *Simulator) Start(ctx context.Context) error {
 	}
 	s.mu.RUnlock()
 	close(s.started)
-	go func() { s.pending.Wait(); close(s.registered) }()
+	go func() {
+		s.pendingNodes.Wait()
+		s.timesMu.Lock()
+		s.created = s.clock.Now()
+		s.timesMu.Unlock()
+	}()
+	go func() {
+		s.pending.Wait()
+		s.timesMu.Lock()
+		s.registeredAt = s.clock.Now()
+		s.timesMu.Unlock()
+		close(s.registered)
+	}()
 	logger.Info("Simulated kubelets started", "nodes", len(s.NodeNames()), "kubeletEndpoint", s.listener.Addr().String())
 	select {
 	case <-ctx.Done():
@@ -177,6 +194,14 @@ func (s *Simulator) Start(ctx context.Context) error {
 // NodesRegistered is closed once every node of the initial pools has
 // registered its Node and Lease.
 func (s *Simulator) NodesRegistered() <-chan struct{} { return s.registered }
+
+// RegistrationTimes returns when the initial pools' Nodes (registered,
+// reporting Ready) and then their Leases all existed; zero until then.
+func (s *Simulator) RegistrationTimes() (nodes, leases time.Time) {
+	s.timesMu.Lock()
+	defer s.timesMu.Unlock()
+	return s.created, s.registeredAt
+}
 
 // Done is closed when Start has returned.
 func (s *Simulator) Done() <-chan struct{} { return s.done }
@@ -232,6 +257,8 @@ func (s *Simulator) addNodes(pool NodePool, pending *sync.WaitGroup) ([]string, 
 		if pending != nil {
 			pending.Add(1)
 			n.onRegistered = pending.Done
+			s.pendingNodes.Add(1)
+			n.onCreated = s.pendingNodes.Done
 		}
 		s.nodes[name] = n
 		names = append(names, name)

@@ -559,6 +559,10 @@ func rss(pid int) int {
 	return 0
 }
 
+// scaleSection starts the part of BENCHMARKS.md that make bench-scale's
+// results are recorded in.
+const scaleSection = "## Scale (make bench-scale)"
+
 func write(o options, rows []*row, reference bool) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Benchmarks\n\n")
@@ -592,6 +596,12 @@ func write(o options, rows []*row, reference bool) error {
 	}
 	fmt.Fprintf(&b, "\n\"kubesim's advantage\" is how many times faster (or smaller) kubesim is than the reference on that row.\n")
 	fmt.Fprintf(&b, "Reproduce with `make reference-peer && make bench` (`make bench-compare` is the same run).\n")
+	// The scale section is make bench-scale's: kept as it is.
+	if old, err := os.ReadFile(o.out); err == nil {
+		if i := strings.Index(string(old), scaleSection); i >= 0 {
+			b.WriteString("\n" + string(old[i:]))
+		}
+	}
 	return os.WriteFile(o.out, []byte(b.String()), 0o644)
 }
 

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/pprof/profile"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubesim/kubesim/apiserver"
+	"github.com/kubesim/kubesim/kubeletsim"
+	"github.com/kubesim/kubesim/sim"
+)
+
+var cpuProfileFile, startProfileFile string
+
+func main() {
+	nodeConfig := flag.String("node-config", "testdata/nodes/scale-5000.yaml", "the simulated node pools")
+	pods := flag.Int("pods", 150000, "pods to run, in Deployments")
+	deployments := flag.Int("deployments", 150, "Deployments the pods are spread over")
+	idle := flag.Duration("idle", 30*time.Second, "how long the idle nodes' CPU is measured")
+	timeout := flag.Duration("timeout", 60*time.Minute, "give up after this long")
+	flag.StringVar(&cpuProfileFile, "cpuprofile", "", "also write the CPU profile of the pod phase here")
+	flag.StringVar(&startProfileFile, "startprofile", "", "write the CPU profile of the start (until the nodes are schedulable) here")
+	klog.InitFlags(nil)
+	flag.Parse()
+	if err := run(*nodeConfig, *pods, *deployments, *idle, *timeout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-scale:", err)
+		os.Exit(1)
+	}
+}
+
+// cpuTime is the process's user+system CPU so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// peakRSS is the process's peak resident set (VmHWM).
+func peakRSS() string {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			kb, _ := strconv.Atoi(strings.Fields(l)[1])
+			return fmt.Sprintf("%.2f GiB", float64(kb)/1024/1024)
+		}
+	}
+	return "?"
+}
+
+// profileShares runs fn under a CPU profile and returns each component's
+// share of the CPU samples, by the sim.ComponentLabel pprof label.
+func profileShares(fn func() error) (map[string]float64, error) {
+	var buf bytes.Buffer
+	if err := pprof.StartCPUProfile(&buf); err != nil {
+		return nil, err
+	}
+	err := fn()
+	pprof.StopCPUProfile()
+	if err != nil {
+		return nil, err
+	}
+	if cpuProfileFile != "" {
+		os.WriteFile(cpuProfileFile, buf.Bytes(), 0o644)
+	}
+	p, err := profile.Parse(&buf)
+	if err != nil {
+		return nil, err
+	}
+	by := map[string]int64{}
+	var total int64
+	for _, s := range p.Sample {
+		comp := "bench and runtime (unlabelled: GC, the bench's own watch)"
+		if v := s.Label[sim.ComponentLabel]; len(v) > 0 {
+			comp = v[0]
+		}
+		by[comp] += s.Value[1]
+		total += s.Value[1]
+	}
+	shares := map[string]float64{}
+	for k, v := range by {
+		shares[k] = float64(v) / float64(max(total, 1))
+	}
+	return shares, nil
+}
+
+func printShares(shares map[string]float64) {
+	keys := make([]string, 0, len(shares))
+	for k := range shares {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return shares[keys[i]] > shares[keys[j]] })
+	for _, k := range keys {
+		fmt.Printf("    %-28s %5.1f%%\n", k, 100*shares[k])
+	}
+}
+
+func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	nc, err := kubeletsim.LoadNodeConfig(nodeConfig)
+	if err != nil {
+		return err
+	}
+	nodeCount := 0
+	for _, p := range nc.Pools {
+		nodeCount += p.Count
+	}
+
+	if startProfileFile != "" {
+		f, err := os.Create(startProfileFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+	}
+	start := time.Now()
+	cluster, err := sim.Start(ctx, sim.Config{
+		APIServer: apiserver.Config{AnyPort: true},
+		Nodes:     nc.Pools, NodeProfiles: nc.Profiles,
+		// The scheduler and the controllers are not held back by client
+		// rate limits: the question is what the scheduler can do.
+		QPS: 20000, Burst: 40000,
+	})
+	if err != nil {
+		return err
+	}
+	defer cluster.Stop()
+	registered := time.Since(start)
+	restConfig := cluster.API.RESTConfig()
+	restConfig.QPS, restConfig.Burst = -1, -1
+	restConfig.ContentType = "application/vnd.kubernetes.protobuf"
+	client := kubernetes.NewForConfigOrDie(restConfig)
+
+	// Ready: every node reports Ready and the node lifecycle controller has
+	// lifted the not-ready taint, so the scheduler may use it.
+	var schedulable time.Duration
+	for {
+		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, node := range nodes.Items {
+			if len(node.Spec.Taints) == 0 {
+				n++
+			}
+		}
+		if n == nodeCount {
+			schedulable = time.Since(start)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d nodes schedulable: %w", n, nodeCount, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if startProfileFile != "" {
+		pprof.StopCPUProfile()
+	}
+	fmt.Printf("nodes:                 %d\n", nodeCount)
+	nodesAt, leasesAt := cluster.Nodes.RegistrationTimes()
+	fmt.Printf("nodes Ready (every Node registered, reporting Ready): %v after start\n", nodesAt.Sub(start).Round(time.Millisecond))
+	fmt.Printf("leases held (every Lease created; sim.Start returns): %v, %v after start\n", leasesAt.Sub(start).Round(time.Millisecond), registered.Round(time.Millisecond))
+	fmt.Printf("nodes schedulable (not-ready taint lifted by the node lifecycle controller): %v after start\n", schedulable.Round(time.Millisecond))
+
+	// Idle: leases renewed every 10s, nothing else.
+	var idleCPU time.Duration
+	idleShares, err := profileShares(func() error {
+		c0 := cpuTime()
+		select {
+		case <-time.After(idle):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		idleCPU = cpuTime() - c0
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("idle CPU with %d nodes: %.3f cores (whole process, over %v); by component:\n", nodeCount, idleCPU.Seconds()/idle.Seconds(), idle)
+	printShares(idleShares)
+
+	// Pods: a watch records when each pod is first seen and when it is
+	// first Running.
+	var mu sync.Mutex
+	created := make(map[string]time.Time, podCount)
+	var latencies []time.Duration
+	runningDone := make(chan struct{})
+	factory := informers.NewSharedInformerFactory(client, 0)
+	inf := factory.Core().V1().Pods().Informer()
+	observe := func(obj interface{}) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok {
+			return
+		}
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		t, seen := created[p.Name]
+		if !seen {
+			created[p.Name] = now
+			t = now
+		}
+		if p.Status.Phase == corev1.PodRunning && !t.IsZero() {
+			latencies = append(latencies, now.Sub(t))
+			created[p.Name] = time.Time{} // counted
+			if len(latencies) == podCount {
+				close(runningDone)
+			}
+		}
+	}
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: observe, UpdateFunc: func(_, o interface{}) { observe(o) }})
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	defer factory.Shutdown()
+
+	per := podCount / deploymentCount
+	podsStart := time.Now()
+	cpu0 := cpuTime()
+	podShares, err := profileShares(func() error {
+		for i := range deploymentCount {
+			replicas := per
+			if i == deploymentCount-1 {
+				replicas = podCount - per*(deploymentCount-1)
+			}
+			name := fmt.Sprintf("load-%d", i)
+			sel := map[string]string{"app": name}
+			_, err := client.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec: appsv1.DeploymentSpec{
+					Replicas: ptr.To(int32(replicas)),
+					Selector: &metav1.LabelSelector{MatchLabels: sel},
+					Template: corev1.PodTemplateSpec{
+						ObjectMeta: metav1.ObjectMeta{Labels: sel},
+						Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10",
+							Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")}}}}},
+					},
+				},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				return err
+			}
+		}
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-runningDone:
+				return nil
+			case <-ctx.Done():
+				mu.Lock()
+				n := len(latencies)
+				mu.Unlock()
+				return fmt.Errorf("%d of %d pods Running: %w", n, podCount, ctx.Err())
+			case <-tick.C:
+				mu.Lock()
+				n := len(latencies)
+				mu.Unlock()
+				fmt.Fprintf(os.Stderr, "  %v: %d pods Running\n", time.Since(podsStart).Round(time.Second), n)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(podsStart)
+	podCPU := cpuTime() - cpu0
+	slices.Sort(latencies)
+	q := func(f float64) time.Duration {
+		return latencies[int(f*float64(len(latencies)-1))].Round(time.Millisecond)
+	}
+	fmt.Printf("pods Running:          %d in %v (%d Deployments)\n", podCount, elapsed.Round(time.Millisecond), deploymentCount)
+	fmt.Printf("throughput:            %.0f pods/s (create to Running, genuine scheduler)\n", float64(podCount)/elapsed.Seconds())
+	fmt.Printf("create-to-Running:     p50 %v, p99 %v, max %v\n", q(0.5), q(0.99), q(1))
+	fmt.Printf("CPU while running pods: %.2f cores (whole process); by component:\n", podCPU.Seconds()/elapsed.Seconds())
+	printShares(podShares)
+	fmt.Printf("peak RSS:              %s (whole process)\n", peakRSS())
+	return nil
+}
