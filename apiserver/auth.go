@@ -52,7 +52,7 @@ func newCredentialAuthenticator(ca *x509.Certificate, tokens authenticator.Token
 	// As kube-apiserver builds its chain: authenticated users join
 	// system:authenticated, and a bad credential is a 401, not anonymous.
 	return group.NewAuthenticatedGroupAdder(union.New(
-		x509request.New(opts, x509request.CommonNameUserConversion),
+		newCachedCertAuthenticator(x509request.New(opts, x509request.CommonNameUserConversion)),
 		bearertoken.New(tokens),
 		websocket.NewProtocolAuthenticator(tokens),
 	))

@@ -118,6 +118,11 @@ func (s *Server) RESTConfig() *rest.Config {
 		},
 		QPS:   -1, // a simulator's own clients are not rate limited
 		Burst: -1,
+		// The simulator's clients run in its process or beside it:
+		// compressing their watch streams and lists (kube-apiserver gzips
+		// watch-list streams for clients that accept it) only costs CPU on
+		// both ends, a tenth of it when thousands of nodes register.
+		DisableCompression: true,
 	}
 }
 

@@ -34,7 +34,7 @@ type Config struct {
 	// lease and status periods, back-off): 10 runs a 30s job in 3s.
 	// Default: 1.
 	TimeScale float64
-	// Workers is the number of pod workers; nodes have a quarter as many.
+	// Workers is the number of pod workers, and of node workers.
 	// Default: 16.
 	Workers int
 	// ServeAddress is where the kubelet endpoint listens (pods/log), for

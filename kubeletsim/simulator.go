@@ -48,6 +48,7 @@ type Simulator struct {
 	prefixes map[string]int // next index by node name prefix
 
 	registered chan struct{} // closed when the initial pools are registered
+	nodesUp    chan struct{} // closed when the initial pools' Nodes exist
 	// created and registered record when the initial pools' Nodes, and
 	// then their Leases, all existed.
 	created, registeredAt time.Time
@@ -68,7 +69,7 @@ func New(cfg Config) (*Simulator, error) {
 	s := &Simulator{
 		cfg: cfg, profiles: profiles, client: cfg.Client, clock: cfg.Clock,
 		nodes: map[string]*node{}, pods: map[string]*podState{}, prefixes: map[string]int{},
-		registered: make(chan struct{}), started: make(chan struct{}), done: make(chan struct{}),
+		registered: make(chan struct{}), nodesUp: make(chan struct{}), started: make(chan struct{}), done: make(chan struct{}),
 	}
 	rl := workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 10*time.Second)
 	s.podQueue = workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[string]{Name: "", Clock: cfg.Clock})
@@ -174,6 +175,7 @@ func (s *Simulator) Start(ctx context.Context) error {
 		s.timesMu.Lock()
 		s.created = s.clock.Now()
 		s.timesMu.Unlock()
+		close(s.nodesUp)
 	}()
 	go func() {
 		s.pending.Wait()
@@ -194,6 +196,10 @@ func (s *Simulator) Start(ctx context.Context) error {
 // NodesRegistered is closed once every node of the initial pools has
 // registered its Node and Lease.
 func (s *Simulator) NodesRegistered() <-chan struct{} { return s.registered }
+
+// NodesCreated is closed once every node of the initial pools has
+// registered its Node, reporting Ready; their Leases may not exist yet.
+func (s *Simulator) NodesCreated() <-chan struct{} { return s.nodesUp }
 
 // RegistrationTimes returns when the initial pools' Nodes (registered,
 // reporting Ready) and then their Leases all existed; zero until then.

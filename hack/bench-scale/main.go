@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -31,7 +32,10 @@ import (
 	"github.com/kubesim/kubesim/sim"
 )
 
-var cpuProfileFile, startProfileFile string
+var (
+	cpuProfileFile, startProfileFile string
+	startProfileFor                  time.Duration
+)
 
 func main() {
 	nodeConfig := flag.String("node-config", "testdata/nodes/scale-5000.yaml", "the simulated node pools")
@@ -41,6 +45,7 @@ func main() {
 	timeout := flag.Duration("timeout", 60*time.Minute, "give up after this long")
 	flag.StringVar(&cpuProfileFile, "cpuprofile", "", "also write the CPU profile of the pod phase here")
 	flag.StringVar(&startProfileFile, "startprofile", "", "write the CPU profile of the start (until the nodes are schedulable) here")
+	flag.DurationVar(&startProfileFor, "startprofile-for", 0, "stop the start profile after this long (0: when the nodes are schedulable)")
 	klog.InitFlags(nil)
 	flag.Parse()
 	if err := run(*nodeConfig, *pods, *deployments, *idle, *timeout); err != nil {
@@ -134,6 +139,10 @@ func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Du
 		}
 		defer f.Close()
 		pprof.StartCPUProfile(f)
+		if startProfileFor > 0 {
+			stop := time.AfterFunc(startProfileFor, pprof.StopCPUProfile)
+			defer stop.Stop()
+		}
 	}
 	start := time.Now()
 	cluster, err := sim.Start(ctx, sim.Config{
@@ -155,14 +164,23 @@ func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Du
 
 	// Ready: every node reports Ready and the node lifecycle controller has
 	// lifted the not-ready taint, so the scheduler may use it.
+	// The nodes are followed with a watch: listing 5,000 nodes ten times a
+	// second would itself load the API server.
 	var schedulable time.Duration
+	nodeFactory := informers.NewSharedInformerFactory(client, 0)
+	nodeLister := nodeFactory.Core().V1().Nodes().Lister()
+	nodesCtx, stopNodes := context.WithCancel(ctx)
+	nodeFactory.Start(nodesCtx.Done())
+	nodeFactory.WaitForCacheSync(nodesCtx.Done())
+	lastReport := time.Now()
 	for {
-		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		nodes, err := nodeLister.List(labels.Everything())
 		if err != nil {
+			stopNodes()
 			return err
 		}
 		n := 0
-		for _, node := range nodes.Items {
+		for _, node := range nodes {
 			if len(node.Spec.Taints) == 0 {
 				n++
 			}
@@ -171,12 +189,19 @@ func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Du
 			schedulable = time.Since(start)
 			break
 		}
+		if time.Since(lastReport) >= 2*time.Second {
+			fmt.Fprintf(os.Stderr, "  %v: %d nodes schedulable\n", time.Since(start).Round(100*time.Millisecond), n)
+			lastReport = time.Now()
+		}
 		select {
 		case <-ctx.Done():
+			stopNodes()
 			return fmt.Errorf("%d of %d nodes schedulable: %w", n, nodeCount, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	stopNodes()
+	nodeFactory.Shutdown()
 	if startProfileFile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -234,9 +259,11 @@ func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Du
 		}
 	}
 	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: observe, UpdateFunc: func(_, o interface{}) { observe(o) }})
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
-	defer factory.Shutdown()
+	// The informers stop before the cluster does: Shutdown waits for them.
+	informersCtx, stopInformers := context.WithCancel(ctx)
+	factory.Start(informersCtx.Done())
+	defer func() { stopInformers(); factory.Shutdown() }()
+	factory.WaitForCacheSync(informersCtx.Done())
 
 	per := podCount / deploymentCount
 	podsStart := time.Now()
