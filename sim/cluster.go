@@ -135,6 +135,10 @@ type Cluster struct {
 	errs []error
 }
 
+// nodesBeforeControllers is the number of initial nodes from which the
+// scheduler and the controllers start once the nodes' Nodes exist.
+const nodesBeforeControllers = 500
+
 // Start starts a cluster and returns once the API server serves and the
 // scheduler's and controllers' informers have synced. The cluster runs
 // until ctx is done or Stop is called.
@@ -241,8 +245,14 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	// in thousands of nodes in one pass. While nodes are still joining, the
 	// EndpointSlice controller's topology cache goes over every node after
 	// each one that joins, which slowed registration by a third at 5,000
-	// nodes.
-	if len(cfg.Nodes) > 0 {
+	// nodes. Small clusters start everything together, so that the
+	// controllers have run a while when Start returns (the quota
+	// controller's monitors, for one, start after it).
+	initialNodes := 0
+	for _, p := range cfg.Nodes {
+		initialNodes += p.Count
+	}
+	if initialNodes >= nodesBeforeControllers {
 		select {
 		case <-c.Nodes.NodesCreated():
 		case <-c.Nodes.Done():
