@@ -213,6 +213,26 @@ var _ = Describe("control plane: simulated nodes", Ordered, func() {
 		}).WithTimeout(60 * time.Second).Should(Succeed())
 	})
 
+	It("records kubelet's events, which kubectl describe shows with the scheduler's", func(ctx SpecContext) {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "described"}, Spec: podSpec("nginx:1.27")}
+		_, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			res := cp.Kubectl(ctx, "", "-n", ns, "describe", "pod", "described")
+			g.Expect(res.Err).NotTo(HaveOccurred(), res.Stderr)
+			g.Expect(res.Stdout).To(MatchRegexp(`Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned ` + ns + `/described to sim-\d+`))
+			g.Expect(res.Stdout).To(MatchRegexp(`Normal\s+Pulled\s+\S+\s+kubelet\s+Container image "nginx:1.27" already present on machine`))
+			g.Expect(res.Stdout).To(MatchRegexp(`Normal\s+Created\s+\S+\s+kubelet\s+Container created`))
+			g.Expect(res.Stdout).To(MatchRegexp(`Normal\s+Started\s+\S+\s+kubelet\s+Container started`))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		Expect(cs.CoreV1().Pods(ns).Delete(ctx, "described", metav1.DeleteOptions{})).To(Succeed())
+		Eventually(func(g Gomega) {
+			res := cp.Kubectl(ctx, "", "-n", ns, "events", "--for", "pod/described")
+			g.Expect(res.Err).NotTo(HaveOccurred(), res.Stderr)
+			g.Expect(res.Stdout).To(MatchRegexp(`Normal\s+Killing\s+Pod/described\s+Stopping container app`))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+	})
+
 	It("serves kubectl logs from the simulated kubelet, and names the node when exec cannot run", func(ctx SpecContext) {
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "talker", Annotations: map[string]string{kubeletsim.AnnotationLogs: "hello from $(POD)\nsecond line"}},

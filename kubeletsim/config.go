@@ -51,6 +51,11 @@ type Config struct {
 	// --node-lease-duration-seconds; they renew every quarter of it.
 	// Default: 40s.
 	LeaseDuration time.Duration
+	// DisableEvents stops the nodes from recording kubelet's events
+	// (Starting, Pulling, Pulled, Created, Started, Killing, BackOff,
+	// admission rejections, node status changes). Default: they are
+	// recorded.
+	DisableEvents bool
 	// StatusReportPeriod is how often an unchanged node status is
 	// reported (kubelet's nodeStatusReportFrequency). Default: 5m.
 	StatusReportPeriod time.Duration

@@ -17,7 +17,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
+	kubeletevents "k8s.io/kubernetes/pkg/kubelet/events"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubesim/kubesim/apiserver"
@@ -31,6 +33,11 @@ type node struct {
 	// onCreated and onRegistered are called once the node's Node, and then
 	// its Lease, first exist.
 	onCreated, onRegistered func()
+	// recorder records the kubelet's events; nil when they are disabled.
+	recorder record.EventRecorder
+	// deferEvents says the node's registration events wait until the
+	// initial pools are registered (it is in one of them).
+	deferEvents bool
 
 	// mu guards what follows.
 	mu         sync.Mutex
@@ -43,8 +50,13 @@ type node struct {
 	// reported is the fault the last status reported; fault is the one
 	// asked for.
 	reported, fault Fault
-	obj             *corev1.Node // latest from the API
-	ips             *ipAllocator
+	// reportedReady is whether the node last reported Ready.
+	reportedReady bool
+	obj           *corev1.Node // latest from the API
+	// unschedulable is whether the node was cordoned when last seen, as
+	// kubelet's last NodeSchedulable/NodeNotSchedulable event says.
+	unschedulable bool
+	ips           *ipAllocator
 	// admitted are the pods admitted and not yet terminal, by key: the
 	// pods kubelet's admission counts.
 	admitted map[string]*corev1.Pod
@@ -66,6 +78,9 @@ func (n *node) observe(obj *corev1.Node) bool {
 	fault := Fault(obj.Annotations[AnnotationFault])
 	if fault != n.fault {
 		n.fault, changed = fault, true
+	}
+	if obj.Spec.Unschedulable != n.unschedulable {
+		changed = true
 	}
 	if obj.Spec.PodCIDR != "" && n.ips == nil {
 		if ips, err := newIPAllocator(obj.Spec.PodCIDR); err == nil {
@@ -140,6 +155,14 @@ func (s *Simulator) processNodeLocked(ctx context.Context, n *node) (time.Time, 
 			n.onRegistered = nil
 		}
 	}
+	if n.obj != nil && n.obj.Spec.Unschedulable != n.unschedulable {
+		n.unschedulable = n.obj.Spec.Unschedulable
+		if n.unschedulable {
+			n.statusEvent(kubeletevents.NodeNotSchedulable)
+		} else {
+			n.statusEvent(kubeletevents.NodeSchedulable)
+		}
+	}
 	if !now.Before(n.leaseDue) {
 		if err := s.renewLease(ctx, n, now); err != nil {
 			return time.Time{}, err
@@ -184,6 +207,12 @@ func (s *Simulator) register(ctx context.Context, n *node, now time.Time) error 
 		n.ips, _ = newIPAllocator(created.Spec.PodCIDR)
 	}
 	n.registered = true
+	n.reportedReady = n.fault != FaultNotReady
+	if n.deferEvents {
+		s.deferEvents(n)
+	} else {
+		n.registrationEvents()
+	}
 	if n.onCreated != nil {
 		n.onCreated()
 		n.onCreated = nil
@@ -271,6 +300,14 @@ func (s *Simulator) reportStatus(ctx context.Context, n *node, now time.Time) er
 	}
 	klog.FromContext(ctx).V(4).Info("Reported node status", "node", n.name, "fault", n.fault)
 	n.obj, n.reported = updated, n.fault
+	if ready := n.fault != FaultNotReady; ready != n.reportedReady {
+		n.reportedReady = ready
+		if ready {
+			n.statusEvent(kubeletevents.NodeReady)
+		} else {
+			n.statusEvent(kubeletevents.NodeNotReady)
+		}
+	}
 	return nil
 }
 

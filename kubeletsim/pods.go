@@ -16,9 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
+	kubeletevents "k8s.io/kubernetes/pkg/kubelet/events"
 	"k8s.io/kubernetes/pkg/kubelet/lifecycle"
 	kubeletstatus "k8s.io/kubernetes/pkg/kubelet/status"
 	kubetypes "k8s.io/kubernetes/pkg/kubelet/types"
+	"k8s.io/kubernetes/pkg/kubelet/util/format"
 	schedulerframework "k8s.io/kubernetes/pkg/scheduler/framework"
 	statusutil "k8s.io/kubernetes/pkg/util/pod"
 	"k8s.io/utils/ptr"
@@ -56,6 +58,8 @@ type podState struct {
 	// show it yet.
 	written   *corev1.PodStatus
 	writtenRV string
+	// events are the kubelet events found by the last step, to record.
+	events []podEvent
 }
 
 // containerRun is the life of one container of a pod across restarts.
@@ -72,6 +76,10 @@ type containerRun struct {
 	lastTerm *corev1.ContainerStateTerminated
 	// final is the container's last state when it will not run again.
 	final *corev1.ContainerStateTerminated
+	// evRun and evStep are the run and its step whose events were last
+	// reported.
+	evRun  int32
+	evStep runStep
 }
 
 // podLifecycle is a pod's profile with its annotations applied and its
@@ -152,6 +160,10 @@ func (s *Simulator) processPod(ctx context.Context, key string) (time.Time, erro
 		return time.Time{}, nil // the node enqueues its pods when it comes back
 	}
 	st := s.podState(key, pod)
+	defer func() {
+		recordPodEvents(ctx, n.recorder, pod, st.events)
+		st.events = st.events[:0]
+	}()
 	now := s.clock.Now()
 	lc := s.lifecycleOf(ctx, pod, n.profile)
 
@@ -166,6 +178,7 @@ func (s *Simulator) processPod(ctx context.Context, key string) (time.Time, erro
 				d, st.killedHard = grace, true
 			}
 			st.killAt, st.killDone = now, now.Add(d)
+			st.events = append(st.events, killingEvents(pod)...)
 		}
 	} else if !st.admitted && (st.rejected || isTerminal(pod.Status.Phase)) {
 		return time.Time{}, nil
@@ -289,6 +302,7 @@ func (s *Simulator) admit(ctx context.Context, n *node, pod *corev1.Pod, st *pod
 		return true, nil
 	}
 	klog.FromContext(ctx).V(2).Info("Pod rejected", "pod", klog.KObj(pod), "node", n.name, "reason", result.Reason, "message", result.Message)
+	st.events = append(st.events, podEvent{eventtype: corev1.EventTypeWarning, reason: result.Reason, message: result.Message})
 	status := corev1.PodStatus{
 		Phase: corev1.PodFailed, Reason: result.Reason, Message: "Pod was rejected: " + result.Message,
 		QOSClass: pod.Status.QOSClass, ObservedGeneration: pod.Generation,
@@ -398,6 +412,34 @@ func (st *podState) advance(pod *corev1.Pod, l podLifecycle, hostIP string, now 
 	}
 	status.PodIP, status.PodIPs = podIP, []corev1.PodIP{{IP: podIP}}
 
+	// starting reports the events of a container's run starting at
+	// r.startAt, its image pulled from pullFrom for pull.
+	starting := func(c *corev1.Container, r *containerRun, run int32, pullFrom time.Time, pull time.Duration) {
+		if at.Before(pullFrom) {
+			return
+		}
+		if pull > 0 || c.ImagePullPolicy == corev1.PullAlways {
+			st.report(r, run, stepPulling, podEvent{container: c, eventtype: corev1.EventTypeNormal, reason: kubeletevents.PullingImage,
+				message: fmt.Sprintf("Pulling image %q", c.Image)})
+			pulled := pullFrom.Add(pull)
+			if at.Before(pulled) {
+				wake(pulled)
+				return
+			}
+			st.report(r, run, stepPulled, podEvent{container: c, eventtype: corev1.EventTypeNormal, reason: kubeletevents.PulledImage,
+				message: fmt.Sprintf("Successfully pulled image %q in %v (%v including waiting). Image size: %d bytes.", c.Image, pull, pull, imageSize(c.Image))})
+		} else {
+			st.report(r, run, stepPulled, podEvent{container: c, eventtype: corev1.EventTypeNormal, reason: kubeletevents.PulledImage,
+				message: fmt.Sprintf("Container image %q already present on machine and can be accessed by the pod", c.Image)})
+		}
+		if at.Before(r.startAt) {
+			return
+		}
+		st.report(r, run, stepStarted,
+			podEvent{container: c, eventtype: corev1.EventTypeNormal, reason: kubeletevents.CreatedContainer, message: "Container created"},
+			podEvent{container: c, eventtype: corev1.EventTypeNormal, reason: kubeletevents.StartedContainer, message: "Container started"})
+	}
+
 	running := func(cs *corev1.ContainerStatus, c *corev1.Container, r *containerRun) {
 		cs.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metaTime(r.startAt)}}
 		cs.ContainerID = containerID(pod.UID, c.Name, r.restarts)
@@ -425,6 +467,7 @@ func (st *podState) advance(pod *corev1.Pod, l podLifecycle, hostIP string, now 
 			if r.startAt.IsZero() {
 				r.startAt = t.Add(l.pull + l.start)
 			}
+			starting(c, r, 0, r.startAt.Add(-l.pull-l.start), l.pull)
 			if at.Before(r.startAt) {
 				cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
 				wake(r.startAt)
@@ -472,6 +515,20 @@ func (st *podState) advance(pod *corev1.Pod, l podLifecycle, hostIP string, now 
 				cs.State.Terminated = r.final
 				cs.ContainerID = r.final.ContainerID
 				break
+			}
+			// The events of the run starting, or of the back-off before it.
+			switch run := r.restarts; {
+			case !r.pendingRestart && run == 0:
+				starting(c, r, 0, r.startAt.Add(-l.pull-l.start), l.pull)
+			case !r.pendingRestart:
+				starting(c, r, run, r.startAt, 0)
+			case at.Before(r.startAt):
+				if r.backOff > 0 {
+					st.report(r, run+1, stepBackOff, podEvent{container: c, eventtype: corev1.EventTypeWarning, reason: kubeletevents.BackOffStartContainer,
+						message: fmt.Sprintf("Back-off restarting failed container %s in pod %s", c.Name, format.Pod(pod))})
+				}
+			default:
+				starting(c, r, run+1, r.startAt, 0)
 			}
 			if at.Before(r.startAt) {
 				if r.lastTerm == nil {

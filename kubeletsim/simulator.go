@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -40,6 +41,12 @@ type Simulator struct {
 
 	listener    net.Listener
 	kubeletPort int32
+	// events records the kubelets' events; nil when they are disabled.
+	events *eventRecorders
+	// deferred are nodes of the initial pools whose registration events
+	// wait until all are registered.
+	deferredMu sync.Mutex
+	deferred   []*node
 
 	// mu guards nodes, pods and prefixes. Lock order: mu, then a node's mu.
 	mu       sync.RWMutex
@@ -48,6 +55,7 @@ type Simulator struct {
 	prefixes map[string]int // next index by node name prefix
 
 	registered chan struct{} // closed when the initial pools are registered
+	eventsDone chan struct{} // closed when their registration events are recorded
 	nodesUp    chan struct{} // closed when the initial pools' Nodes exist
 	// created and registered record when the initial pools' Nodes, and
 	// then their Leases, all existed.
@@ -69,7 +77,10 @@ func New(cfg Config) (*Simulator, error) {
 	s := &Simulator{
 		cfg: cfg, profiles: profiles, client: cfg.Client, clock: cfg.Clock,
 		nodes: map[string]*node{}, pods: map[string]*podState{}, prefixes: map[string]int{},
-		registered: make(chan struct{}), nodesUp: make(chan struct{}), started: make(chan struct{}), done: make(chan struct{}),
+		registered: make(chan struct{}), eventsDone: make(chan struct{}), nodesUp: make(chan struct{}), started: make(chan struct{}), done: make(chan struct{}),
+	}
+	if !cfg.DisableEvents {
+		s.events = newEventRecorders(cfg.Workers, s)
 	}
 	rl := workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 10*time.Second)
 	s.podQueue = workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[string]{Name: "", Clock: cfg.Clock})
@@ -78,10 +89,13 @@ func New(cfg Config) (*Simulator, error) {
 
 	// One watch of every bound pod and one of every node; events for other
 	// processes' nodes are dropped.
+	// Managed fields are dropped from the caches, as the scheduler and the
+	// controller manager drop them: the kubelets do not read them, and at
+	// scale they are a good part of a pod's memory.
 	podFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermNotEqualSelector("spec.nodeName", "").String()
-	}))
-	nodeFactory := informers.NewSharedInformerFactory(cfg.Client, 0)
+	}), informers.WithTransform(stripManagedFields))
+	nodeFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(stripManagedFields))
 	s.podInformer = podFactory.Core().V1().Pods().Informer()
 	s.nodeInformer = nodeFactory.Core().V1().Nodes().Informer()
 	if err := s.podInformer.AddIndexers(cache.Indexers{nodeNameIndex: func(obj interface{}) ([]string, error) {
@@ -123,6 +137,15 @@ func New(cfg Config) (*Simulator, error) {
 	return s, nil
 }
 
+// stripManagedFields drops an object's managed fields, as the informers of
+// kube-scheduler and kube-controller-manager do.
+func stripManagedFields(obj interface{}) (interface{}, error) {
+	if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
+		accessor.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
 // Start runs the simulated kubelets until ctx is done. Nodes register as
 // soon as it runs; NodesRegistered tells when the initial pools are in.
 func (s *Simulator) Start(ctx context.Context) error {
@@ -140,6 +163,7 @@ func (s *Simulator) Start(ctx context.Context) error {
 	for _, f := range s.factories {
 		f.Start(ctx.Done())
 	}
+	s.events.start(ctx, s.client.CoreV1())
 	var wg sync.WaitGroup
 	defer func() {
 		s.podQueue.ShutDown()
@@ -148,6 +172,7 @@ func (s *Simulator) Start(ctx context.Context) error {
 		defer cancel()
 		srv.Shutdown(shutdownCtx)
 		wg.Wait()
+		s.events.shutdown()
 		for _, f := range s.factories {
 			f.Shutdown()
 		}
@@ -183,6 +208,10 @@ func (s *Simulator) Start(ctx context.Context) error {
 		s.registeredAt = s.clock.Now()
 		s.timesMu.Unlock()
 		close(s.registered)
+		if s.events != nil {
+			s.recordDeferredEvents(ctx)
+		}
+		close(s.eventsDone)
 	}()
 	logger.Info("Simulated kubelets started", "nodes", len(s.NodeNames()), "kubeletEndpoint", s.listener.Addr().String())
 	select {
@@ -196,6 +225,11 @@ func (s *Simulator) Start(ctx context.Context) error {
 // NodesRegistered is closed once every node of the initial pools has
 // registered its Node and Lease.
 func (s *Simulator) NodesRegistered() <-chan struct{} { return s.registered }
+
+// RegistrationEventsRecorded is closed once the registration events of
+// the initial pools' nodes (Starting, NodeReady, ...), which wait until
+// every node has registered and then go out paced, are recorded.
+func (s *Simulator) RegistrationEventsRecorded() <-chan struct{} { return s.eventsDone }
 
 // NodesCreated is closed once every node of the initial pools has
 // registered its Node, reporting Ready; their Leases may not exist yet.
@@ -260,7 +294,9 @@ func (s *Simulator) addNodes(pool NodePool, pending *sync.WaitGroup) ([]string, 
 			return names, fmt.Errorf("node %s is already simulated", name)
 		}
 		n := newNode(name, &pool, s.profiles[pool.Profile])
+		n.recorder = s.events.forNode(name)
 		if pending != nil {
+			n.deferEvents = true
 			pending.Add(1)
 			n.onRegistered = pending.Done
 			s.pendingNodes.Add(1)

@@ -2,6 +2,7 @@ package kubeletsim_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -270,5 +271,139 @@ func TestPodLifecycle(t *testing.T) {
 		}
 		c.clock.Step(time.Second)
 		c.waitPod(t, "term", "deleted", func(p *corev1.Pod) bool { return p == nil })
+	})
+}
+
+// stepAndWaitRenewal steps the clock and waits for the named node to renew
+// its lease: the nodes' work due by then is done.
+func (c *cluster) stepAndWaitRenewal(t *testing.T, node string, d time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	before, err := c.client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.clock.Step(d)
+	err = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		l, err := c.client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, node, metav1.GetOptions{})
+		return err == nil && l.Spec.RenewTime.After(before.Spec.RenewTime.Time), err
+	})
+	if err != nil {
+		t.Fatalf("node %s did not renew its lease: %v", node, err)
+	}
+}
+
+func TestNodesAtRunTime(t *testing.T) {
+	c := startCluster(t, kubeletsim.NodePool{Count: 1})
+	ctx := context.Background()
+	leaseOf := func(name string) error {
+		_, err := c.client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, name, metav1.GetOptions{})
+		return err
+	}
+
+	t.Run("added nodes register and run pods", func(t *testing.T) {
+		names, err := c.sim.AddNodes(ctx, kubeletsim.NodePool{Name: "extra", Count: 2, Labels: map[string]string{"tier": "extra"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(names) != 2 || names[0] != "extra-0" || names[1] != "extra-1" {
+			t.Fatalf("names: %v", names)
+		}
+		err = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+			for _, name := range names {
+				if n, err := c.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err != nil || n.Labels["tier"] != "extra" || leaseOf(name) != nil {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		if err != nil {
+			t.Fatalf("added nodes never registered with their leases: %v", err)
+		}
+		patch := []byte(`{"spec":{"podCIDR":"10.244.9.0/24","podCIDRs":["10.244.9.0/24"]}}`)
+		if _, err := c.client.CoreV1().Nodes().Patch(ctx, "extra-1", types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.client.CoreV1().Pods("default").Create(ctx, newPod("on-extra", nil, func(p *corev1.Pod) { p.Spec.NodeName = "extra-1" }), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		p := c.waitPod(t, "on-extra", "Running", func(p *corev1.Pod) bool { return p != nil && p.Status.Phase == corev1.PodRunning })
+		if !strings.HasPrefix(p.Status.PodIP, "10.244.9.") {
+			t.Errorf("pod IP %s, not from the added node's podCIDR", p.Status.PodIP)
+		}
+		if again, err := c.sim.AddNodes(ctx, kubeletsim.NodePool{Name: "extra", Count: 1}); err != nil || again[0] != "extra-2" {
+			t.Errorf("adding to the pool again: %v, %v", again, err)
+		}
+	})
+
+	t.Run("a removed node is deleted with its lease, and stops", func(t *testing.T) {
+		if err := c.sim.RemoveNode(ctx, "extra-0"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.client.CoreV1().Nodes().Get(ctx, "extra-0", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("node after removal: %v", err)
+		}
+		if err := leaseOf("extra-0"); !apierrors.IsNotFound(err) {
+			t.Errorf("lease after removal: %v", err)
+		}
+		for _, name := range c.sim.NodeNames() {
+			if name == "extra-0" {
+				t.Errorf("still simulated: %v", c.sim.NodeNames())
+			}
+		}
+		if err := c.sim.RemoveNode(ctx, "extra-0"); err == nil {
+			t.Error("removing it again succeeded")
+		}
+		// Its kubelet is gone: once the others have renewed their leases,
+		// it has not registered again.
+		c.stepAndWaitRenewal(t, "extra-1", 11*time.Second)
+		if _, err := c.client.CoreV1().Nodes().Get(ctx, "extra-0", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("node registered again: %v", err)
+		}
+	})
+
+	t.Run("a stopped kubelet renews nothing and starts nothing until it resumes", func(t *testing.T) {
+		if err := c.sim.SetFault(ctx, "node-0", kubeletsim.FaultStopped); err != nil {
+			t.Fatal(err)
+		}
+		// The fault reaches the kubelet through its Node's watch.
+		before, err := c.client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "node-0", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+			n, err := c.client.CoreV1().Nodes().Get(ctx, "node-0", metav1.GetOptions{})
+			return err == nil && n.Annotations[kubeletsim.AnnotationFault] == string(kubeletsim.FaultStopped), err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.client.CoreV1().Pods("default").Create(ctx, newPod("stopped", nil, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Another node's renewal and pod tell the work due was done.
+		if _, err := c.client.CoreV1().Pods("default").Create(ctx, newPod("witness", nil, func(p *corev1.Pod) { p.Spec.NodeName = "extra-1" }), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		c.stepAndWaitRenewal(t, "extra-1", 30*time.Second)
+		c.waitPod(t, "witness", "Running", func(p *corev1.Pod) bool { return p != nil && p.Status.Phase == corev1.PodRunning })
+		after, _ := c.client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "node-0", metav1.GetOptions{})
+		if !after.Spec.RenewTime.Equal(before.Spec.RenewTime) {
+			t.Errorf("a stopped kubelet renewed its lease: %v, then %v", before.Spec.RenewTime, after.Spec.RenewTime)
+		}
+		if p, _ := c.client.CoreV1().Pods("default").Get(ctx, "stopped", metav1.GetOptions{}); p.Status.Phase != corev1.PodPending || len(p.Status.ContainerStatuses) != 0 {
+			t.Errorf("a stopped kubelet started a pod: %+v", p.Status)
+		}
+		if err := c.sim.SetFault(ctx, "node-0", kubeletsim.FaultNone); err != nil {
+			t.Fatal(err)
+		}
+		c.waitPod(t, "stopped", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		err = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+			l, err := c.client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "node-0", metav1.GetOptions{})
+			return err == nil && l.Spec.RenewTime.After(before.Spec.RenewTime.Time), err
+		})
+		if err != nil {
+			t.Fatalf("lease not renewed after the kubelet resumed: %v", err)
+		}
 	})
 }

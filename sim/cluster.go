@@ -70,6 +70,10 @@ type Config struct {
 	// (profiles, annotations, probe delays, back-off, grace periods): 10
 	// runs a 30s job in 3s. Default: 1.
 	TimeScale float64
+	// DisableNodeEvents stops the simulated kubelets from recording
+	// kubelet's events (Pulled, Started, NodeReady, ...). Default: they
+	// are recorded.
+	DisableNodeEvents bool
 	// Clock is the simulated kubelets' clock. Default: the real clock.
 	Clock clock.WithTicker
 }
@@ -318,12 +322,13 @@ func (c *Cluster) startNodes(ctx context.Context, cfg Config) error {
 	clientCA := x509.NewCertPool()
 	clientCA.AppendCertsFromPEM(c.API.CACertPEM())
 	nodes, err := kubeletsim.New(kubeletsim.Config{
-		Client:    client,
-		Clock:     cfg.Clock,
-		Pools:     cfg.Nodes,
-		Profiles:  cfg.NodeProfiles,
-		TimeScale: cfg.TimeScale,
-		ClientCA:  clientCA,
+		Client:        client,
+		Clock:         cfg.Clock,
+		Pools:         cfg.Nodes,
+		Profiles:      cfg.NodeProfiles,
+		TimeScale:     cfg.TimeScale,
+		ClientCA:      clientCA,
+		DisableEvents: cfg.DisableNodeEvents,
 	})
 	if err != nil {
 		return fmt.Errorf("unable to start the simulated nodes: %w", err)

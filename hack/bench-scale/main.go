@@ -5,6 +5,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -34,7 +36,7 @@ import (
 
 var (
 	cpuProfileFile, startProfileFile string
-	startProfileFor                  time.Duration
+	startProfileFor, settle          time.Duration
 )
 
 func main() {
@@ -42,12 +44,21 @@ func main() {
 	pods := flag.Int("pods", 150000, "pods to run, in Deployments")
 	deployments := flag.Int("deployments", 150, "Deployments the pods are spread over")
 	idle := flag.Duration("idle", 30*time.Second, "how long the idle nodes' CPU is measured")
+	flag.DurationVar(&settle, "settle", 10*time.Second, "how long to wait, once the registration events are handed over, for their writes to drain before the idle measurement")
 	timeout := flag.Duration("timeout", 60*time.Minute, "give up after this long")
 	flag.StringVar(&cpuProfileFile, "cpuprofile", "", "also write the CPU profile of the pod phase here")
 	flag.StringVar(&startProfileFile, "startprofile", "", "write the CPU profile of the start (until the nodes are schedulable) here")
 	flag.DurationVar(&startProfileFor, "startprofile-for", 0, "stop the start profile after this long (0: when the nodes are schedulable)")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof here (host:port), to profile a run while it goes")
 	klog.InitFlags(nil)
 	flag.Parse()
+	if *pprofAddr != "" {
+		go func() {
+			if err := http.ListenAndServe(*pprofAddr, nil); err != nil {
+				fmt.Fprintln(os.Stderr, "bench-scale: pprof:", err)
+			}
+		}()
+	}
 	if err := run(*nodeConfig, *pods, *deployments, *idle, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-scale:", err)
 		os.Exit(1)
@@ -211,6 +222,19 @@ func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Du
 	fmt.Printf("leases held (every Lease created; sim.Start returns): %v, %v after start\n", leasesAt.Sub(start).Round(time.Millisecond), registered.Round(time.Millisecond))
 	fmt.Printf("nodes schedulable (not-ready taint lifted by the node lifecycle controller): %v after start\n", schedulable.Round(time.Millisecond))
 
+	// Idle: leases renewed every 10s, nothing else, once the nodes'
+	// registration events are out.
+	select {
+	case <-cluster.Nodes.RegistrationEventsRecorded():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	fmt.Printf("registration events recorded (6 a node, paced): %v after start\n", time.Since(start).Round(time.Millisecond))
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	// Idle: leases renewed every 10s, nothing else.
 	var idleCPU time.Duration
 	idleShares, err := profileShares(func() error {
@@ -235,7 +259,17 @@ func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Du
 	created := make(map[string]time.Time, podCount)
 	var latencies []time.Duration
 	runningDone := make(chan struct{})
-	factory := informers.NewSharedInformerFactory(client, 0)
+	// The watch keeps only what it measures, so that its cache does not
+	// count in the cluster's memory.
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(func(obj interface{}) (interface{}, error) {
+		if p, ok := obj.(*corev1.Pod); ok {
+			return &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion},
+				Status:     corev1.PodStatus{Phase: p.Status.Phase},
+			}, nil
+		}
+		return obj, nil
+	}))
 	inf := factory.Core().V1().Pods().Informer()
 	observe := func(obj interface{}) {
 		p, ok := obj.(*corev1.Pod)

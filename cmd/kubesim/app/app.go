@@ -84,6 +84,7 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().IntVar(&o.nodes, "nodes", 0, "simulated nodes to run, with the default capacity (32 cpu, 256Gi memory, 110 pods) and lifecycle profile; added to --node-config's pools")
 	cmd.Flags().StringVar(&o.nodeConfig, "node-config", "", "a NodeConfig file (kind: NodeConfig, apiVersion: kubesim.io/v1alpha1) of simulated node pools and lifecycle profiles; see testdata/nodes")
 	cmd.Flags().Float64Var(&o.cluster.TimeScale, "time-scale", 1, "divide every simulated duration of the nodes' pods by this: 10 runs a 30s job in 3s")
+	cmd.Flags().BoolVar(&o.cluster.DisableNodeEvents, "no-node-events", false, "the simulated nodes record no kubelet events (Pulled, Started, NodeReady, ...)")
 	cmd.Flags().Float32Var(&o.cluster.QPS, "kube-api-qps", 1000, "client QPS of the scheduler and the controllers")
 	cmd.Flags().IntVar(&o.cluster.Burst, "kube-api-burst", 2000, "client burst of the scheduler and the controllers")
 	cmd.Flags().BoolVar(&o.cluster.LeaderElection, "leader-elect", false, "run the scheduler and the controllers only while they hold their leases in kube-system, for several replicas sharing storage; a replica that loses a lease exits")

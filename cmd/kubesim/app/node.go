@@ -88,6 +88,7 @@ type nodeRunOptions struct {
 	nodes        int
 	nodeConfig   string
 	timeScale    float64
+	noEvents     bool
 	serveAddress string
 	nodeIP       string
 }
@@ -102,7 +103,7 @@ func newNodeRunCommand(kubeconfig *string) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			cfg := kubeletsim.Config{TimeScale: o.timeScale, ServeAddress: o.serveAddress, NodeIP: o.nodeIP}
+			cfg := kubeletsim.Config{TimeScale: o.timeScale, ServeAddress: o.serveAddress, NodeIP: o.nodeIP, DisableEvents: o.noEvents}
 			pools, profiles, err := nodePools(o.nodes, o.nodeConfig)
 			if err != nil {
 				return err
@@ -135,6 +136,7 @@ func newNodeRunCommand(kubeconfig *string) *cobra.Command {
 	cmd.Flags().IntVar(&o.nodes, "nodes", 0, "simulated nodes with the default capacity and profile; added to --node-config's pools")
 	cmd.Flags().StringVar(&o.nodeConfig, "node-config", "", "a NodeConfig file of node pools and lifecycle profiles")
 	cmd.Flags().Float64Var(&o.timeScale, "time-scale", 1, "divide every simulated duration of the nodes' pods by this")
+	cmd.Flags().BoolVar(&o.noEvents, "no-node-events", false, "the simulated nodes record no kubelet events")
 	cmd.Flags().StringVar(&o.serveAddress, "serve-address", "127.0.0.1:0", "where the nodes' kubelet endpoint (pods/log) listens")
 	cmd.Flags().StringVar(&o.nodeIP, "node-ip", "", "the InternalIP the nodes report, where the API server reaches their kubelet endpoint (default: --serve-address's host)")
 	return cmd
