@@ -52,6 +52,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.memory != nil {
 		go s.memory.Start(serveCtx)
 	}
+	go s.registry.RunExpiry(serveCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(s.listener, "", "") }()
 	// The authorizer and the admission plugins read through informers over

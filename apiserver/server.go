@@ -64,6 +64,9 @@ type Config struct {
 	MinRequestTimeout time.Duration
 	// Services configures ClusterIP and NodePort allocation.
 	Services registry.ServiceAllocatorConfig
+	// EventTTL is how long an Event lives after its last write, as
+	// kube-apiserver's --event-ttl. Default: 1h.
+	EventTTL time.Duration
 	// CompactionInterval is how often the default memory store compacts
 	// its history (kube-apiserver's --etcd-compaction-interval). Default: 5m.
 	CompactionInterval time.Duration
@@ -198,6 +201,7 @@ func New(cfg Config) (*Server, error) {
 		APIAudiences:         s.serviceAccounts.audiences(),
 		ServiceAccountTokens: s.serviceAccounts.tokens(),
 		KubeletConn:          kubeletConn,
+		EventTTL:             cfg.EventTTL,
 	})
 	if err != nil {
 		ln.Close()

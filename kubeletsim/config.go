@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/yaml"
@@ -51,6 +52,12 @@ type Config struct {
 	// --node-lease-duration-seconds; they renew every quarter of it.
 	// Default: 40s.
 	LeaseDuration time.Duration
+	// Informers, when set, is the informer factory whose pod and node
+	// informers the nodes watch instead of their own, for a process that
+	// has one already (kube-controller-manager's): one cache of every pod
+	// rather than two. Its informers must see every pod and node, and the
+	// caller starts it. Default: the simulator's own informers.
+	Informers informers.SharedInformerFactory
 	// DisableEvents stops the nodes from recording kubelet's events
 	// (Starting, Pulling, Pulled, Created, Started, Killing, BackOff,
 	// admission rejections, node status changes). Default: they are

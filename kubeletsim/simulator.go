@@ -32,7 +32,8 @@ type Simulator struct {
 
 	podInformer  cache.SharedIndexInformer
 	nodeInformer cache.SharedIndexInformer
-	factories    []informers.SharedInformerFactory
+	factories    []informers.SharedInformerFactory // the simulator's own
+	shared       informers.SharedInformerFactory   // Config.Informers
 	// podQueue holds pod keys (namespace/name), nodeQueue node names; a
 	// key is processed by one worker at a time, and AddAfter schedules
 	// the next step of a pod's or node's life.
@@ -92,12 +93,19 @@ func New(cfg Config) (*Simulator, error) {
 	// Managed fields are dropped from the caches, as the scheduler and the
 	// controller manager drop them: the kubelets do not read them, and at
 	// scale they are a good part of a pod's memory.
-	podFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.FieldSelector = fields.OneTermNotEqualSelector("spec.nodeName", "").String()
-	}), informers.WithTransform(stripManagedFields))
-	nodeFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(stripManagedFields))
-	s.podInformer = podFactory.Core().V1().Pods().Informer()
-	s.nodeInformer = nodeFactory.Core().V1().Nodes().Informer()
+	if cfg.Informers != nil {
+		s.podInformer = cfg.Informers.Core().V1().Pods().Informer()
+		s.nodeInformer = cfg.Informers.Core().V1().Nodes().Informer()
+		s.shared = cfg.Informers
+	} else {
+		podFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermNotEqualSelector("spec.nodeName", "").String()
+		}), informers.WithTransform(stripManagedFields))
+		nodeFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(stripManagedFields))
+		s.podInformer = podFactory.Core().V1().Pods().Informer()
+		s.nodeInformer = nodeFactory.Core().V1().Nodes().Informer()
+		s.factories = []informers.SharedInformerFactory{podFactory, nodeFactory}
+	}
 	if err := s.podInformer.AddIndexers(cache.Indexers{nodeNameIndex: func(obj interface{}) ([]string, error) {
 		if p, ok := obj.(*corev1.Pod); ok {
 			return []string{p.Spec.NodeName}, nil
@@ -106,7 +114,6 @@ func New(cfg Config) (*Simulator, error) {
 	}}); err != nil {
 		return nil, err
 	}
-	s.factories = []informers.SharedInformerFactory{podFactory, nodeFactory}
 	if _, err := s.podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    s.enqueuePod,
 		UpdateFunc: func(_, obj interface{}) { s.enqueuePod(obj) },
@@ -177,12 +184,8 @@ func (s *Simulator) Start(ctx context.Context) error {
 			f.Shutdown()
 		}
 	}()
-	for _, f := range s.factories {
-		for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
-			if !ok {
-				return fmt.Errorf("unable to sync the %v informer: %w", typ, ctx.Err())
-			}
-		}
+	if !cache.WaitForCacheSync(ctx.Done(), s.podInformer.HasSynced, s.nodeInformer.HasSynced) {
+		return fmt.Errorf("unable to sync the pod and node informers: %w", ctx.Err())
 	}
 	for range s.cfg.Workers {
 		wg.Add(2)

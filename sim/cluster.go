@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -183,6 +184,19 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		cfg  *rest.Config
 	}
 	var components []*component
+	// kube-controller-manager's informers are built first: the simulated
+	// kubelets watch pods and nodes through them.
+	var controllerInformers informers.SharedInformerFactory
+	if !cfg.DisableControllers {
+		restConfig, err := componentConfig(api, cfg, user.KubeControllerManager, user.SystemPrivilegedGroup)
+		if err == nil {
+			controllerInformers, err = newControllerInformers(restConfig)
+		}
+		if err != nil {
+			c.Stop()
+			return nil, fmt.Errorf("unable to start the kube-controller-manager: %w", err)
+		}
+	}
 	build := func(name string, fn func() (*rest.Config, func() error, error)) {
 		comp := &component{name: name}
 		components = append(components, comp)
@@ -213,11 +227,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			if err := errors.Join(os.WriteFile(files.CA, api.CACertPEM(), 0o600), os.WriteFile(files.ServiceAccountKey, api.ServiceAccountKeyPEM(), 0o600)); err != nil {
 				return nil, nil, err
 			}
-			run, err := newControllers(ctx, cfg, restConfig, files)
+			run, err := newControllers(ctx, cfg, restConfig, files, controllerInformers)
 			return restConfig, run, err
 		})
 	}
-	if err := c.startNodes(ctx, cfg); err != nil {
+	if err := c.startNodes(ctx, cfg, controllerInformers); err != nil {
 		c.building.Wait()
 		for _, comp := range components {
 			if comp.run != nil {
@@ -306,8 +320,10 @@ func componentConfig(api *apiserver.Server, cfg Config, name string, groups ...s
 // startNodes builds the simulated kubelets and starts them; they register
 // while the scheduler and the controllers are built. They act as a
 // privileged user: one process stands in for many kubelets, which the Node
-// authorizer would each confine to their own node.
-func (c *Cluster) startNodes(ctx context.Context, cfg Config) error {
+// authorizer would each confine to their own node. With shared set (the
+// controller manager's informers) they watch pods and nodes through it, and
+// it is started here.
+func (c *Cluster) startNodes(ctx context.Context, cfg Config, shared informers.SharedInformerFactory) error {
 	restConfig, err := componentConfig(c.API, cfg, "system:kubesim:kubeletsim", user.SystemPrivilegedGroup)
 	if err != nil {
 		return err
@@ -329,11 +345,16 @@ func (c *Cluster) startNodes(ctx context.Context, cfg Config) error {
 		TimeScale:     cfg.TimeScale,
 		ClientCA:      clientCA,
 		DisableEvents: cfg.DisableNodeEvents,
+		Informers:     shared,
 	})
 	if err != nil {
 		return fmt.Errorf("unable to start the simulated nodes: %w", err)
 	}
 	c.Nodes = nodes
+	if shared != nil {
+		// The informers' goroutines carry the controller manager's label.
+		labeled("kube-controller-manager", func() error { shared.Start(ctx.Done()); return nil })()
+	}
 	c.goRun(&c.components, labeled("kubeletsim", func() error { return nodes.Start(ctx) }))
 	return nil
 }

@@ -60,8 +60,9 @@ type controllerFiles struct {
 // its Run builds them without leader election or serving (options,
 // controller context, controllers), starts their informers and waits for
 // them to sync; the returned function runs the controllers until ctx is
-// done.
-func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, files controllerFiles) (func() error, error) {
+// done. shared, when set, is the shared informer factory built beforehand
+// by newControllerInformers.
+func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, files controllerFiles, shared informers.SharedInformerFactory) (func() error, error) {
 	logger := klog.FromContext(ctx).WithName("kube-controller-manager").V(componentVerbosity)
 	ctx = klog.NewContext(ctx, logger)
 	s, err := kcmoptions.NewKubeControllerManagerOptions()
@@ -113,7 +114,7 @@ func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, fi
 	completed.EventBroadcaster.StartRecordingToSink(&v1core.EventSinkImpl{Interface: client.CoreV1().Events("")})
 
 	builder := clientbuilder.SimpleControllerClientBuilder{ClientConfig: restConfig}
-	controllerCtx, err := createControllerContext(ctx, completed, builder)
+	controllerCtx, err := createControllerContext(ctx, completed, builder, shared)
 	if err != nil {
 		broadcaster.Shutdown()
 		return nil, err
@@ -197,6 +198,47 @@ type controllerLoop struct {
 func (c controllerLoop) Name() string            { return c.name }
 func (c controllerLoop) Run(ctx context.Context) { c.run(ctx) }
 
+// trim drops an object's managed fields, as kube-controller-manager's
+// informers do.
+func trim(obj interface{}) (interface{}, error) {
+	if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
+		accessor.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+// newSharedInformers is kube-controller-manager's shared informer factory,
+// as CreateControllerContext builds it.
+func newSharedInformers(builder clientbuilder.ControllerClientBuilder, resync time.Duration) (informers.SharedInformerFactory, error) {
+	versionedClient, err := builder.Client("shared-informers")
+	if err != nil {
+		return nil, err
+	}
+	informerName, err := cache.NewInformerName(kcmoptions.KubeControllerManagerUserAgent)
+	if err != nil {
+		informerName, err = cache.NewInformerName(fmt.Sprintf("%s-%d", kcmoptions.KubeControllerManagerUserAgent, informerNames.Add(1)))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return informers.NewSharedInformerFactoryWithOptions(versionedClient, resync, informers.WithTransform(trim), informers.WithInformerName(informerName)), nil
+}
+
+// newControllerInformers builds kube-controller-manager's shared informer
+// factory ahead of the controllers, with its default resync period, so that
+// the simulated kubelets watch pods and nodes through it: one cache of
+// every pod in the process rather than one each.
+func newControllerInformers(restConfig *rest.Config) (informers.SharedInformerFactory, error) {
+	s, err := kcmoptions.NewKubeControllerManagerOptions()
+	if err != nil {
+		return nil, err
+	}
+	c := &kcmconfig.Config{}
+	c.ComponentConfig.Generic.MinResyncPeriod = s.Generic.MinResyncPeriod
+	builder := clientbuilder.SimpleControllerClientBuilder{ClientConfig: rest.CopyConfig(restConfig)}
+	return newSharedInformers(builder, kcm.ResyncPeriod(c.Complete())())
+}
+
 // informerNames numbers the informer names of the clusters of one process.
 var informerNames atomic.Int64
 
@@ -204,25 +246,15 @@ var informerNames atomic.Int64
 // CreateControllerContext, but for the name of the shared informers: client-go
 // allows a name once per process (for metrics), and several clusters run
 // in one test binary. The first is "kube-controller-manager", as upstream's.
-func createControllerContext(ctx context.Context, s *kcmconfig.CompletedConfig, builder clientbuilder.ControllerClientBuilder) (kcm.ControllerContext, error) {
-	trim := func(obj interface{}) (interface{}, error) {
-		if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
-			accessor.SetManagedFields(nil)
+// sharedInformers is non-nil when the factory was built beforehand, by
+// newControllerInformers.
+func createControllerContext(ctx context.Context, s *kcmconfig.CompletedConfig, builder clientbuilder.ControllerClientBuilder, sharedInformers informers.SharedInformerFactory) (kcm.ControllerContext, error) {
+	if sharedInformers == nil {
+		var err error
+		if sharedInformers, err = newSharedInformers(builder, kcm.ResyncPeriod(s)()); err != nil {
+			return kcm.ControllerContext{}, err
 		}
-		return obj, nil
 	}
-	versionedClient, err := builder.Client("shared-informers")
-	if err != nil {
-		return kcm.ControllerContext{}, err
-	}
-	informerName, err := cache.NewInformerName(kcmoptions.KubeControllerManagerUserAgent)
-	if err != nil {
-		informerName, err = cache.NewInformerName(fmt.Sprintf("%s-%d", kcmoptions.KubeControllerManagerUserAgent, informerNames.Add(1)))
-	}
-	if err != nil {
-		return kcm.ControllerContext{}, err
-	}
-	sharedInformers := informers.NewSharedInformerFactoryWithOptions(versionedClient, kcm.ResyncPeriod(s)(), informers.WithTransform(trim), informers.WithInformerName(informerName))
 	metadataConfig, err := builder.Config("metadata-informers")
 	if err != nil {
 		return kcm.ControllerContext{}, err

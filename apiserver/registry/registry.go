@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	kubeletclient "k8s.io/kubernetes/pkg/kubelet/client"
 
@@ -87,6 +88,9 @@ type Config struct {
 	APIAudiences authenticator.Audiences
 	// ServiceAccountTokens serves TokenRequest; nil leaves it unserved.
 	ServiceAccountTokens *ServiceAccountTokens
+	// EventTTL is how long an Event lives after its last write, as
+	// kube-apiserver's --event-ttl. Default: 1h.
+	EventTTL time.Duration
 	// KubeletConn reaches a node's kubelet for pods/log, exec, attach and
 	// portforward; nil leaves them unserved.
 	KubeletConn kubeletclient.ConnectionInfoGetter
@@ -132,6 +136,7 @@ type Registry struct {
 	// storageVersions are the groups' preferred versions, what
 	// kube-apiserver stores objects at.
 	storageVersions map[string]schema.GroupVersion
+	clock           clock.WithTicker
 }
 
 // New builds the registry from the pinned discovery documents.
@@ -146,7 +151,10 @@ func New(cfg Config) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{Stores: map[schema.GroupResource]*Store{}, alloc: alloc}
+	if cfg.EventTTL == 0 {
+		cfg.EventTTL = time.Hour
+	}
+	r := &Registry{Stores: map[schema.GroupResource]*Store{}, alloc: alloc, clock: cfg.Clock}
 
 	var apis metav1.APIGroupList
 	if err := readDoc("apis.json", &apis); err != nil {
@@ -303,6 +311,9 @@ func (r *Registry) storeFor(cfg Config, alloc *serviceAllocator, gr schema.Group
 	})
 	if err != nil {
 		return nil, err
+	}
+	if gr == coreEvents {
+		s.expiry = &expiry{ttl: cfg.EventTTL, due: map[string]expiring{}}
 	}
 	if gr == (schema.GroupResource{Resource: "services"}) {
 		s.hooks = alloc

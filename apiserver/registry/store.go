@@ -85,6 +85,8 @@ type Store struct {
 	cfg    StoreConfig
 	prefix string // "/registry/<group>/<resource>/"
 	hooks  storeHooks
+	// expiry, when set, deletes objects a TTL after their last write.
+	expiry *expiry
 }
 
 var (
@@ -399,6 +401,7 @@ func (s *Store) Create(ctx context.Context, obj runtime.Object, createValidation
 		return nil, err
 	}
 	success = true
+	s.track(key, out)
 	return out, nil
 }
 
@@ -532,6 +535,7 @@ func (s *Store) update(ctx context.Context, name string, objInfo rest.UpdatedObj
 		if err != nil {
 			return nil, false, interpretUpdate(err, gr, name)
 		}
+		s.track(key, out)
 		return out, false, nil
 	}
 }
@@ -558,6 +562,7 @@ func (s *Store) createOnUpdate(ctx context.Context, key, name string, obj runtim
 	if err != nil {
 		return nil, interpretCreate(err, s.qualifiedResource(ctx), name)
 	}
+	s.track(key, out)
 	return out, nil
 }
 

@@ -47,6 +47,7 @@ type upOptions struct {
 	port       int
 	bind       string
 	compaction time.Duration
+	eventTTL   time.Duration
 	cluster    sim.Config
 	scheduler  bool
 	controller bool
@@ -75,6 +76,7 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().StringVar(&o.kubeconfig, "kubeconfig", "./kubesim.kubeconfig", "where to write the kubeconfig of the cluster-admin user")
 	cmd.Flags().IntVar(&o.port, "port", 6443, "port to serve the API on; 0 picks a free port")
 	cmd.Flags().StringVar(&o.bind, "bind-address", "127.0.0.1", "IP address to serve the API on")
+	cmd.Flags().DurationVar(&o.eventTTL, "event-ttl", time.Hour, "how long events are kept after their last write, as kube-apiserver's --event-ttl")
 	cmd.Flags().DurationVar(&o.compaction, "compaction-interval", 5*time.Minute, "how often storage history is compacted; watches and paginated lists older than one interval get 410 Expired")
 	cmd.Flags().BoolVar(&o.scheduler, "scheduler", true, "run the genuine kube-scheduler")
 	cmd.Flags().StringVar(&o.cluster.SchedulerConfigFile, "scheduler-config", "", "a KubeSchedulerConfiguration file for the scheduler (its clientConnection and leaderElection are ignored)")
@@ -95,7 +97,7 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 func up(ctx context.Context, o upOptions) error {
 	logger := klog.FromContext(ctx)
 	cfg := o.cluster
-	cfg.APIServer = apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction}
+	cfg.APIServer = apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction, EventTTL: o.eventTTL}
 	cfg.DisableScheduler = !o.scheduler
 	cfg.DisableControllers = !o.controller
 	var err error
