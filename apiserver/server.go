@@ -136,6 +136,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxRequestBodyBytes == 0 {
 		cfg.MaxRequestBodyBytes = 3 * 1024 * 1024
 	}
+	if cfg.EventTTL < 0 {
+		return nil, fmt.Errorf("unable to create apiserver: event TTL %v is negative", cfg.EventTTL)
+	}
 	if cfg.MinRequestTimeout == 0 {
 		cfg.MinRequestTimeout = 30 * time.Minute
 	}
