@@ -187,10 +187,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	// kube-controller-manager's informers are built first: the simulated
 	// kubelets watch pods and nodes through them.
 	var controllerInformers informers.SharedInformerFactory
+	pods := newPodInterner()
 	if !cfg.DisableControllers {
 		restConfig, err := componentConfig(api, cfg, user.KubeControllerManager, user.SystemPrivilegedGroup)
 		if err == nil {
-			controllerInformers, err = newControllerInformers(restConfig)
+			controllerInformers, err = newControllerInformers(restConfig, pods)
 		}
 		if err != nil {
 			c.Stop()
@@ -211,7 +212,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			if err != nil {
 				return nil, nil, err
 			}
-			run, err := newScheduler(ctx, cfg, restConfig)
+			run, err := newScheduler(ctx, cfg, restConfig, pods)
 			return restConfig, run, err
 		})
 	}

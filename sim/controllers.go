@@ -209,7 +209,7 @@ func trim(obj interface{}) (interface{}, error) {
 
 // newSharedInformers is kube-controller-manager's shared informer factory,
 // as CreateControllerContext builds it.
-func newSharedInformers(builder clientbuilder.ControllerClientBuilder, resync time.Duration) (informers.SharedInformerFactory, error) {
+func newSharedInformers(builder clientbuilder.ControllerClientBuilder, resync time.Duration, transform cache.TransformFunc) (informers.SharedInformerFactory, error) {
 	versionedClient, err := builder.Client("shared-informers")
 	if err != nil {
 		return nil, err
@@ -221,14 +221,15 @@ func newSharedInformers(builder clientbuilder.ControllerClientBuilder, resync ti
 	if err != nil {
 		return nil, err
 	}
-	return informers.NewSharedInformerFactoryWithOptions(versionedClient, resync, informers.WithTransform(trim), informers.WithInformerName(informerName)), nil
+	return informers.NewSharedInformerFactoryWithOptions(versionedClient, resync, informers.WithTransform(transform), informers.WithInformerName(informerName)), nil
 }
 
 // newControllerInformers builds kube-controller-manager's shared informer
 // factory ahead of the controllers, with its default resync period, so that
 // the simulated kubelets watch pods and nodes through it: one cache of
-// every pod in the process rather than one each.
-func newControllerInformers(restConfig *rest.Config) (informers.SharedInformerFactory, error) {
+// every pod in the process rather than one each. Its pods are interned
+// with the scheduler's.
+func newControllerInformers(restConfig *rest.Config, pods *podInterner) (informers.SharedInformerFactory, error) {
 	s, err := kcmoptions.NewKubeControllerManagerOptions()
 	if err != nil {
 		return nil, err
@@ -236,7 +237,7 @@ func newControllerInformers(restConfig *rest.Config) (informers.SharedInformerFa
 	c := &kcmconfig.Config{}
 	c.ComponentConfig.Generic.MinResyncPeriod = s.Generic.MinResyncPeriod
 	builder := clientbuilder.SimpleControllerClientBuilder{ClientConfig: rest.CopyConfig(restConfig)}
-	return newSharedInformers(builder, kcm.ResyncPeriod(c.Complete())())
+	return newSharedInformers(builder, kcm.ResyncPeriod(c.Complete())(), pods.transform)
 }
 
 // informerNames numbers the informer names of the clusters of one process.
@@ -251,7 +252,7 @@ var informerNames atomic.Int64
 func createControllerContext(ctx context.Context, s *kcmconfig.CompletedConfig, builder clientbuilder.ControllerClientBuilder, sharedInformers informers.SharedInformerFactory) (kcm.ControllerContext, error) {
 	if sharedInformers == nil {
 		var err error
-		if sharedInformers, err = newSharedInformers(builder, kcm.ResyncPeriod(s)()); err != nil {
+		if sharedInformers, err = newSharedInformers(builder, kcm.ResyncPeriod(s)(), trim); err != nil {
 			return kcm.ControllerContext{}, err
 		}
 	}

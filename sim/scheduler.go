@@ -19,8 +19,9 @@ import (
 
 // newScheduler builds the genuine kube-scheduler (k8s.io/kubernetes/pkg/scheduler)
 // as kube-scheduler's Setup builds it, starts its informers and waits for them
-// to sync; the returned function schedules until ctx is done.
-func newScheduler(ctx context.Context, cfg Config, restConfig *rest.Config) (func() error, error) {
+// to sync; the returned function schedules until ctx is done. Its pods are
+// interned with the controller manager's (pods).
+func newScheduler(ctx context.Context, cfg Config, restConfig *rest.Config, pods *podInterner) (func() error, error) {
 	logger := klog.FromContext(ctx).WithName("kube-scheduler").V(componentVerbosity)
 	ctx = klog.NewContext(ctx, logger)
 	cc, err := latest.Default()
@@ -42,6 +43,11 @@ func newScheduler(ctx context.Context, cfg Config, restConfig *rest.Config) (fun
 		return nil, err
 	}
 	informerFactory := scheduler.NewInformerFactory(client, 0, nil)
+	// The scheduler's pod informer drops managed fields, as upstream's, and
+	// shares each pod revision with the controller manager's cache.
+	if err := informerFactory.Core().V1().Pods().Informer().SetTransform(pods.transform); err != nil {
+		return nil, err
+	}
 	dynInformerFactory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, corev1.NamespaceAll, nil)
 	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
 	sched, err := scheduler.New(ctx, client, informerFactory, dynInformerFactory,
