@@ -31,6 +31,7 @@ import (
 	serverfilters "k8s.io/apiserver/pkg/server/filters"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	"k8s.io/kubernetes/pkg/serviceaccount"
 	"k8s.io/utils/clock"
@@ -40,6 +41,7 @@ import (
 	"github.com/kubesim/kubesim/apiserver/storage"
 	"github.com/kubesim/kubesim/apiserver/storage/memory"
 	"github.com/kubesim/kubesim/internal/pki"
+	kstransform "github.com/kubesim/kubesim/internal/transform"
 )
 
 // Config configures a Server. The zero value serves on 127.0.0.1:6443
@@ -83,6 +85,12 @@ type Config struct {
 	// portforward), as --kubelet-preferred-address-types.
 	// Default: InternalIP, ExternalIP, Hostname, as kubeadm sets it.
 	KubeletPreferredAddressTypes []string
+	// InformerTransform transforms the objects cached by the API server's
+	// own informers, those of the authorizer and the admission plugins
+	// (PodSecurity caches every pod). Default: one that drops managed
+	// fields, which none of them reads. In-process components pass one
+	// that also shares objects with their own caches.
+	InformerTransform cache.TransformFunc
 }
 
 // Server is a running kubesim API server.
@@ -180,7 +188,11 @@ func New(cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s.informers = informers.NewSharedInformerFactory(loopback, 0)
+	transform := cfg.InformerTransform
+	if transform == nil {
+		transform = kstransform.DropManagedFields
+	}
+	s.informers = informers.NewSharedInformerFactoryWithOptions(loopback, 0, informers.WithTransform(transform))
 	if s.authorizer, s.ruleResolver, err = newAuthorizer(s.informers); err != nil {
 		ln.Close()
 		return nil, err

@@ -192,6 +192,14 @@ func (s *Simulator) processPod(ctx context.Context, key string) (time.Time, erro
 		if st.rejected {
 			return time.Time{}, nil
 		}
+	} else {
+		// Admission counts the cached revision: an older one would stay in
+		// memory beside it.
+		n.mu.Lock()
+		if _, ok := n.admitted[st.key]; ok {
+			n.admitted[st.key] = pod
+		}
+		n.mu.Unlock()
 	}
 
 	status, next := st.advance(pod, lc, s.hostIP(), now)
@@ -322,6 +330,9 @@ func (s *Simulator) admit(ctx context.Context, n *node, pod *corev1.Pod, st *pod
 // writeStatus patches the pod's status as kubelet's status manager does,
 // unless it is what the API (or the last write) already has.
 func (s *Simulator) writeStatus(ctx context.Context, pod *corev1.Pod, st *podState, status corev1.PodStatus) error {
+	if st.written != nil && st.writtenRV != pod.ResourceVersion {
+		st.written = nil // the cache has moved past the write: it holds it, or what replaced it
+	}
 	if equality.Semantic.DeepEqual(status, pod.Status) {
 		return nil
 	}

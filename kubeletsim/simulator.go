@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -21,6 +20,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/kubesim/kubesim/internal/transform"
 )
 
 // Simulator runs simulated kubelets. Build it with New, run it with Start.
@@ -100,8 +101,8 @@ func New(cfg Config) (*Simulator, error) {
 	} else {
 		podFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermNotEqualSelector("spec.nodeName", "").String()
-		}), informers.WithTransform(stripManagedFields))
-		nodeFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(stripManagedFields))
+		}), informers.WithTransform(transform.DropManagedFields))
+		nodeFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(transform.DropManagedFields))
 		s.podInformer = podFactory.Core().V1().Pods().Informer()
 		s.nodeInformer = nodeFactory.Core().V1().Nodes().Informer()
 		s.factories = []informers.SharedInformerFactory{podFactory, nodeFactory}
@@ -142,15 +143,6 @@ func New(cfg Config) (*Simulator, error) {
 		}
 	}
 	return s, nil
-}
-
-// stripManagedFields drops an object's managed fields, as the informers of
-// kube-scheduler and kube-controller-manager do.
-func stripManagedFields(obj interface{}) (interface{}, error) {
-	if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
-		accessor.SetManagedFields(nil)
-	}
-	return obj, nil
 }
 
 // Start runs the simulated kubelets until ctx is done. Nodes register as

@@ -173,6 +173,22 @@ func TestPodLifecycle(t *testing.T) {
 		c.waitPod(t, "ready", "Ready", func(p *corev1.Pod) bool { return condition(p, corev1.PodReady) == corev1.ConditionTrue })
 	})
 
+	t.Run("a running pod is held once: admission counts the cached object", func(t *testing.T) {
+		create(t, newPod("held", nil, nil))
+		p := c.waitPod(t, "held", "Running", running)
+		// The status write that made it Running reaches the cache; the
+		// node's admission then counts that object, not the revision it
+		// admitted, which would stay in memory beside it.
+		err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			admitted, cached := c.sim.AdmittedAndCached("node-0", "default/held")
+			return admitted != nil && admitted == cached && cached.ResourceVersion == p.ResourceVersion, nil
+		})
+		if err != nil {
+			admitted, cached := c.sim.AdmittedAndCached("node-0", "default/held")
+			t.Fatalf("admission holds revision %s, the cache %s (API: %s)", admitted.ResourceVersion, cached.ResourceVersion, p.ResourceVersion)
+		}
+	})
+
 	t.Run("image pull shows ContainerCreating", func(t *testing.T) {
 		create(t, newPod("pull", map[string]string{kubeletsim.AnnotationImagePullDelay: "5s"}, nil))
 		p := c.waitPod(t, "pull", "a status", func(p *corev1.Pod) bool { return p != nil && len(p.Status.ContainerStatuses) == 1 })
@@ -372,8 +388,7 @@ func TestNodesAtRunTime(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-			n, err := c.client.CoreV1().Nodes().Get(ctx, "node-0", metav1.GetOptions{})
-			return err == nil && n.Annotations[kubeletsim.AnnotationFault] == string(kubeletsim.FaultStopped), err
+			return c.sim.FaultOf("node-0") == kubeletsim.FaultStopped, nil
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -151,8 +151,14 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := cfg.complete(); err != nil {
 		return nil, err
 	}
+	// One object per pod revision is shared by every in-process cache of
+	// pods: the API server's (PodSecurity's), the scheduler's and the
+	// controller manager's (which the simulated kubelets read).
+	pods := newPodInterner()
+	if cfg.APIServer.InformerTransform == nil {
+		cfg.APIServer.InformerTransform = pods.transform
+	}
 	api, err := apiserver.New(cfg.APIServer)
-
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +193,6 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	// kube-controller-manager's informers are built first: the simulated
 	// kubelets watch pods and nodes through them.
 	var controllerInformers informers.SharedInformerFactory
-	pods := newPodInterner()
 	if !cfg.DisableControllers {
 		restConfig, err := componentConfig(api, cfg, user.KubeControllerManager, user.SystemPrivilegedGroup)
 		if err == nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	cacheddiscovery "k8s.io/client-go/discovery/cached/memory"
@@ -37,6 +36,8 @@ import (
 	gcconfig "k8s.io/kubernetes/pkg/controller/garbagecollector/config"
 	serviceaccountcontroller "k8s.io/kubernetes/pkg/controller/serviceaccount"
 	"k8s.io/kubernetes/pkg/serviceaccount"
+
+	"github.com/kubesim/kubesim/internal/transform"
 )
 
 // unservedResources are listed in discovery but not served yet (the
@@ -198,15 +199,6 @@ type controllerLoop struct {
 func (c controllerLoop) Name() string            { return c.name }
 func (c controllerLoop) Run(ctx context.Context) { c.run(ctx) }
 
-// trim drops an object's managed fields, as kube-controller-manager's
-// informers do.
-func trim(obj interface{}) (interface{}, error) {
-	if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
-		accessor.SetManagedFields(nil)
-	}
-	return obj, nil
-}
-
 // newSharedInformers is kube-controller-manager's shared informer factory,
 // as CreateControllerContext builds it.
 func newSharedInformers(builder clientbuilder.ControllerClientBuilder, resync time.Duration, transform cache.TransformFunc) (informers.SharedInformerFactory, error) {
@@ -252,7 +244,7 @@ var informerNames atomic.Int64
 func createControllerContext(ctx context.Context, s *kcmconfig.CompletedConfig, builder clientbuilder.ControllerClientBuilder, sharedInformers informers.SharedInformerFactory) (kcm.ControllerContext, error) {
 	if sharedInformers == nil {
 		var err error
-		if sharedInformers, err = newSharedInformers(builder, kcm.ResyncPeriod(s)(), trim); err != nil {
+		if sharedInformers, err = newSharedInformers(builder, kcm.ResyncPeriod(s)(), transform.DropManagedFields); err != nil {
 			return kcm.ControllerContext{}, err
 		}
 	}
@@ -264,7 +256,7 @@ func createControllerContext(ctx context.Context, s *kcmconfig.CompletedConfig, 
 	if err != nil {
 		return kcm.ControllerContext{}, err
 	}
-	metadataInformers := metadatainformer.NewSharedInformerFactoryWithOptions(metadataClient, kcm.ResyncPeriod(s)(), metadatainformer.WithTransform(trim))
+	metadataInformers := metadatainformer.NewSharedInformerFactoryWithOptions(metadataClient, kcm.ResyncPeriod(s)(), metadatainformer.WithTransform(transform.DropManagedFields))
 	discoveryClient, err := builder.DiscoveryClient("controller-discovery")
 	if err != nil {
 		return kcm.ControllerContext{}, err

@@ -7,12 +7,15 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubesim/kubesim/internal/transform"
 )
 
 // podInterner lets the in-process components' informers hold one object
-// for each revision of a pod: the scheduler's and the controller
-// manager's caches (kubeletsim watches through the latter) each decode
-// every pod, and at 100,000 pods a second copy of each is gigabytes.
+// for each revision of a pod: the API server's (for PodSecurity), the
+// scheduler's and the controller manager's caches (kubeletsim watches
+// through the latter) each decode every pod, and at 100,000 pods a second
+// copy of each is gigabytes.
 // Informers hand out their cached objects read-only, so two caches can
 // share one. Entries are weak: a revision no cache holds any more goes.
 type podInterner struct {
@@ -33,7 +36,7 @@ func newPodInterner() *podInterner {
 // controller manager's informers do, and returns the shared object of a
 // pod revision another informer holds already.
 func (in *podInterner) transform(obj interface{}) (interface{}, error) {
-	obj, err := trim(obj)
+	obj, err := transform.DropManagedFields(obj)
 	pod, ok := obj.(*corev1.Pod)
 	if err != nil || !ok || pod.ResourceVersion == "" {
 		return obj, err

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"sort"
@@ -36,6 +38,7 @@ import (
 
 var (
 	cpuProfileFile, startProfileFile string
+	heapProfileFile                  string
 	startProfileFor, settle          time.Duration
 )
 
@@ -47,9 +50,11 @@ func main() {
 	flag.DurationVar(&settle, "settle", 10*time.Second, "how long to wait, once the registration events are handed over, for their writes to drain before the idle measurement")
 	timeout := flag.Duration("timeout", 60*time.Minute, "give up after this long")
 	flag.StringVar(&cpuProfileFile, "cpuprofile", "", "also write the CPU profile of the pod phase here")
+	flag.StringVar(&heapProfileFile, "heapprofile", "", "write a heap profile (after a GC) here once every pod is Running")
 	flag.StringVar(&startProfileFile, "startprofile", "", "write the CPU profile of the start (until the nodes are schedulable) here")
 	flag.DurationVar(&startProfileFor, "startprofile-for", 0, "stop the start profile after this long (0: when the nodes are schedulable)")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof here (host:port), to profile a run while it goes")
+	memoryLimit := flag.String("memory-limit", "", "a soft memory limit for the Go runtime (a quantity, such as 7Gi), as GOMEMLIMIT sets")
 	klog.InitFlags(nil)
 	flag.Parse()
 	if *pprofAddr != "" {
@@ -58,6 +63,15 @@ func main() {
 				fmt.Fprintln(os.Stderr, "bench-scale: pprof:", err)
 			}
 		}()
+	}
+	if *memoryLimit != "" {
+		q, err := resource.ParseQuantity(*memoryLimit)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench-scale: -memory-limit:", err)
+			os.Exit(2)
+		}
+		debug.SetMemoryLimit(q.Value())
+		fmt.Printf("memory limit:          %s (soft, Go runtime)\n", q.String())
 	}
 	if err := run(*nodeConfig, *pods, *deployments, *idle, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-scale:", err)
@@ -360,5 +374,19 @@ func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Du
 	fmt.Printf("CPU while running pods: %.2f cores (whole process); by component:\n", podCPU.Seconds()/elapsed.Seconds())
 	printShares(podShares)
 	fmt.Printf("peak RSS:              %s (whole process)\n", peakRSS())
+	if heapProfileFile != "" {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Printf("live heap after GC:    %.2f GiB\n", float64(ms.HeapAlloc)/(1<<30))
+		f, err := os.Create(heapProfileFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			return err
+		}
+	}
 	return nil
 }
