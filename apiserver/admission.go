@@ -4,16 +4,23 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/admission/initializer"
+	admissionmetrics "k8s.io/apiserver/pkg/admission/metrics"
+	webhookinit "k8s.io/apiserver/pkg/admission/plugin/webhook/initializer"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/apiserver/pkg/util/webhook"
+	cacheddiscovery "k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 	"k8s.io/component-base/compatibility"
 	controlplaneadmission "k8s.io/kubernetes/pkg/controlplane/apiserver/admission"
 	kubeapiserveradmission "k8s.io/kubernetes/pkg/kubeapiserver/admission"
@@ -22,41 +29,50 @@ import (
 	quotainstall "k8s.io/kubernetes/pkg/quota/v1/install"
 )
 
-// deferredPlugins are default-on in kube-apiserver but not run by kubesim
-// yet: they need webhook clients or CEL policy machinery (see the
-// operator-fixture issue).
-var deferredPlugins = map[string]bool{
-	"MutatingAdmissionPolicy":    true,
-	"MutatingAdmissionWebhook":   true,
-	"ValidatingAdmissionPolicy":  true,
-	"ValidatingAdmissionWebhook": true,
-}
-
 // admissionPlugins returns kube-apiserver's default-on admission plugins,
-// in its order, less the deferred ones.
+// in its order: the built-in ones, MutatingAdmissionPolicy,
+// MutatingAdmissionWebhook, ValidatingAdmissionPolicy,
+// ValidatingAdmissionWebhook and ResourceQuota.
 func admissionPlugins() []string {
 	off := kubeoptions.DefaultOffAdmissionPlugins()
 	var names []string
 	for _, n := range kubeoptions.AllOrderedPlugins {
-		if !off.Has(n) && !deferredPlugins[n] {
+		if !off.Has(n) {
 			names = append(names, n)
 		}
 	}
 	return names
 }
 
-// newAdmission builds kube-apiserver's own admission plugins the way
-// kube-apiserver builds them: registered by k8s.io/kubernetes, initialized
-// with a loopback client and a shared informer factory over this server.
-// The factory is started once the server serves.
-func newAdmission(loopback *rest.Config, factory informers.SharedInformerFactory, authz authorizer.Authorizer, stop <-chan struct{}) (admission.Interface, error) {
-	client, err := kubernetes.NewForConfig(loopback)
+// admissionConfig is what the admission chain is built from.
+type admissionConfig struct {
+	loopback *rest.Config
+	factory  informers.SharedInformerFactory
+	authz    authorizer.Authorizer
+	// serviceResolver and webhookAuth reach the webhooks.
+	serviceResolver webhook.ServiceResolver
+	webhookAuth     webhook.AuthenticationInfoResolverWrapper
+	// apiServerID labels the plugins' metrics.
+	apiServerID string
+	stop        <-chan struct{}
+}
+
+// newAdmission builds kube-apiserver's admission chain the way
+// kube-apiserver builds it (k8s.io/apiserver's AdmissionOptions.ApplyTo and
+// kube-apiserver's plugin initializers): the plugins registered by
+// k8s.io/kubernetes, initialized with a loopback client, a shared informer
+// factory over this server (started once the server serves), a discovery
+// REST mapper (reset every 30 s, as kube-apiserver's), and the webhook
+// initializer's service resolver and credentials. The returned function
+// starts what runs beside the chain.
+func newAdmission(cfg admissionConfig) (admission.Interface, func(), error) {
+	client, err := kubernetes.NewForConfig(cfg.loopback)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	dyn, err := dynamic.NewForConfig(loopback)
+	dyn, err := dynamic.NewForConfig(cfg.loopback)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	plugins := admission.NewPlugins()
 	genericapiserver.RegisterAllAdmissionPlugins(plugins)
@@ -65,23 +81,33 @@ func newAdmission(loopback *rest.Config, factory informers.SharedInformerFactory
 	effective := compatibility.NewEffectiveVersionFromString(strings.TrimPrefix(v.GitVersion, "v"), "", "")
 	// ResourceQuota evaluates usage with kube-apiserver's quota
 	// configuration (the core evaluators over the shared informers).
-	quotaConfiguration, err := quotainstall.NewQuotaConfigurationForAdmission(factory, nil)
+	quotaConfiguration, err := quotainstall.NewQuotaConfigurationForAdmission(cfg.factory, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	// The admission policies' param kinds are mapped through discovery.
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cacheddiscovery.NewMemCacheClient(client.Discovery()))
 	initializers := admission.PluginInitializers{
-		initializer.New(client, dyn, factory, authz, utilfeature.DefaultFeatureGate, effective, stop, nil),
+		initializer.NewAPIServerIDInitializer(cfg.apiServerID),
+		initializer.New(client, dyn, cfg.factory, cfg.authz, utilfeature.DefaultFeatureGate, effective, cfg.stop, mapper),
+		webhookinit.NewPluginInitializer(cfg.webhookAuth, cfg.serviceResolver),
 		kubeapiserveradmission.NewPluginInitializer(),
 		controlplaneadmission.NewPluginInitializer(quotaConfiguration, exclusion.Excluded()),
 	}
-	chain, err := plugins.NewFromPlugins(admissionPlugins(), noPluginConfig{}, initializers, nil)
+	chain, err := plugins.NewFromPlugins(admissionPlugins(), noPluginConfig{}, initializers,
+		admission.Decorators{admission.DecoratorFunc(admissionmetrics.WithControllerMetrics)})
 	if err != nil {
-		return nil, fmt.Errorf("unable to build admission plugins: %w", err)
+		return nil, nil, fmt.Errorf("unable to build admission plugins: %w", err)
 	}
-	return chain, nil
+	start := func() {
+		mapper.Reset()
+		go wait.Until(mapper.Reset, 30*time.Second, cfg.stop)
+	}
+	return admissionmetrics.WithStepMetrics(chain), start, nil
 }
 
-// noPluginConfig gives every plugin its default configuration.
+// noPluginConfig gives every plugin its default configuration, as
+// kube-apiserver without --admission-control-config-file.
 type noPluginConfig struct{}
 
 func (noPluginConfig) ConfigFor(string) (io.Reader, error) { return nil, nil }

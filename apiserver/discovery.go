@@ -37,6 +37,7 @@ func (s *Server) installDiscovery(r *mux.Router) error {
 
 	aggregated := discoveryendpoint.NewResourceManager("apis")
 	root := discovery.NewRootAPIsHandler(addresses, legacyscheme.Codecs)
+	s.aggregated, s.root = aggregated, root
 	for i, g := range s.registry.Groups {
 		group := metav1.APIGroup{Name: g.Name}
 		for j, gv := range g.Versions {

@@ -54,6 +54,8 @@ type apiHandler struct {
 	// served group versions: a miss inside one is a Status 404, a miss
 	// outside any is Go's plain 404, as kube-apiserver answers.
 	groupVersions map[schema.GroupVersion]bool
+	// crd serves what no built-in group version does: the CRDs' groups.
+	crd http.Handler
 }
 
 // newAPIHandler builds the handlers of every served endpoint.
@@ -216,6 +218,10 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 func (h *apiHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	info, ok := request.RequestInfoFrom(req.Context())
 	if !ok || !info.IsResourceRequest || !h.groupVersions[schema.GroupVersion{Group: info.APIGroup, Version: info.APIVersion}] {
+		if ok && h.crd != nil && info.APIPrefix == "apis" {
+			h.crd.ServeHTTP(w, req)
+			return
+		}
 		http.NotFound(w, req)
 		return
 	}

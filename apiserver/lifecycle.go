@@ -61,14 +61,24 @@ func (s *Server) Start(ctx context.Context) error {
 	// and the rbac/bootstrap-roles hook: a component starting then is not
 	// refused what the policy grants it.
 	s.informers.Start(s.lifetime.Done())
-	for typ, ok := range s.informers.WaitForCacheSync(ctx.Done()) {
+	s.crdInformers.Start(s.lifetime.Done())
+	crdDone := make(chan struct{})
+	go func() { defer close(crdDone); s.crd.Run(s.lifetime) }()
+	synced := s.informers.WaitForCacheSync(ctx.Done())
+	for typ, ok := range s.crdInformers.WaitForCacheSync(ctx.Done()) {
+		synced[typ] = ok
+	}
+	for typ, ok := range synced {
 		if !ok {
 			s.endLifetime()
 			srv.Close()
 			s.informers.Shutdown()
+			s.crdInformers.Shutdown()
+			<-crdDone
 			return fmt.Errorf("the API server's %v informer did not sync: %w", typ, ctx.Err())
 		}
 	}
+	s.startAdmission()
 	close(s.ready)
 	logger.Info("Serving the Kubernetes API", "address", "https://"+s.listener.Addr().String(), "version", Version().GitVersion)
 
@@ -86,6 +96,8 @@ func (s *Server) Start(ctx context.Context) error {
 		srv.Close()
 	}
 	s.informers.Shutdown()
+	s.crdInformers.Shutdown()
+	<-crdDone
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

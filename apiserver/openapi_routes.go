@@ -16,6 +16,7 @@ import (
 	"k8s.io/apiserver/pkg/server/routes"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 
+	"github.com/kubesim/kubesim/apiserver/openapi"
 	"github.com/kubesim/kubesim/apiserver/registry"
 )
 
@@ -33,6 +34,9 @@ func (s *Server) restfulRoutes(typeConverter managedfields.TypeConverter) (*rest
 	core := schema.GroupVersion{Version: "v1"}
 	groups := append([]*registry.Group{s.registry.Core}, s.registry.Groups...)
 	for _, g := range groups {
+		if g.Name == openapi.EmbeddedGroup {
+			continue // its documents are kube-apiserver's own, embedded
+		}
 		for _, gv := range g.Versions {
 			storage := map[string]rest.Storage{}
 			for _, ep := range gv.Endpoints {

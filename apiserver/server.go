@@ -18,12 +18,21 @@ import (
 	"time"
 
 	restful "github.com/emicklei/go-restful/v3"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apiextensionsinformers "k8s.io/apiextensions-apiserver/pkg/client/informers/externalversions"
 	"github.com/gorilla/mux"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/endpoints/discovery"
+	discoveryendpoint "k8s.io/apiserver/pkg/endpoints/discovery/aggregated"
+	"k8s.io/apiserver/pkg/util/webhook"
+	"k8s.io/component-base/tracing"
 	genericfilters "k8s.io/apiserver/pkg/endpoints/filters"
 	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
@@ -36,6 +45,7 @@ import (
 	"k8s.io/kubernetes/pkg/serviceaccount"
 	"k8s.io/utils/clock"
 
+	"github.com/kubesim/kubesim/apiserver/crdserver"
 	"github.com/kubesim/kubesim/apiserver/openapi"
 	"github.com/kubesim/kubesim/apiserver/registry"
 	"github.com/kubesim/kubesim/apiserver/storage"
@@ -122,6 +132,20 @@ type Server struct {
 	// authorizer is kube-apiserver's RBAC mode; ruleResolver answers rules reviews.
 	authorizer   authorizer.Authorizer
 	ruleResolver authorizer.RuleResolver
+	// crdInformers feed the CRD server; crd serves custom resources.
+	crdInformers apiextensionsinformers.SharedInformerFactory
+	crd          *crdserver.Server
+	// serviceResolver and webhookAuth reach admission and conversion
+	// webhooks, as kube-apiserver's.
+	serviceResolver webhook.ServiceResolver
+	webhookAuth     webhook.AuthenticationInfoResolverWrapper
+	// aggregated and root are the /apis discovery documents CRD groups
+	// join.
+	aggregated discoveryendpoint.ResourceManager
+	root       discovery.GroupManager
+	// startAdmission starts what runs beside the admission chain, once the
+	// server serves.
+	startAdmission func()
 }
 
 // New validates cfg, fills in its defaults, builds the server and opens its
@@ -193,6 +217,14 @@ func New(cfg Config) (*Server, error) {
 		transform = kstransform.DropManagedFields
 	}
 	s.informers = informers.NewSharedInformerFactoryWithOptions(loopback, 0, informers.WithTransform(transform))
+	crdClient, err := apiextensionsclient.NewForConfig(s.RESTConfig())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.crdInformers = apiextensionsinformers.NewSharedInformerFactoryWithOptions(crdClient, 0, apiextensionsinformers.WithTransform(transform))
+	s.serviceResolver = newServiceResolver(s.informers.Core().V1().Services().Lister(), s.URL())
+	s.webhookAuth = webhook.NewDefaultAuthenticationInfoResolverWrapper(webhookProxyTransport(), nil, s.RESTConfig(), tracing.NewNoopTracerProvider())
 	if s.authorizer, s.ruleResolver, err = newAuthorizer(s.informers); err != nil {
 		ln.Close()
 		return nil, err
@@ -284,10 +316,19 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	admit, err := newAdmission(s.RESTConfig(), s.informers, s.authorizer, s.lifetime.Done())
+	admit, startAdmission, err := newAdmission(admissionConfig{
+		loopback:        s.RESTConfig(),
+		factory:         s.informers,
+		authz:           s.authorizer,
+		serviceResolver: s.serviceResolver,
+		webhookAuth:     s.webhookAuth,
+		apiServerID:     "kube-apiserver-" + string(uuid.NewUUID()),
+		stop:            s.lifetime.Done(),
+	})
 	if err != nil {
 		return nil, err
 	}
+	s.startAdmission = startAdmission
 	api, err := newAPIHandler(s.registry, typeConverter, admit, s.authorizer, s.cfg)
 	if err != nil {
 		return nil, err
@@ -309,6 +350,28 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	if err := s.installDiscovery(r); err != nil {
 		return nil, err
 	}
+	crdClient, err := apiextensionsclient.NewForConfig(s.RESTConfig())
+	if err != nil {
+		return nil, err
+	}
+	if s.crd, err = crdserver.New(crdserver.Config{
+		Storage:             s.cfg.Storage,
+		Client:              crdClient,
+		Informers:           s.crdInformers,
+		Admission:           admit,
+		Authorizer:          s.authorizer,
+		ServiceResolver:     s.serviceResolver,
+		AuthResolverWrapper: s.webhookAuth,
+		StaticModels:        openapi.CRDStaticModels,
+		Aggregated:          s.aggregated,
+		Root:                s.root,
+		Clock:               s.cfg.Clock,
+		MinRequestTimeout:   s.cfg.MinRequestTimeout,
+		MaxRequestBodyBytes: s.cfg.MaxRequestBodyBytes,
+	}); err != nil {
+		return nil, err
+	}
+	api.crd = s.crd
 	openid := restful.NewContainer()
 	if err := s.serviceAccounts.installOpenIDMetadata(openid, s.listener.Addr().String()); err != nil {
 		return nil, err
@@ -316,6 +379,8 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	r.Handle(serviceaccount.OpenIDConfigPath, openid)
 	r.Handle(serviceaccount.JWKSPath, openid)
 	s.openapi = openapi.New(func() (*restful.Container, error) { return s.restfulRoutes(typeConverter) }, openAPIVersion())
+	crdLister := s.crdInformers.Apiextensions().V1().CustomResourceDefinitions().Lister()
+	s.openapi.SetCRDs(func() ([]*apiextensionsv1.CustomResourceDefinition, error) { return crdLister.List(labels.Everything()) })
 	s.openapi.Install(muxAdapter{r})
 	r.PathPrefix("/api/").Handler(api)
 	r.PathPrefix("/apis/").Handler(api)

@@ -40,10 +40,8 @@ import (
 	"github.com/kubesim/kubesim/internal/transform"
 )
 
-// unservedResources are listed in discovery but not served yet (the
-// operator-fixture work serves them).
+// unservedResources are listed in discovery but not served yet.
 var unservedResources = []schema.GroupResource{
-	{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"},
 	{Group: "apiregistration.k8s.io", Resource: "apiservices"},
 }
 
@@ -82,8 +80,8 @@ func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, fi
 	s.KubeCloudShared.AllocateNodeCIDRs = true
 	s.KubeCloudShared.ClusterCIDR = cfg.ClusterCIDR
 	s.NodeIPAMController.ServiceCIDR = cfg.ServiceCIDR
-	// kubesim lists APIServices and CustomResourceDefinitions in discovery
-	// but does not serve them yet: nothing of theirs can own or be owned.
+	// kubesim lists APIServices in discovery but does not serve them yet:
+	// nothing of theirs can own or be owned.
 	// Without this the collector waits 30 s for monitors that never sync
 	// before it collects anything.
 	for _, gr := range unservedResources {

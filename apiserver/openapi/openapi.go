@@ -18,6 +18,7 @@ import (
 	"k8s.io/kube-openapi/pkg/spec3"
 	openapiutil "k8s.io/kube-openapi/pkg/util"
 	"k8s.io/kube-openapi/pkg/validation/spec"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	generatedopenapi "k8s.io/kubernetes/pkg/generated/openapi"
 )
 
@@ -89,3 +90,15 @@ func TypeConverter(scheme *runtime.Scheme, kinds []schema.GroupVersionKind) (man
 	typeConverters.Store(key, tc)
 	return tc, nil
 }
+
+// crdStaticModels are the OpenAPI models of the CustomResourceDefinition
+// type and of everything it references (ObjectMeta, ...): what
+// kube-apiserver's apiextensions server merges custom resources' schemas
+// into for their managed fields.
+var crdStaticModels = sync.OnceValues(func() (map[string]*spec.Schema, error) {
+	return Models(legacyscheme.Scheme, []schema.GroupVersionKind{{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}})
+})
+
+// CRDStaticModels returns the models custom resources' schemas are merged
+// into. They are built once per process and must not be modified.
+func CRDStaticModels() (map[string]*spec.Schema, error) { return crdStaticModels() }

@@ -24,6 +24,7 @@ import (
 	openapicommon "k8s.io/kube-openapi/pkg/common"
 	"k8s.io/kube-openapi/pkg/common/restfuladapter"
 	"k8s.io/kube-openapi/pkg/handler"
+	"k8s.io/kube-openapi/pkg/handler3"
 	"k8s.io/kube-openapi/pkg/spec3"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
@@ -31,12 +32,16 @@ import (
 )
 
 // unserved are kube-apiserver's OpenAPI documents of the group versions
-// that discovery lists but kubesim does not serve yet (CustomResourceDefinitions
-// and APIServices, which kube-apiserver serves from its apiextensions and
-// aggregator servers): hack/update-openapi.sh copies them from the pin.
+// its apiextensions and aggregator servers serve (CustomResourceDefinitions,
+// served by kubesim, and APIServices, not served yet): hack/update-openapi.sh
+// copies them from the pin.
 //
 //go:embed spec/swagger.json spec/v3/*.json
 var unserved embed.FS
+
+// EmbeddedGroup is the group whose documents are kube-apiserver's,
+// embedded, rather than built from kubesim's routes.
+const EmbeddedGroup = "apiextensions.k8s.io"
 
 // Mux is where the OpenAPI handlers are installed.
 type Mux interface {
@@ -74,9 +79,15 @@ type Documents struct {
 	routes  cached.Value[*restful.Container]
 	v2      *mux.PathRecorderMux
 
-	v3once sync.Once
-	v3     *mux.PathRecorderMux
-	v3err  error
+	v3once    sync.Once
+	v3        *mux.PathRecorderMux
+	v3service *handler3.OpenAPIService
+	v3err     error
+
+	// crds lists the CRDs whose schemas the documents include.
+	crdMu  sync.Mutex
+	crds   CRDLister
+	crdsV3 crdV3
 }
 
 // New returns the documents of the routes that routes returns (called
@@ -89,7 +100,8 @@ func New(routes func() (*restful.Container, error), version string) *Documents {
 	}))
 	// v2: one document of every route (routes.OpenAPI.InstallV2), with the
 	// paths of the unserved groups merged in as kube-aggregator merges them.
-	handler.NewOpenAPIServiceLazy(cached.Once(cached.Func(d.buildV2))).RegisterOpenAPIVersionedService("/openapi/v2", d.v2)
+	static := cached.Once(cached.Func(d.buildV2))
+	handler.NewOpenAPIServiceLazy(&crdV2{d: d, static: static.Get}).RegisterOpenAPIVersionedService("/openapi/v2", d.v2)
 	return d
 }
 
@@ -135,6 +147,7 @@ func (d *Documents) prepareV3() error {
 		cfg := V3Config(legacyscheme.Scheme)
 		cfg.Info.Version = d.version
 		v3 := routes.OpenAPI{V3Config: cfg}.InstallV3(container, d.v3)
+		d.v3service = v3
 		files, err := unserved.ReadDir("spec/v3")
 		if err != nil {
 			d.v3err = err
@@ -155,6 +168,9 @@ func (d *Documents) serveV3(w http.ResponseWriter, req *http.Request) {
 		klog.FromContext(req.Context()).Error(err, "Building the OpenAPI v3 documents")
 		http.Error(w, "the OpenAPI documents could not be built", http.StatusInternalServerError)
 		return
+	}
+	if err := d.crdsV3.sync(d, d.v3service); err != nil {
+		klog.FromContext(req.Context()).Error(err, "Building the OpenAPI v3 documents of custom resources")
 	}
 	d.v3.ServeHTTP(w, req)
 }

@@ -292,6 +292,10 @@ func (r *Registry) storeFor(cfg Config, alloc *serviceAllocator, gr schema.Group
 	listKind := internal
 	listKind.Kind += "List"
 	newListFunc := func() runtime.Object { o, _ := legacyscheme.Scheme.New(listKind); return o }
+	table := sp.table
+	if table == nil {
+		table = tableConvertor(newListFunc())
+	}
 	s, err := NewStore(StoreConfig{
 		Storage:             cfg.Storage,
 		Resource:            gr,
@@ -302,7 +306,7 @@ func (r *Registry) storeFor(cfg Config, alloc *serviceAllocator, gr schema.Group
 		Strategy:            sp.strategy,
 		Attrs:               sp.attrs,
 		ReturnDeletedObject: sp.returnDeleted,
-		TableConvertor:      tableConvertor(newListFunc()),
+		TableConvertor:      table,
 		Scheme:              legacyscheme.Scheme,
 		StorageVersion:      r.storageVersions[gr.Group],
 		ShortNames:          res.ShortNames,
@@ -336,8 +340,11 @@ func tableConvertor(sampleList runtime.Object) rest.TableConvertor {
 
 // restStorage is what the store serves at its main endpoint.
 func (s *Store) restStorage() rest.Storage {
-	if s.cfg.Resource == (schema.GroupResource{Resource: "namespaces"}) {
+	switch s.cfg.Resource {
+	case schema.GroupResource{Resource: "namespaces"}:
 		return &namespaceStore{store: s}
+	case crds:
+		return &crdStore{Store: s}
 	}
 	return s
 }

@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"k8s.io/apiextensions-apiserver/pkg/registry/customresourcedefinition"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/registry/rest"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
@@ -81,6 +83,9 @@ type spec struct {
 	returnDeleted bool
 	// sharedWith names the resource whose store this one serves.
 	sharedWith *schema.GroupResource
+	// table prints the resource; default: upstream's printers, or name
+	// and age.
+	table rest.TableConvertor
 }
 
 func status(s rest.RESTUpdateStrategy) map[string]rest.RESTUpdateStrategy {
@@ -123,6 +128,8 @@ var specs = map[schema.GroupResource]spec{
 	{Group: "admissionregistration.k8s.io", Resource: "mutatingadmissionpolicies"}:         {strategy: mutatingadmissionpolicy.NewStrategy(nil, nil)},
 	{Group: "admissionregistration.k8s.io", Resource: "mutatingadmissionpolicybindings"}:   {strategy: mutatingadmissionpolicybinding.NewStrategy(nil, nil, nil)},
 	{Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations"}:   {strategy: validatingwebhookconfiguration.Strategy},
+
+	crds: {strategy: crdStrategy, attrs: customresourcedefinition.GetAttrs, table: crdTable, updates: status(customresourcedefinition.NewStatusStrategy(legacyscheme.Scheme))},
 
 	{Group: "apps", Resource: "controllerrevisions"}: {strategy: controllerrevision.Strategy},
 	{Group: "apps", Resource: "daemonsets"}:          {strategy: daemonset.Strategy, updates: status(daemonset.StatusStrategy)},

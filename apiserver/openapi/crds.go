@@ -1,0 +1,188 @@
+package openapi
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	apiextensionshelpers "k8s.io/apiextensions-apiserver/pkg/apihelpers"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apiextensions-apiserver/pkg/controller/openapi/builder"
+	apiextensionsfeatures "k8s.io/apiextensions-apiserver/pkg/features"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/kube-openapi/pkg/handler"
+	"k8s.io/kube-openapi/pkg/handler3"
+	"k8s.io/kube-openapi/pkg/spec3"
+	"k8s.io/kube-openapi/pkg/validation/spec"
+)
+
+// CRDLister lists the cluster's CustomResourceDefinitions (an informer's
+// lister: cheap, read-only).
+type CRDLister func() ([]*apiextensionsv1.CustomResourceDefinition, error)
+
+// SetCRDs makes the documents include the schemas of the established CRDs
+// that list returns, as kube-apiserver's apiextensions OpenAPI controllers
+// merge them into /openapi/v2 and publish /openapi/v3/apis/<group>/<version>.
+// The documents follow the CRDs on every request: a CRD is in them as soon
+// as it is established.
+func (d *Documents) SetCRDs(list CRDLister) {
+	d.crdMu.Lock()
+	defer d.crdMu.Unlock()
+	d.crds = list
+}
+
+// establishedCRDs lists the established CRDs and a fingerprint of them.
+func (d *Documents) establishedCRDs() ([]*apiextensionsv1.CustomResourceDefinition, string, error) {
+	d.crdMu.Lock()
+	list := d.crds
+	d.crdMu.Unlock()
+	if list == nil {
+		return nil, "", nil
+	}
+	all, err := list()
+	if err != nil {
+		return nil, "", err
+	}
+	var out []*apiextensionsv1.CustomResourceDefinition
+	var key strings.Builder
+	for _, crd := range all {
+		if !apiextensionshelpers.IsCRDConditionTrue(crd, apiextensionsv1.Established) {
+			continue
+		}
+		out = append(out, crd)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	for _, crd := range out {
+		fmt.Fprintf(&key, "%s/%s/%s;", crd.Name, crd.UID, crd.ResourceVersion)
+	}
+	return out, key.String(), nil
+}
+
+func includeSelectableFields() bool {
+	return utilfeature.DefaultFeatureGate.Enabled(apiextensionsfeatures.CustomResourceFieldSelectors)
+}
+
+// crdV2 is the /openapi/v2 document: the built-in one merged with the
+// established CRDs', rebuilt when they change. It implements
+// cached.Value for kube-openapi's lazy handler.
+type crdV2 struct {
+	d      *Documents
+	static func() (*spec.Swagger, string, error)
+
+	mu     sync.Mutex
+	key    string
+	merged *spec.Swagger
+	etag   string
+	gen    int
+}
+
+func (v *crdV2) Get() (*spec.Swagger, string, error) {
+	static, staticEtag, err := v.static()
+	if err != nil {
+		return nil, "", err
+	}
+	crds, key, err := v.d.establishedCRDs()
+	if err != nil {
+		return nil, "", err
+	}
+	if len(crds) == 0 {
+		return static, staticEtag, nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.merged != nil && v.key == key {
+		return v.merged, v.etag, nil
+	}
+	var local []*spec.Swagger
+	for _, crd := range crds {
+		merged := &spec.Swagger{}
+		for _, version := range crd.Spec.Versions {
+			if !version.Served {
+				continue
+			}
+			s, err := builder.BuildOpenAPIV2(crd, version.Name, builder.Options{V2: true, IncludeSelectableFields: includeSelectableFields()})
+			if err != nil {
+				return nil, "", err
+			}
+			// Pruned so as to merge cleanly with the static document, whose
+			// defaults are pruned.
+			s.Definitions = handler.PruneDefaults(s.Definitions)
+			if merged, err = builder.MergeSpecs(merged, s); err != nil {
+				return nil, "", err
+			}
+		}
+		local = append(local, merged)
+	}
+	merged, err := builder.MergeSpecs(static, local...)
+	if err != nil {
+		return nil, "", fmt.Errorf("failed to merge specs: %v", err)
+	}
+	v.gen++
+	v.key, v.merged, v.etag = key, merged, fmt.Sprintf("%s-crds-%d", staticEtag, v.gen)
+	return merged, v.etag, nil
+}
+
+// crdV3 keeps the CRD group versions of the v3 service in step with the
+// established CRDs.
+type crdV3 struct {
+	mu sync.Mutex
+	// keys fingerprints the published CRDs of each group version.
+	keys map[schema.GroupVersion]string
+}
+
+// sync publishes the v3 documents of the CRD group versions that changed
+// and removes those of the ones that went.
+func (c *crdV3) sync(d *Documents, service *handler3.OpenAPIService) error {
+	crds, _, err := d.establishedCRDs()
+	if err != nil {
+		return err
+	}
+	byGV := map[schema.GroupVersion][]*apiextensionsv1.CustomResourceDefinition{}
+	keys := map[schema.GroupVersion]string{}
+	for _, crd := range crds {
+		for _, v := range crd.Spec.Versions {
+			if !v.Served {
+				continue
+			}
+			gv := schema.GroupVersion{Group: crd.Spec.Group, Version: v.Name}
+			byGV[gv] = append(byGV[gv], crd)
+			keys[gv] += fmt.Sprintf("%s/%s/%s;", crd.Name, crd.UID, crd.ResourceVersion)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for gv := range c.keys {
+		if _, ok := keys[gv]; !ok {
+			service.DeleteGroupVersion(v3Path(gv))
+			delete(c.keys, gv)
+		}
+	}
+	if c.keys == nil {
+		c.keys = map[schema.GroupVersion]string{}
+	}
+	for gv, key := range keys {
+		if c.keys[gv] == key {
+			continue
+		}
+		var specs []*spec3.OpenAPI
+		for _, crd := range byGV[gv] {
+			s, err := builder.BuildOpenAPIV3(crd, gv.Version, builder.Options{V2: false, IncludeSelectableFields: includeSelectableFields()})
+			if err != nil {
+				return err
+			}
+			specs = append(specs, s)
+		}
+		merged, err := builder.MergeSpecsV3(specs...)
+		if err != nil {
+			return fmt.Errorf("failed to merge specs: %v", err)
+		}
+		service.UpdateGroupVersion(v3Path(gv), merged)
+		c.keys[gv] = key
+	}
+	return nil
+}
+
+// v3Path is where a group version's v3 document is served, under /openapi/v3/.
+func v3Path(gv schema.GroupVersion) string { return "apis/" + gv.Group + "/" + gv.Version }
