@@ -18,10 +18,10 @@ import (
 	"time"
 
 	restful "github.com/emicklei/go-restful/v3"
+	"github.com/gorilla/mux"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apiextensionsinformers "k8s.io/apiextensions-apiserver/pkg/client/informers/externalversions"
-	"github.com/gorilla/mux"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -31,16 +31,16 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/endpoints/discovery"
 	discoveryendpoint "k8s.io/apiserver/pkg/endpoints/discovery/aggregated"
-	"k8s.io/apiserver/pkg/util/webhook"
-	"k8s.io/component-base/tracing"
 	genericfilters "k8s.io/apiserver/pkg/endpoints/filters"
 	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	serverfilters "k8s.io/apiserver/pkg/server/filters"
+	"k8s.io/apiserver/pkg/util/webhook"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/tracing"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	"k8s.io/kubernetes/pkg/serviceaccount"
 	"k8s.io/utils/clock"
@@ -380,7 +380,9 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	r.Handle(serviceaccount.JWKSPath, openid)
 	s.openapi = openapi.New(func() (*restful.Container, error) { return s.restfulRoutes(typeConverter) }, openAPIVersion())
 	crdLister := s.crdInformers.Apiextensions().V1().CustomResourceDefinitions().Lister()
-	s.openapi.SetCRDs(func() ([]*apiextensionsv1.CustomResourceDefinition, error) { return crdLister.List(labels.Everything()) })
+	s.openapi.SetCRDs(func() ([]*apiextensionsv1.CustomResourceDefinition, error) {
+		return crdLister.List(labels.Everything())
+	})
 	s.openapi.Install(muxAdapter{r})
 	r.PathPrefix("/api/").Handler(api)
 	r.PathPrefix("/apis/").Handler(api)
