@@ -98,15 +98,22 @@ var _ = Describe("custom resources", Ordered, func() {
 		Expect(kubectl(ctx, "api-resources", "--api-group", group, "--no-headers")).To(MatchRegexp(`^widgets\s+wd\s+example.kubesim.io/v1\s+true\s+Widget\n$`))
 		Expect(strings.Fields(kubectl(ctx, "api-versions"))).To(ContainElements(group+"/v1", group+"/v1beta1"))
 
-		// kubectl explain reads /openapi/v3.
-		explain := kubectl(ctx, "explain", "widgets.spec.size")
+		// kubectl explain reads /openapi/v3, which kube-apiserver's OpenAPI
+		// controller updates shortly after the CRD is established.
+		var explain string
+		Eventually(func() error {
+			r := target.Kubectl(ctx, "", "explain", "widgets.spec.size")
+			explain = r.Stdout
+			return r.Err
+		}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 		Expect(explain).To(ContainSubstring("GROUP:      example.kubesim.io"))
 		Expect(explain).To(ContainSubstring("FIELD: size <string>"))
 		Expect(explain).To(ContainSubstring(`ENUM:`))
 		// /openapi/v2 merges the CRD in, as kube-apiserver's aggregator does.
-		v2, err := target.Clientset().Discovery().RESTClient().Get().AbsPath("/openapi/v2").SetHeader("Accept", "application/json").DoRaw(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(string(v2)).To(ContainSubstring(`"io.kubesim.example.v1.Widget"`))
+		Eventually(func() (string, error) {
+			v2, err := target.Clientset().Discovery().RESTClient().Get().AbsPath("/openapi/v2").SetHeader("Accept", "application/json").DoRaw(ctx)
+			return string(v2), err
+		}).WithTimeout(10 * time.Second).Should(ContainSubstring(`"io.kubesim.example.v1.Widget"`))
 	})
 
 	It("defaults, prunes and validates objects as the structural schema says", func(ctx SpecContext) {

@@ -10,6 +10,7 @@ import (
 	"runtime/pprof"
 	"sync"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/client-go/informers"
@@ -77,6 +78,22 @@ type Config struct {
 	DisableNodeEvents bool
 	// Clock is the simulated kubelets' clock. Default: the real clock.
 	Clock clock.WithTicker
+
+	// CRDDirectoryPaths are files, or directories of files (.yaml, .yml,
+	// .json, several documents each), of CustomResourceDefinitions that
+	// Start installs and waits for: established and in discovery, before
+	// the controllers start (the garbage collector watches their objects
+	// from the start). As envtest's option of that name.
+	CRDDirectoryPaths []string
+	// ErrorIfCRDPathMissing fails Start when a CRD path does not exist.
+	// Default: missing paths are skipped.
+	ErrorIfCRDPathMissing bool
+	// CRDs are more CustomResourceDefinitions to install.
+	CRDs []*apiextensionsv1.CustomResourceDefinition
+	// Webhooks are the operator's admission webhooks (and the CRDs'
+	// conversion webhooks), served locally with a certificate the cluster
+	// trusts and registered before Start returns.
+	Webhooks Webhooks
 }
 
 // defaultClusterCIDRs are the podCIDR ranges used when Config.ClusterCIDR
@@ -87,6 +104,10 @@ const (
 )
 
 func (c *Config) complete() error {
+	if c.APIServer.Port == 0 {
+		// Clusters of one test binary each take a free port.
+		c.APIServer.AnyPort = true
+	}
 	if len(c.Controllers) == 0 {
 		c.Controllers = []string{"*"}
 	}
@@ -126,6 +147,9 @@ type Cluster struct {
 	// Nodes are the simulated kubelets: add and remove nodes, inject
 	// faults.
 	Nodes *kubeletsim.Simulator
+	// Webhooks is where the operator's webhooks are called, nil without
+	// Config.Webhooks (or conversion webhooks).
+	Webhooks *WebhookServer
 
 	cancel context.CancelFunc
 	// stopAPI stops the API server, after the components: they release
@@ -135,6 +159,7 @@ type Cluster struct {
 	components sync.WaitGroup // the scheduler and the controllers
 	building   sync.WaitGroup // their construction
 	dir        string
+	kubeconfig string
 
 	mu   sync.Mutex
 	errs []error
@@ -168,7 +193,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
-	c := &Cluster{API: api, cancel: cancel, stopAPI: stopAPI, dir: dir}
+	c := &Cluster{API: api, cancel: cancel, stopAPI: stopAPI, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
 	c.goRun(&c.wg, labeled("kube-apiserver", func() error { return api.Start(apiCtx) }))
 	select {
 	case <-api.Ready():
@@ -179,6 +204,14 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if len(c.errors()) > 0 {
 		c.Stop()
 		return nil, errors.Join(c.errors()...)
+	}
+	if err := api.WriteKubeconfig(c.kubeconfig); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	if err := c.installExtensions(ctx, cfg); err != nil {
+		c.Stop()
+		return nil, err
 	}
 
 	// The scheduler and the controllers are built, and their informers
@@ -406,16 +439,18 @@ func (c *Cluster) Stop() error {
 	c.components.Wait()
 	c.stopAPI()
 	c.wg.Wait()
+	werr := c.Webhooks.stop()
 	os.RemoveAll(c.dir)
-	return errors.Join(c.errors()...)
+	return errors.Join(append(c.errors(), werr)...)
 }
 
 // Wait blocks until the cluster stops (its context is done) and returns
 // what the components failed with.
 func (c *Cluster) Wait() error {
 	c.wg.Wait()
+	werr := c.Webhooks.stop()
 	os.RemoveAll(c.dir)
-	return errors.Join(c.errors()...)
+	return errors.Join(append(c.errors(), werr)...)
 }
 
 // componentVerbosity is how much quieter the scheduler's and controllers'

@@ -1001,3 +1001,31 @@ func (f *forbidCreateAdmission) Validate(ctx context.Context, a admission.Attrib
 	}
 	return nil
 }
+
+// PurgeCustomResources deletes every custom resource straight from
+// storage (see registry.Store.Purge); the CRDs stay.
+func (s *Server) PurgeCustomResources(ctx context.Context) (int, error) {
+	crds, err := s.crdLister.List(labels.Everything())
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, crd := range crds {
+		if !apiextensionshelpers.IsCRDConditionTrue(crd, apiextensionsv1.NamesAccepted) && !apiextensionshelpers.IsCRDConditionTrue(crd, apiextensionsv1.Established) {
+			continue // never served: nothing stored
+		}
+		info, err := s.servingInfo(crd.UID, crd.Name)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return total, err
+		}
+		n, err := info.versions[info.storageVersion].store.Purge(ctx, func(string, string) bool { return false })
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
