@@ -12,7 +12,7 @@ KUBECTL_PIN := bin/kubectl-pin
 # Extra arguments for `make run`, e.g. make run ARGS="--port 0".
 ARGS ?=
 
-.PHONY: all build kubectl-pin run bench-compare e2e-upstream test deps vet unit conformance conformance-reference reference-peer bench bench-scale clean
+.PHONY: all build kubectl-pin run bench-compare e2e-upstream test deps vet unit conformance operator conformance-reference reference-peer bench bench-scale clean
 
 all: build
 
@@ -34,11 +34,12 @@ run: build
 deps:
 	@command -v $(KUBECTL) >/dev/null || { echo "kubectl not found: the conformance suite runs the stock kubectl binary (set KUBECTL=/path/to/kubectl)"; exit 1; }
 
-## test: vet, unit tests and the conformance suite against `kubesim up`.
-test: deps build kubectl-pin vet unit conformance
+## test: vet, unit tests, the conformance suite against `kubesim up`, the example operator's suite.
+test: deps build kubectl-pin vet unit conformance operator
 
 vet:
 	$(GO) vet ./...
+	cd testdata/operator && $(GO) vet ./...
 
 ## unit: package tests; the storage contract also under the race detector.
 unit:
@@ -48,6 +49,12 @@ unit:
 ## conformance: the ginkgo suite against a `kubesim up` it starts.
 conformance: build kubectl-pin deps
 	KUBESIM_BIN=$(abspath $(BIN)) KUBECTL=$(KUBECTL) KUBECTL_PIN=$(abspath $(KUBECTL_PIN)) $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color
+
+## operator: the example operator's suite (testdata/operator, its own module) on sim.Start, then
+## unchanged as an envtest suite (USE_EXISTING_CLUSTER=true) against a running `kubesim up`.
+operator: build
+	cd testdata/operator && $(GO) test -count=1 ./... -args -ginkgo.no-color
+	KUBESIM_BIN=$(abspath $(BIN)) hack/operator-envtest.sh
 
 ## reference-peer: build the genuine kube-apiserver and etcd of the pin (cached outside the repo).
 reference-peer:

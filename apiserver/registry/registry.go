@@ -316,6 +316,15 @@ func (r *Registry) storeFor(cfg Config, alloc *serviceAllocator, gr schema.Group
 	if err != nil {
 		return nil, err
 	}
+	if gr == (schema.GroupResource{Resource: "namespaces"}) {
+		// As upstream's namespace storage: a namespace goes once its
+		// spec.finalizers are gone too, not on the namespace controller's
+		// first status write.
+		s.cfg.ShouldDeleteDuringUpdate = func(obj, existing runtime.Object) bool {
+			ns, ok := obj.(*api.Namespace)
+			return ok && len(ns.Spec.Finalizers) == 0 && shouldDeleteDuringUpdate(obj, existing)
+		}
+	}
 	if gr == coreEvents {
 		s.expiry = &expiry{ttl: cfg.EventTTL, due: map[string]expiring{}}
 	}

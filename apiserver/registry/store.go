@@ -77,6 +77,10 @@ type StoreConfig struct {
 	// (a Job's labels from its template, a PVC's Pending phase) appear.
 	Scheme         *runtime.Scheme
 	StorageVersion schema.GroupVersion
+	// ShouldDeleteDuringUpdate says whether an update of an object being
+	// deleted removes it. Default: once it has no finalizer left (and no
+	// grace period), as upstream's generic registry decides.
+	ShouldDeleteDuringUpdate func(obj, existing runtime.Object) bool
 }
 
 // Store is a rest.Storage for one resource over a storage.Interface. It
@@ -121,6 +125,9 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 	}
 	if cfg.BookmarkInterval == 0 {
 		cfg.BookmarkInterval = time.Minute
+	}
+	if cfg.ShouldDeleteDuringUpdate == nil {
+		cfg.ShouldDeleteDuringUpdate = shouldDeleteDuringUpdate
 	}
 	group := cfg.Resource.Group
 	if group == "" {
@@ -498,7 +505,7 @@ func (s *Store) update(ctx context.Context, name string, objInfo rest.UpdatedObj
 		if obj, err = s.normalize(obj); err != nil {
 			return nil, false, err
 		}
-		if shouldDeleteDuringUpdate(obj, existing) {
+		if s.cfg.ShouldDeleteDuringUpdate(obj, existing) {
 			// As upstream: the client of a PUT or PATCH gets the object it
 			// wrote, not the Status a DELETE answers with (the garbage
 			// collector's metadata client needs an object).

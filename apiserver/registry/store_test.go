@@ -266,3 +266,46 @@ func TestPatchRetriesOnAConflict(t *testing.T) {
 		t.Errorf("an update of a stale resourceVersion: err = %v, want a conflict", err)
 	}
 }
+
+// TestTerminatingNamespaceOutlivesStatusWrites: the namespace controller
+// writes a terminating namespace's status conditions while it deletes its
+// content; the namespace goes only once /finalize empties spec.finalizers.
+func TestTerminatingNamespaceOutlivesStatusWrites(t *testing.T) {
+	r, _ := newTestRegistry(t)
+	gr := schema.GroupResource{Resource: "namespaces"}
+	ns := r.Stores[gr]
+	ctx := requestCtx("namespaces", "")
+	if _, err := ns.Create(ctx, &api.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "doomed"}}, nil, &metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ns.restStorage().(rest.GracefulDeleter).Delete(ctx, "doomed", nil, &metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		sub    string
+		mutate func(*api.Namespace)
+		gone   bool
+	}{
+		{"status", func(n *api.Namespace) {
+			n.Status.Conditions = append(n.Status.Conditions, api.NamespaceCondition{Type: api.NamespaceConditionType("NamespaceContentRemaining"), Status: api.ConditionTrue, Reason: "SomeResourcesRemain"})
+		}, false},
+		{"finalize", func(n *api.Namespace) { n.Spec.Finalizers = nil }, true},
+	} {
+		t.Run(step.sub, func(t *testing.T) {
+			obj, err := ns.Get(ctx, "doomed", &metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := obj.(*api.Namespace)
+			step.mutate(n)
+			sub := NewStrategySubresource(ns, specs[gr].updates[step.sub])
+			if _, _, err := sub.Update(ctx, "doomed", rest.DefaultUpdatedObjectInfo(n), nil, nil, false, &metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = ns.Get(ctx, "doomed", &metav1.GetOptions{})
+			if gone := apierrors.IsNotFound(err); gone != step.gone {
+				t.Fatalf("after the %s write: gone %v, want %v (err %v)", step.sub, gone, step.gone, err)
+			}
+		})
+	}
+}
