@@ -71,6 +71,7 @@ func (s *Server) Start(ctx context.Context) error {
 	for typ, ok := range synced {
 		if !ok {
 			s.endLifetime()
+			s.endDrained()
 			srv.Close()
 			s.informers.Shutdown()
 			s.crdInformers.Shutdown()
@@ -88,13 +89,18 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	logger.Info("Shutting down the Kubernetes API")
-	s.endLifetime()
-	cancelServe() // ends watches and other long-running requests
+	s.endLifetime() // the server's own clients: informers, CRD controllers
+	cancelServe()   // ends watches and other long-running requests
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		srv.Close()
 	}
+	// The admission plugins' workers stop once the requests have drained,
+	// as kube-apiserver's drained notification orders it: a request still
+	// in admission finishes (ResourceQuota would otherwise hold it ten
+	// seconds for workers that stopped).
+	s.endDrained()
 	s.informers.Shutdown()
 	s.crdInformers.Shutdown()
 	<-crdDone

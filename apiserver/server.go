@@ -120,8 +120,13 @@ type Server struct {
 	serviceAccounts *serviceAccounts
 	ready           chan struct{}
 	startOnce       sync.Once
-	// lifetime ends when the server stops; admission informers run in it.
-	lifetime    context.Context
+	// lifetime ends when the server stops serving: the informers and the
+	// CRD controllers, the server's own clients, run in it.
+	lifetime context.Context
+	// drained ends once the requests have drained: the admission plugins'
+	// workers run until then, as with kube-apiserver's drained notification.
+	drained    context.Context
+	endDrained context.CancelFunc
 	endLifetime context.CancelFunc
 	informers   informers.SharedInformerFactory
 	// tokens authenticates bearer tokens: the admin token and
@@ -186,6 +191,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, ready: make(chan struct{})}
 	s.lifetime, s.endLifetime = context.WithCancel(context.Background())
+	s.drained, s.endDrained = context.WithCancel(context.Background())
 	if cfg.Storage == nil {
 		m, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval})
 		if err != nil {
@@ -323,7 +329,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 		serviceResolver: s.serviceResolver,
 		webhookAuth:     s.webhookAuth,
 		apiServerID:     "kube-apiserver-" + string(uuid.NewUUID()),
-		stop:            s.lifetime.Done(),
+		stop:            s.drained.Done(),
 	})
 	if err != nil {
 		return nil, err
