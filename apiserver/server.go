@@ -125,8 +125,8 @@ type Server struct {
 	lifetime context.Context
 	// drained ends once the requests have drained: the admission plugins'
 	// workers run until then, as with kube-apiserver's drained notification.
-	drained    context.Context
-	endDrained context.CancelFunc
+	drained     context.Context
+	endDrained  context.CancelFunc
 	endLifetime context.CancelFunc
 	informers   informers.SharedInformerFactory
 	// tokens authenticates bearer tokens: the admin token and

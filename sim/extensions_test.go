@@ -108,15 +108,27 @@ func TestResetLeavesTheClusterAsStarted(t *testing.T) {
 		gone bool
 	}{
 		{"namespace spec", func() error { _, err := cs.CoreV1().Namespaces().Get(ctx, "spec", metav1.GetOptions{}); return err }, true},
-		{"configmap in spec", func() error { _, err := cs.CoreV1().ConfigMaps("spec").Get(ctx, "left", metav1.GetOptions{}); return err }, true},
-		{"configmap in default", func() error { _, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "left", metav1.GetOptions{}); return err }, true},
+		{"configmap in spec", func() error {
+			_, err := cs.CoreV1().ConfigMaps("spec").Get(ctx, "left", metav1.GetOptions{})
+			return err
+		}, true},
+		{"configmap in default", func() error {
+			_, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "left", metav1.GetOptions{})
+			return err
+		}, true},
 		{"widget in kube-system", func() error {
 			_, err := dyn.Resource(widgets).Namespace("kube-system").Get(ctx, "left", metav1.GetOptions{})
 			return err
 		}, true},
-		{"configmap in kube-system", func() error { _, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, "left", metav1.GetOptions{}); return err }, false},
+		{"configmap in kube-system", func() error {
+			_, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, "left", metav1.GetOptions{})
+			return err
+		}, false},
 		{"namespace default", func() error { _, err := cs.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); return err }, false},
-		{"service kubernetes", func() error { _, err := cs.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{}); return err }, false},
+		{"service kubernetes", func() error {
+			_, err := cs.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+			return err
+		}, false},
 		{"CRD", func() error {
 			_, err := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).Get(ctx, "widgets.example.kubesim.io", metav1.GetOptions{})
 			return err
