@@ -3,6 +3,7 @@ package apiserver
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -55,6 +56,9 @@ type admissionConfig struct {
 	// apiServerID labels the plugins' metrics.
 	apiServerID string
 	stop        <-chan struct{}
+	// ready is closed once the server is ready: the plugins' requests for
+	// the OpenAPI documents wait for it.
+	ready <-chan struct{}
 }
 
 // newAdmission builds kube-apiserver's admission chain the way
@@ -66,11 +70,28 @@ type admissionConfig struct {
 // initializer's service resolver and credentials. The returned function
 // starts what runs beside the chain.
 func newAdmission(cfg admissionConfig) (admission.Interface, func(), error) {
-	client, err := kubernetes.NewForConfig(cfg.loopback)
+	// MutatingAdmissionPolicy polls /openapi/v3 from the moment it is built
+	// (for the schemas its apply configurations need); building the
+	// documents takes a quarter of a second, which would otherwise land in
+	// the middle of the server's start.
+	loopback := rest.CopyConfig(cfg.loopback)
+	loopback.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			if strings.HasPrefix(req.URL.Path, "/openapi/") {
+				select {
+				case <-cfg.ready:
+				case <-req.Context().Done():
+					return nil, req.Context().Err()
+				}
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	client, err := kubernetes.NewForConfig(loopback)
 	if err != nil {
 		return nil, nil, err
 	}
-	dyn, err := dynamic.NewForConfig(cfg.loopback)
+	dyn, err := dynamic.NewForConfig(loopback)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -105,6 +126,10 @@ func newAdmission(cfg admissionConfig) (admission.Interface, func(), error) {
 	}
 	return admissionmetrics.WithStepMetrics(chain), start, nil
 }
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // noPluginConfig gives every plugin its default configuration, as
 // kube-apiserver without --admission-control-config-file.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -91,11 +92,14 @@ func (s *Server) Start(ctx context.Context) error {
 	logger.Info("Shutting down the Kubernetes API")
 	s.endLifetime() // the server's own clients: informers, CRD controllers
 	cancelServe()   // ends watches and other long-running requests
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
+	// The requests in flight finish (for a few seconds at most), then the
+	// connections close. (http.Server.Shutdown would poll for idle
+	// connections, which takes about a second.)
+	select {
+	case <-s.requests.idle():
+	case <-time.After(5 * time.Second):
 	}
+	srv.Close()
 	// The admission plugins' workers stop once the requests have drained,
 	// as kube-apiserver's drained notification orders it: a request still
 	// in admission finishes (ResourceQuota would otherwise hold it ten
@@ -108,6 +112,54 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// trackRequests counts the requests being served.
+func (s *Server) trackRequests(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.requests.begin()
+		defer s.requests.end()
+		h.ServeHTTP(w, req)
+	})
+}
+
+// requestTracker counts requests in flight and tells when there are none.
+type requestTracker struct {
+	mu sync.Mutex // guards n and zero
+	n  int
+	// zero is closed when n drops to zero, if someone waits for it.
+	zero chan struct{}
+}
+
+func (t *requestTracker) begin() {
+	t.mu.Lock()
+	t.n++
+	t.mu.Unlock()
+}
+
+func (t *requestTracker) end() {
+	t.mu.Lock()
+	t.n--
+	if t.n == 0 && t.zero != nil {
+		close(t.zero)
+		t.zero = nil
+	}
+	t.mu.Unlock()
+}
+
+// idle returns a channel closed once no request is in flight.
+func (t *requestTracker) idle() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.n == 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	if t.zero == nil {
+		t.zero = make(chan struct{})
+	}
+	return t.zero
 }
 
 // Ready is closed once the server serves requests.

@@ -151,6 +151,8 @@ type Server struct {
 	// startAdmission starts what runs beside the admission chain, once the
 	// server serves.
 	startAdmission func()
+	// requests counts the requests being served, for shutdown to drain.
+	requests requestTracker
 }
 
 // New validates cfg, fills in its defaults, builds the server and opens its
@@ -317,6 +319,22 @@ func (s *Server) kinds() []schema.GroupVersionKind {
 	return out
 }
 
+// routesKey names the served endpoints: servers with the same share their
+// built-in OpenAPI documents.
+func (s *Server) routesKey() string {
+	var b strings.Builder
+	for _, g := range append([]*registry.Group{s.registry.Core}, s.registry.Groups...) {
+		for _, gv := range g.Versions {
+			for _, ep := range gv.Endpoints {
+				if ep.Storage != nil {
+					fmt.Fprintf(&b, "%s/%s/%s;", ep.GroupVersion, ep.Resource, ep.Subresource)
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
 func (s *Server) buildHandler() (http.Handler, error) {
 	typeConverter, err := openapi.TypeConverter(legacyscheme.Scheme, s.kinds())
 	if err != nil {
@@ -330,6 +348,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 		webhookAuth:     s.webhookAuth,
 		apiServerID:     "kube-apiserver-" + string(uuid.NewUUID()),
 		stop:            s.drained.Done(),
+		ready:           s.ready,
 	})
 	if err != nil {
 		return nil, err
@@ -384,7 +403,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	}
 	r.Handle(serviceaccount.OpenIDConfigPath, openid)
 	r.Handle(serviceaccount.JWKSPath, openid)
-	s.openapi = openapi.New(func() (*restful.Container, error) { return s.restfulRoutes(typeConverter) }, openAPIVersion())
+	s.openapi = openapi.New(func() (*restful.Container, error) { return s.restfulRoutes(typeConverter) }, openAPIVersion(), s.routesKey())
 	crdLister := s.crdInformers.Apiextensions().V1().CustomResourceDefinitions().Lister()
 	s.openapi.SetCRDs(func() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 		return crdLister.List(labels.Everything())
@@ -406,6 +425,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	h = genericfilters.WithAuditInit(h)
 	h = genericfilters.WithRequestReceivedTimestamp(h)
 	h = serverfilters.WithPanicRecovery(h, resolver)
+	h = s.trackRequests(h)
 	return h, nil
 }
 

@@ -1,10 +1,18 @@
 package openapi
 
 import (
+	"bytes"
+	"crypto/sha512"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	apiextensionshelpers "k8s.io/apiextensions-apiserver/pkg/apihelpers"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -124,17 +132,36 @@ func (v *crdV2) Get() (*spec.Swagger, string, error) {
 	return merged, v.etag, nil
 }
 
-// crdV3 keeps the CRD group versions of the v3 service in step with the
-// established CRDs.
+// crdV3 serves the v3 documents of the CRD group versions, kept in step
+// with the established CRDs, beside the built-in ones.
 type crdV3 struct {
+	// service serves the CRD group versions' documents.
+	service *handler3.OpenAPIService
+
 	mu sync.Mutex
 	// keys fingerprints the published CRDs of each group version.
 	keys map[schema.GroupVersion]string
+	// paths are the published group versions' paths (apis/<g>/<v>).
+	paths map[string]bool
+	// discovery caches the merged discovery document by the etags of the
+	// two it is made of.
+	discoveryKey  string
+	discovery     []byte
+	discoveryETag string
+	discoveryTime time.Time
+}
+
+// has reports whether a path (apis/<group>/<version>) is a CRD group
+// version's.
+func (c *crdV3) has(p string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.paths[p]
 }
 
 // sync publishes the v3 documents of the CRD group versions that changed
 // and removes those of the ones that went.
-func (c *crdV3) sync(d *Documents, service *handler3.OpenAPIService) error {
+func (c *crdV3) sync(d *Documents) error {
 	crds, _, err := d.establishedCRDs()
 	if err != nil {
 		return err
@@ -153,14 +180,15 @@ func (c *crdV3) sync(d *Documents, service *handler3.OpenAPIService) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.keys == nil {
+		c.keys, c.paths = map[schema.GroupVersion]string{}, map[string]bool{}
+	}
 	for gv := range c.keys {
 		if _, ok := keys[gv]; !ok {
-			service.DeleteGroupVersion(v3Path(gv))
+			c.service.DeleteGroupVersion(v3Path(gv))
 			delete(c.keys, gv)
+			delete(c.paths, v3Path(gv))
 		}
-	}
-	if c.keys == nil {
-		c.keys = map[schema.GroupVersion]string{}
 	}
 	for gv, key := range keys {
 		if c.keys[gv] == key {
@@ -178,11 +206,64 @@ func (c *crdV3) sync(d *Documents, service *handler3.OpenAPIService) error {
 		if err != nil {
 			return fmt.Errorf("failed to merge specs: %v", err)
 		}
-		service.UpdateGroupVersion(v3Path(gv), merged)
+		c.service.UpdateGroupVersion(v3Path(gv), merged)
 		c.keys[gv] = key
+		c.paths[v3Path(gv)] = true
 	}
 	return nil
 }
 
 // v3Path is where a group version's v3 document is served, under /openapi/v3/.
 func v3Path(gv schema.GroupVersion) string { return "apis/" + gv.Group + "/" + gv.Version }
+
+// serveDiscovery serves /openapi/v3: the discovery documents of the
+// built-in and of the CRD group versions, merged into one, as
+// kube-apiserver's serves both.
+func (c *crdV3) serveDiscovery(w http.ResponseWriter, req *http.Request, builtin *handler3.OpenAPIService) {
+	builtinDoc, builtinETag, err := discoveryOf(builtin)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	crdDoc, crdETag, err := discoveryOf(c.service)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	c.mu.Lock()
+	key := builtinETag + "/" + crdETag
+	if c.discoveryKey != key {
+		var a, b handler3.OpenAPIV3Discovery
+		if err := errors.Join(json.Unmarshal(builtinDoc, &a), json.Unmarshal(crdDoc, &b)); err != nil {
+			c.mu.Unlock()
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		for p, gv := range b.Paths {
+			a.Paths[p] = gv
+		}
+		merged, err := json.Marshal(a)
+		if err != nil {
+			c.mu.Unlock()
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		c.discoveryKey, c.discovery, c.discoveryETag, c.discoveryTime = key, merged, fmt.Sprintf("%X", sha512.Sum512(merged)), time.Now()
+	}
+	doc, etag, modified := c.discovery, c.discoveryETag, c.discoveryTime
+	c.mu.Unlock()
+	w.Header().Set("Etag", strconv.Quote(etag))
+	w.Header().Set("Content-Type", "application/json")
+	http.ServeContent(w, req, "/openapi/v3", modified, bytes.NewReader(doc))
+}
+
+// discoveryOf returns a service's discovery document and its etag.
+func discoveryOf(s *handler3.OpenAPIService) ([]byte, string, error) {
+	rec := httptest.NewRecorder()
+	s.HandleDiscovery(rec, httptest.NewRequest(http.MethodGet, "/openapi/v3", nil))
+	if rec.Code != http.StatusOK {
+		return nil, "", fmt.Errorf("unable to build the OpenAPI v3 discovery document: %d", rec.Code)
+	}
+	etag, _ := strconv.Unquote(rec.Header().Get("Etag"))
+	return rec.Body.Bytes(), etag, nil
+}

@@ -71,37 +71,56 @@ func Config(version string) *openapicommon.Config {
 // Documents serves /openapi/v2 and /openapi/v3 (with its per group-version
 // documents), in JSON and protobuf, built as kube-apiserver builds them: by
 // kube-openapi from the go-restful routes of every endpoint and the
-// generated definitions. Building takes a while (a quarter of a second
-// here), so each is built on its first request: clients that never ask
-// (client-go, controllers) never pay for it.
+// generated definitions, with the CRDs' schemas. Building the built-in
+// documents takes a while (half a second here for both), so they are built
+// on their first request (clients that never ask, client-go and the
+// controllers, never pay for it) and once per process for every server of
+// the same routes: a test binary's clusters share them.
 type Documents struct {
-	version string
-	routes  cached.Value[*restful.Container]
+	builtin *builtinDocuments
 	v2      *mux.PathRecorderMux
 
-	v3once    sync.Once
-	v3        *mux.PathRecorderMux
-	v3service *handler3.OpenAPIService
-	v3err     error
-
-	// crds lists the CRDs whose schemas the documents include.
+	// crds lists the CRDs whose schemas the documents include; crdsV3
+	// serves their group versions' v3 documents.
 	crdMu  sync.Mutex
 	crds   CRDLister
 	crdsV3 crdV3
 }
 
+// builtinDocuments are the documents of the built-in routes, which every
+// server of one set of routes shares.
+type builtinDocuments struct {
+	version string
+	routes  cached.Value[*restful.Container]
+	v2      cached.Value[*spec.Swagger]
+
+	v3once sync.Once
+	v3     *handler3.OpenAPIService
+	v3err  error
+}
+
+// builtins holds the built-in documents by key.
+var builtins sync.Map // string -> *builtinDocuments
+
 // New returns the documents of the routes that routes returns (called
-// once, when first needed); version is their info.version.
-func New(routes func() (*restful.Container, error), version string) *Documents {
-	d := &Documents{version: version, v2: mux.NewPathRecorderMux("openapi-v2")}
-	d.routes = cached.Once(cached.Func(func() (*restful.Container, string, error) {
+// once, when first needed); version is their info.version. Servers that
+// give the same key share the documents: key must name the routes.
+func New(routes func() (*restful.Container, error), version, key string) *Documents {
+	b := &builtinDocuments{version: version}
+	b.routes = cached.Once(cached.Func(func() (*restful.Container, string, error) {
 		c, err := routes()
 		return c, "", err
 	}))
+	b.v2 = cached.Once(cached.Func(b.buildV2))
+	if shared, loaded := builtins.LoadOrStore(version+"\n"+key, b); loaded {
+		b = shared.(*builtinDocuments)
+	}
+	d := &Documents{builtin: b, v2: mux.NewPathRecorderMux("openapi-v2")}
 	// v2: one document of every route (routes.OpenAPI.InstallV2), with the
-	// paths of the unserved groups merged in as kube-aggregator merges them.
-	static := cached.Once(cached.Func(d.buildV2))
-	handler.NewOpenAPIServiceLazy(&crdV2{d: d, static: static.Get}).RegisterOpenAPIVersionedService("/openapi/v2", d.v2)
+	// paths of the unserved groups merged in as kube-aggregator merges
+	// them, and the CRDs' as its OpenAPI controller merges them.
+	handler.NewOpenAPIServiceLazy(&crdV2{d: d, static: b.v2.Get}).RegisterOpenAPIVersionedService("/openapi/v2", d.v2)
+	d.crdsV3.service = handler3.NewOpenAPIService()
 	return d
 }
 
@@ -113,18 +132,19 @@ func (d *Documents) Install(m Mux) {
 
 // Prepare builds the documents now, if not built yet.
 func (d *Documents) Prepare() error {
-	if _, _, err := d.buildV2(); err != nil {
+	if _, _, err := d.builtin.v2.Get(); err != nil {
 		return err
 	}
-	return d.prepareV3()
+	_, err := d.builtin.prepareV3()
+	return err
 }
 
-func (d *Documents) buildV2() (*spec.Swagger, string, error) {
-	container, _, err := d.routes.Get()
+func (b *builtinDocuments) buildV2() (*spec.Swagger, string, error) {
+	container, _, err := b.routes.Get()
 	if err != nil {
 		return nil, "", err
 	}
-	v2, err := builder.BuildOpenAPISpecFromRoutes(restfuladapter.AdaptWebServices(container.RegisteredWebServices()), Config(d.version))
+	v2, err := builder.BuildOpenAPISpecFromRoutes(restfuladapter.AdaptWebServices(container.RegisteredWebServices()), Config(b.version))
 	if err != nil {
 		return nil, "", fmt.Errorf("unable to build the OpenAPI v2 document: %w", err)
 	}
@@ -135,22 +155,22 @@ func (d *Documents) buildV2() (*spec.Swagger, string, error) {
 	return v2, "v2", nil
 }
 
-func (d *Documents) prepareV3() error {
-	d.v3once.Do(func() {
-		container, _, err := d.routes.Get()
+// prepareV3 builds the v3 documents of the built-in group versions (and
+// of the embedded ones), once.
+func (b *builtinDocuments) prepareV3() (*handler3.OpenAPIService, error) {
+	b.v3once.Do(func() {
+		container, _, err := b.routes.Get()
 		if err != nil {
-			d.v3err = err
+			b.v3err = err
 			return
 		}
-		d.v3 = mux.NewPathRecorderMux("openapi-v3")
 		// A document per group version and per discovery root.
 		cfg := V3Config(legacyscheme.Scheme)
-		cfg.Info.Version = d.version
-		v3 := routes.OpenAPI{V3Config: cfg}.InstallV3(container, d.v3)
-		d.v3service = v3
+		cfg.Info.Version = b.version
+		v3 := routes.OpenAPI{V3Config: cfg}.InstallV3(container, mux.NewPathRecorderMux("openapi-v3"))
 		files, err := unserved.ReadDir("spec/v3")
 		if err != nil {
-			d.v3err = err
+			b.v3err = err
 			return
 		}
 		for _, f := range files {
@@ -159,20 +179,34 @@ func (d *Documents) prepareV3() error {
 			gv := strings.ReplaceAll(strings.TrimSuffix(f.Name(), "_openapi.json"), "__", "/")
 			v3.UpdateGroupVersionLazy(gv, embedded[*spec3.OpenAPI](path.Join("spec/v3", f.Name())))
 		}
+		b.v3 = v3
 	})
-	return d.v3err
+	return b.v3, b.v3err
 }
 
+// serveV3 serves /openapi/v3: the discovery document of the built-in and
+// the CRD group versions, and each one's document.
 func (d *Documents) serveV3(w http.ResponseWriter, req *http.Request) {
-	if err := d.prepareV3(); err != nil {
-		klog.FromContext(req.Context()).Error(err, "Building the OpenAPI v3 documents")
+	logger := klog.FromContext(req.Context())
+	builtin, err := d.builtin.prepareV3()
+	if err != nil {
+		logger.Error(err, "Building the OpenAPI v3 documents")
 		http.Error(w, "the OpenAPI documents could not be built", http.StatusInternalServerError)
 		return
 	}
-	if err := d.crdsV3.sync(d, d.v3service); err != nil {
-		klog.FromContext(req.Context()).Error(err, "Building the OpenAPI v3 documents of custom resources")
+	if err := d.crdsV3.sync(d); err != nil {
+		logger.Error(err, "Building the OpenAPI v3 documents of custom resources")
 	}
-	d.v3.ServeHTTP(w, req)
+	p := strings.TrimSuffix(req.URL.Path, "/")
+	if p == "/openapi/v3" {
+		d.crdsV3.serveDiscovery(w, req, builtin)
+		return
+	}
+	if d.crdsV3.has(strings.TrimPrefix(p, "/openapi/v3/")) {
+		d.crdsV3.service.HandleGroupVersion(w, req)
+		return
+	}
+	builtin.HandleGroupVersion(w, req)
 }
 
 // mergeUnserved adds the paths and definitions of the unserved groups.

@@ -44,6 +44,8 @@ type options struct {
 	repo               string
 	// large is the number of ConfigMaps stored for the large-memory row.
 	large int
+	// fixtureRuns is how many times each operator test fixture starts.
+	fixtureRuns int
 }
 
 func main() {
@@ -59,6 +61,7 @@ func main() {
 	flag.IntVar(&o.referenceStartRuns, "reference-start-runs", 3, "reference start-up measurements")
 	flag.StringVar(&o.repo, "repo", ".", "the repository root (for hack/reference-peer.sh)")
 	flag.IntVar(&o.large, "large", 100000, "ConfigMaps stored for the large-memory row (0 skips it)")
+	flag.IntVar(&o.fixtureRuns, "fixture-runs", 20, "starts of each operator test fixture (sim.Start, envtest); 0 skips them")
 	flag.Parse()
 	if o.bin == "" {
 		o.bin = "bin/kubesim"
@@ -142,6 +145,13 @@ func run(ctx context.Context, o options) error {
 	}
 	set("kubesim", "start-to-ready, in-process (sim.Start, full control plane)", "ms", false, durationM(inproc, fmt.Sprintf("median of %d", 2*o.startRuns)))
 
+	reference := o.referenceDir != "" && fileExists(filepath.Join(o.referenceDir, "bin", "kube-apiserver"))
+	if o.fixtureRuns > 0 {
+		if err := fixtureRows(ctx, o, reference, set); err != nil {
+			return err
+		}
+	}
+
 	ks, err := startKubesimCluster(o.bin)
 	if err != nil {
 		return err
@@ -152,7 +162,6 @@ func run(ctx context.Context, o options) error {
 	}
 	ks.stop()
 
-	reference := o.referenceDir != "" && fileExists(filepath.Join(o.referenceDir, "bin", "kube-apiserver"))
 	if reference && fileExists(filepath.Join(o.referenceDir, "bin", "kube-controller-manager")) {
 		var full []time.Duration
 		for i := 0; i < o.referenceStartRuns; i++ {
