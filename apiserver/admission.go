@@ -1,9 +1,13 @@
 package apiserver
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -23,6 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/component-base/compatibility"
+	"k8s.io/kube-openapi/pkg/handler3"
 	controlplaneadmission "k8s.io/kubernetes/pkg/controlplane/apiserver/admission"
 	kubeapiserveradmission "k8s.io/kubernetes/pkg/kubeapiserver/admission"
 	"k8s.io/kubernetes/pkg/kubeapiserver/admission/exclusion"
@@ -56,9 +61,9 @@ type admissionConfig struct {
 	// apiServerID labels the plugins' metrics.
 	apiServerID string
 	stop        <-chan struct{}
-	// ready is closed once the server is ready: the plugins' requests for
-	// the OpenAPI documents wait for it.
-	ready <-chan struct{}
+	// openAPIPaths lists the group versions of /openapi/v3 without
+	// building their documents.
+	openAPIPaths func() (map[string]string, error)
 }
 
 // newAdmission builds kube-apiserver's admission chain the way
@@ -70,22 +75,14 @@ type admissionConfig struct {
 // initializer's service resolver and credentials. The returned function
 // starts what runs beside the chain.
 func newAdmission(cfg admissionConfig) (admission.Interface, func(), error) {
-	// MutatingAdmissionPolicy polls /openapi/v3 from the moment it is built
-	// (for the schemas its apply configurations need); building the
-	// documents takes a quarter of a second, which would otherwise land in
-	// the middle of the server's start.
+	// MutatingAdmissionPolicy polls /openapi/v3 every five seconds from the
+	// moment it is built, for the schemas its apply configurations need.
+	// Building the documents takes most of a second of CPU and 80 MB, so
+	// its discovery document is answered from the list of group versions,
+	// and a document is built only when a policy needs one.
 	loopback := rest.CopyConfig(cfg.loopback)
 	loopback.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-			if strings.HasPrefix(req.URL.Path, "/openapi/") {
-				select {
-				case <-cfg.ready:
-				case <-req.Context().Done():
-					return nil, req.Context().Err()
-				}
-			}
-			return rt.RoundTrip(req)
-		})
+		return &lazyOpenAPI{delegate: rt, paths: cfg.openAPIPaths}
 	})
 	client, err := kubernetes.NewForConfig(loopback)
 	if err != nil {
@@ -127,9 +124,45 @@ func newAdmission(cfg admissionConfig) (admission.Interface, func(), error) {
 	return admissionmetrics.WithStepMetrics(chain), start, nil
 }
 
-type roundTripperFunc func(*http.Request) (*http.Response, error)
+// lazyOpenAPI answers a client's GET /openapi/v3 from the list of group
+// versions, with keys for hashes, and fetches the documents it then asks
+// for without those keys.
+type lazyOpenAPI struct {
+	delegate http.RoundTripper
+	paths    func() (map[string]string, error)
+}
 
-func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+func (l *lazyOpenAPI) RoundTrip(req *http.Request) (*http.Response, error) {
+	switch {
+	case req.URL.Path == "/openapi/v3" && req.Method == http.MethodGet:
+		paths, err := l.paths()
+		if err != nil {
+			return nil, err
+		}
+		doc := handler3.OpenAPIV3Discovery{Paths: map[string]handler3.OpenAPIV3DiscoveryGroupVersion{}}
+		for p, key := range paths {
+			u := url.URL{Path: "/openapi/v3/" + p, RawQuery: url.Values{"hash": {fmt.Sprintf("%x", sha256.Sum256([]byte(key)))}}.Encode()}
+			doc.Paths[p] = handler3.OpenAPIV3DiscoveryGroupVersion{ServerRelativeURL: u.String()}
+		}
+		b, err := json.Marshal(doc)
+		if err != nil {
+			return nil, err
+		}
+		return &http.Response{
+			StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header:        http.Header{"Content-Type": {"application/json"}},
+			Body:          io.NopCloser(bytes.NewReader(b)),
+			ContentLength: int64(len(b)),
+			Request:       req,
+		}, nil
+	case strings.HasPrefix(req.URL.Path, "/openapi/v3/") && req.URL.Query().Has("hash"):
+		req = req.Clone(req.Context())
+		q := req.URL.Query()
+		q.Del("hash")
+		req.URL.RawQuery = q.Encode()
+	}
+	return l.delegate.RoundTrip(req)
+}
 
 // noPluginConfig gives every plugin its default configuration, as
 // kube-apiserver without --admission-control-config-file.

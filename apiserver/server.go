@@ -335,11 +335,37 @@ func (s *Server) routesKey() string {
 	return b.String()
 }
 
+// openAPIPaths are the paths of the group versions whose OpenAPI v3
+// documents are built from the routes (api/v1, apis/<group>/<version>).
+func (s *Server) openAPIPaths() []string {
+	var out []string
+	for _, g := range append([]*registry.Group{s.registry.Core}, s.registry.Groups...) {
+		if g.Name == openapi.EmbeddedGroup {
+			continue
+		}
+		for _, gv := range g.Versions {
+			for _, ep := range gv.Endpoints {
+				if ep.Storage != nil {
+					if g.Name == "" {
+						out = append(out, "api/"+gv.GroupVersion.Version)
+					} else {
+						out = append(out, "apis/"+gv.GroupVersion.String())
+					}
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
 func (s *Server) buildHandler() (http.Handler, error) {
 	typeConverter, err := openapi.TypeConverter(legacyscheme.Scheme, s.kinds())
 	if err != nil {
 		return nil, err
 	}
+	// Built before the admission chain, which reads its discovery.
+	s.openapi = openapi.New(func() (*restful.Container, error) { return s.restfulRoutes(typeConverter) }, openAPIVersion(), s.routesKey(), s.openAPIPaths())
 	admit, startAdmission, err := newAdmission(admissionConfig{
 		loopback:        s.RESTConfig(),
 		factory:         s.informers,
@@ -348,7 +374,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 		webhookAuth:     s.webhookAuth,
 		apiServerID:     "kube-apiserver-" + string(uuid.NewUUID()),
 		stop:            s.drained.Done(),
-		ready:           s.ready,
+		openAPIPaths:    func() (map[string]string, error) { return s.openapi.DiscoveryPaths() },
 	})
 	if err != nil {
 		return nil, err
@@ -403,7 +429,6 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	}
 	r.Handle(serviceaccount.OpenIDConfigPath, openid)
 	r.Handle(serviceaccount.JWKSPath, openid)
-	s.openapi = openapi.New(func() (*restful.Container, error) { return s.restfulRoutes(typeConverter) }, openAPIVersion(), s.routesKey())
 	crdLister := s.crdInformers.Apiextensions().V1().CustomResourceDefinitions().Lister()
 	s.openapi.SetCRDs(func() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 		return crdLister.List(labels.Everything())

@@ -150,38 +150,48 @@ func (s *WebhookServer) stop() error {
 	return nil
 }
 
-// clientConfig points a webhook at the local server: the path of its
-// service (or URL), the server's address, the CA.
-func (s *WebhookServer) clientConfig(cc admissionregistrationv1.WebhookClientConfig) admissionregistrationv1.WebhookClientConfig {
-	p := "/"
+// urlFor is the local server's URL of a webhook whose configuration names
+// servicePath or rawURL (their path; def when neither has one).
+func (s *WebhookServer) urlFor(servicePath, rawURL *string, def string) string {
+	p := def
 	switch {
-	case cc.Service != nil && cc.Service.Path != nil:
-		p = *cc.Service.Path
-	case cc.URL != nil:
-		if u, err := url.Parse(*cc.URL); err == nil && u.Path != "" {
+	case servicePath != nil:
+		p = *servicePath
+	case rawURL != nil:
+		if u, err := url.Parse(*rawURL); err == nil && u.Path != "" {
 			p = u.Path
 		}
 	}
-	u := s.URL() + path.Clean("/"+p)
+	return s.URL() + path.Clean("/"+p)
+}
+
+// clientConfig points a webhook at the local server: the path of its
+// service (or URL), the server's address, the CA.
+func (s *WebhookServer) clientConfig(cc admissionregistrationv1.WebhookClientConfig) admissionregistrationv1.WebhookClientConfig {
+	var servicePath *string
+	if cc.Service != nil {
+		servicePath = cc.Service.Path
+	}
+	u := s.urlFor(servicePath, cc.URL, "/")
 	return admissionregistrationv1.WebhookClientConfig{URL: &u, CABundle: s.CAData}
 }
 
-// pointCRDs points the conversion webhooks of CRDs at the local server.
+// pointCRDs points the conversion webhooks of CRDs at the local server
+// (at /convert, controller-runtime's path, when they name none).
 func (s *WebhookServer) pointCRDs(crds []*apiextensionsv1.CustomResourceDefinition) {
 	for _, crd := range crds {
 		conv := crd.Spec.Conversion
 		if conv == nil || conv.Strategy != apiextensionsv1.WebhookConverter || conv.Webhook == nil {
 			continue
 		}
-		p := "/convert"
-		if cc := conv.Webhook.ClientConfig; cc != nil && cc.Service != nil && cc.Service.Path != nil {
-			p = *cc.Service.Path
-		} else if cc != nil && cc.URL != nil {
-			if u, err := url.Parse(*cc.URL); err == nil && u.Path != "" {
-				p = u.Path
+		var servicePath, rawURL *string
+		if cc := conv.Webhook.ClientConfig; cc != nil {
+			rawURL = cc.URL
+			if cc.Service != nil {
+				servicePath = cc.Service.Path
 			}
 		}
-		u := s.URL() + path.Clean("/"+p)
+		u := s.urlFor(servicePath, rawURL, "/convert")
 		conv.Webhook.ClientConfig = &apiextensionsv1.WebhookClientConfig{URL: &u, CABundle: s.CAData}
 	}
 }

@@ -267,3 +267,33 @@ func discoveryOf(s *handler3.OpenAPIService) ([]byte, string, error) {
 	etag, _ := strconv.Unquote(rec.Header().Get("Etag"))
 	return rec.Body.Bytes(), etag, nil
 }
+
+// DiscoveryPaths returns, without building any document, the paths of the
+// group versions /openapi/v3 serves (api/v1, apis/<group>/<version>), each
+// with a key that changes when its document may have: what a client of the
+// discovery document reads to know which documents to fetch.
+func (d *Documents) DiscoveryPaths() (map[string]string, error) {
+	out := make(map[string]string, len(d.builtin.paths))
+	for _, p := range d.builtin.paths {
+		out[p] = d.builtin.version
+	}
+	files, err := unserved.ReadDir("spec/v3")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		out[strings.ReplaceAll(strings.TrimSuffix(f.Name(), "_openapi.json"), "__", "/")] = d.builtin.version
+	}
+	crds, _, err := d.establishedCRDs()
+	if err != nil {
+		return nil, err
+	}
+	for _, crd := range crds {
+		for _, v := range crd.Spec.Versions {
+			if v.Served {
+				out[v3Path(schema.GroupVersion{Group: crd.Spec.Group, Version: v.Name})] += fmt.Sprintf("%s/%s;", crd.UID, crd.ResourceVersion)
+			}
+		}
+	}
+	return out, nil
+}

@@ -91,8 +91,10 @@ type Documents struct {
 // server of one set of routes shares.
 type builtinDocuments struct {
 	version string
-	routes  cached.Value[*restful.Container]
-	v2      cached.Value[*spec.Swagger]
+	// paths are the built-in group versions' paths (api/v1, apis/<g>/<v>).
+	paths  []string
+	routes cached.Value[*restful.Container]
+	v2     cached.Value[*spec.Swagger]
 
 	v3once sync.Once
 	v3     *handler3.OpenAPIService
@@ -103,10 +105,11 @@ type builtinDocuments struct {
 var builtins sync.Map // string -> *builtinDocuments
 
 // New returns the documents of the routes that routes returns (called
-// once, when first needed); version is their info.version. Servers that
+// once, when first needed); version is their info.version; paths are the
+// group versions' paths (api/v1, apis/<group>/<version>). Servers that
 // give the same key share the documents: key must name the routes.
-func New(routes func() (*restful.Container, error), version, key string) *Documents {
-	b := &builtinDocuments{version: version}
+func New(routes func() (*restful.Container, error), version, key string, paths []string) *Documents {
+	b := &builtinDocuments{version: version, paths: paths}
 	b.routes = cached.Once(cached.Func(func() (*restful.Container, string, error) {
 		c, err := routes()
 		return c, "", err

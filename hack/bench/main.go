@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kubesim/kubesim/apiserver"
 	"github.com/kubesim/kubesim/sim"
@@ -63,6 +64,7 @@ func main() {
 	flag.IntVar(&o.large, "large", 100000, "ConfigMaps stored for the large-memory row (0 skips it)")
 	flag.IntVar(&o.fixtureRuns, "fixture-runs", 20, "starts of each operator test fixture (sim.Start, envtest); 0 skips them")
 	flag.Parse()
+	ctrllog.SetLogger(klog.Background())
 	if o.bin == "" {
 		o.bin = "bin/kubesim"
 	}
