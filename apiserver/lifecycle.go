@@ -14,6 +14,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/kubernetes/pkg/controlplane/controller/defaultservicecidr"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -81,6 +82,13 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	s.startAdmission()
+	// As kube-apiserver's start-kubernetes-service-cidr-controller hook: the
+	// default ServiceCIDR exists (and is Ready) before the server is.
+	_, serviceCIDR, err := net.ParseCIDR(s.cfg.Services.ClusterIPRange)
+	if err != nil {
+		return fmt.Errorf("unable to parse the service cluster IP range: %w", err)
+	}
+	defaultservicecidr.NewController(*serviceCIDR, net.IPNet{}, s.loopback).Start(s.lifetime)
 	close(s.ready)
 	logger.Info("Serving the Kubernetes API", "address", "https://"+s.listener.Addr().String(), "version", Version().GitVersion)
 

@@ -153,6 +153,8 @@ type Server struct {
 	startAdmission func()
 	// requests counts the requests being served, for shutdown to drain.
 	requests requestTracker
+	// loopback is the server's own client.
+	loopback kubernetes.Interface
 }
 
 // New validates cfg, fills in its defaults, builds the server and opens its
@@ -183,6 +185,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if len(cfg.KubeletPreferredAddressTypes) == 0 {
 		cfg.KubeletPreferredAddressTypes = []string{"InternalIP", "ExternalIP", "Hostname"}
+	}
+	if cfg.Services.ClusterIPRange == "" {
+		cfg.Services.ClusterIPRange = "10.96.0.0/16"
 	}
 	if cfg.ServiceAccountIssuer == "" {
 		cfg.ServiceAccountIssuer = "https://kubernetes.default.svc"
@@ -225,6 +230,7 @@ func New(cfg Config) (*Server, error) {
 		transform = kstransform.DropManagedFields
 	}
 	s.informers = informers.NewSharedInformerFactoryWithOptions(loopback, 0, informers.WithTransform(transform))
+	s.loopback = loopback
 	crdClient, err := apiextensionsclient.NewForConfig(s.RESTConfig())
 	if err != nil {
 		ln.Close()
