@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -169,3 +170,39 @@ func (l *lazyOpenAPI) RoundTrip(req *http.Request) (*http.Response, error) {
 type noPluginConfig struct{}
 
 func (noPluginConfig) ConfigFor(string) (io.Reader, error) { return nil, nil }
+
+// trackedAdmission counts the admission calls in flight, so that shutdown
+// stops the plugins' workers once none is left: a request's handler may
+// return (its client gone) while the request goes on in the background,
+// in admission.
+type trackedAdmission struct {
+	delegate admission.Interface
+	inflight *requestTracker
+}
+
+var (
+	_ admission.MutationInterface   = (*trackedAdmission)(nil)
+	_ admission.ValidationInterface = (*trackedAdmission)(nil)
+)
+
+func (a *trackedAdmission) Handles(op admission.Operation) bool { return a.delegate.Handles(op) }
+
+func (a *trackedAdmission) Admit(ctx context.Context, attr admission.Attributes, o admission.ObjectInterfaces) error {
+	m, ok := a.delegate.(admission.MutationInterface)
+	if !ok {
+		return nil
+	}
+	a.inflight.begin()
+	defer a.inflight.end()
+	return m.Admit(ctx, attr, o)
+}
+
+func (a *trackedAdmission) Validate(ctx context.Context, attr admission.Attributes, o admission.ObjectInterfaces) error {
+	v, ok := a.delegate.(admission.ValidationInterface)
+	if !ok {
+		return nil
+	}
+	a.inflight.begin()
+	defer a.inflight.end()
+	return v.Validate(ctx, attr, o)
+}

@@ -98,16 +98,21 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	logger.Info("Shutting down the Kubernetes API")
-	s.endLifetime() // the server's own clients: informers, CRD controllers
-	cancelServe()   // ends watches and other long-running requests
-	// The requests in flight finish (for a few seconds at most), then the
-	// connections close. (http.Server.Shutdown would poll for idle
+	s.endLifetime()    // the server's own clients: informers, CRD controllers
+	s.endLongRunning() // watches and other long-running requests end
+	// The other requests in flight finish (for a few seconds at most), then
+	// the connections close. (http.Server.Shutdown would poll for idle
 	// connections, which takes about a second.)
 	select {
 	case <-s.requests.idle():
 	case <-time.After(5 * time.Second):
 	}
 	srv.Close()
+	cancelServe()
+	select {
+	case <-s.admitting.idle():
+	case <-time.After(5 * time.Second):
+	}
 	// The admission plugins' workers stop once the requests have drained,
 	// as kube-apiserver's drained notification orders it: a request still
 	// in admission finishes (ResourceQuota would otherwise hold it ten
@@ -122,9 +127,17 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// trackRequests counts the requests being served.
-func (s *Server) trackRequests(h http.Handler) http.Handler {
+// trackRequests counts the requests being served, but the long-running
+// ones, which end with s.longRunning instead.
+func (s *Server) trackRequests(h http.Handler, longRunning genericapirequest.LongRunningRequestCheck) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if info, ok := genericapirequest.RequestInfoFrom(req.Context()); ok && longRunning(req, info) {
+			ctx, cancel := context.WithCancel(req.Context())
+			defer cancel()
+			defer context.AfterFunc(s.longRunning, cancel)()
+			h.ServeHTTP(w, req.WithContext(ctx))
+			return
+		}
 		s.requests.begin()
 		defer s.requests.end()
 		h.ServeHTTP(w, req)

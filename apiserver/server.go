@@ -151,8 +151,13 @@ type Server struct {
 	// startAdmission starts what runs beside the admission chain, once the
 	// server serves.
 	startAdmission func()
-	// requests counts the requests being served, for shutdown to drain.
-	requests requestTracker
+	// requests counts the requests being served but long-running ones, for
+	// shutdown to drain; longRunning ends the long-running ones (watches,
+	// exec, logs, ...) at shutdown.
+	requests       requestTracker
+	admitting      requestTracker // admission calls in flight
+	longRunning    context.Context
+	endLongRunning context.CancelFunc
 	// loopback is the server's own client.
 	loopback kubernetes.Interface
 }
@@ -199,6 +204,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, ready: make(chan struct{})}
 	s.lifetime, s.endLifetime = context.WithCancel(context.Background())
 	s.drained, s.endDrained = context.WithCancel(context.Background())
+	s.longRunning, s.endLongRunning = context.WithCancel(context.Background())
 	if cfg.Storage == nil {
 		m, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval})
 		if err != nil {
@@ -385,6 +391,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	admit = &trackedAdmission{delegate: admit, inflight: &s.admitting}
 	s.startAdmission = startAdmission
 	api, err := newAPIHandler(s.registry, typeConverter, admit, s.authorizer, s.cfg)
 	if err != nil {
@@ -400,10 +407,14 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	r.HandleFunc("/version", s.version)
 	r.Handle("/metrics", metricsHandler(s.registry))
 	// Profiling, as kube-apiserver's default --profiling=true serves it.
-	r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
+	// (gorilla/mux takes the first route that matches: the named handlers
+	// before the index's prefix.)
+	// (No cmdline: kube-apiserver's index answers it, 404.)
+	r.Handle("/debug/pprof", http.RedirectHandler("/debug/pprof/", http.StatusFound))
 	r.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
 	if err := s.installDiscovery(r); err != nil {
 		return nil, err
 	}
@@ -452,11 +463,11 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	h = genericfilters.WithAuthorization(h, s.authorizer, legacyscheme.Codecs)
 	h = impersonation.WithImpersonation(h, s.authorizer, legacyscheme.Codecs)
 	h = genericfilters.WithAuthentication(h, newAuthenticator(s.ca.Cert, s.tokens), genericfilters.Unauthorized(legacyscheme.Codecs), nil, nil)
+	h = s.trackRequests(h, serverfilters.BasicLongRunningRequestCheck(sets.NewString("watch", "proxy"), sets.NewString("attach", "exec", "proxy", "log", "portforward")))
 	h = genericfilters.WithRequestInfo(h, resolver)
 	h = genericfilters.WithAuditInit(h)
 	h = genericfilters.WithRequestReceivedTimestamp(h)
 	h = serverfilters.WithPanicRecovery(h, resolver)
-	h = s.trackRequests(h)
 	return h, nil
 }
 

@@ -194,6 +194,12 @@ var _ = Describe("API fidelity", func() {
 		creates, ok := metricValue(text, "apiserver_request_total", map[string]string{"verb": "POST", "resource": "configmaps", "scope": "resource", "code": "201"})
 		Expect(ok).To(BeTrue(), "apiserver_request_total for POST configmaps")
 		Expect(creates).To(BeNumerically(">=", 1))
+		// Admission, per step and per plugin, as operators watch it.
+		admitted, ok := metricValue(text, "apiserver_admission_step_admission_duration_seconds_count", map[string]string{"operation": "CREATE", "type": "validate", "rejected": "false"})
+		Expect(ok).To(BeTrue(), "apiserver_admission_step_admission_duration_seconds for validating CREATEs")
+		Expect(admitted).To(BeNumerically(">=", 1))
+		_, ok = metricValue(text, "apiserver_admission_controller_admission_duration_seconds_count", map[string]string{"name": "NamespaceLifecycle", "operation": "CREATE", "type": "admit"})
+		Expect(ok).To(BeTrue(), "apiserver_admission_controller_admission_duration_seconds for NamespaceLifecycle")
 		// kube-apiserver counts stored objects on a poll (a minute, the first
 		// one off by one poll); kubesim
 		// when scraped.
@@ -201,6 +207,25 @@ var _ = Describe("API fidelity", func() {
 			v, _ := metricValue(scrape(), "apiserver_resource_objects", map[string]string{"group": "", "resource": "namespaces"})
 			return v
 		}).WithTimeout(3 * time.Minute).WithPolling(2 * time.Second).Should(BeNumerically(">=", 5))
+	})
+
+	It("serves the profiler under /debug/pprof", func(ctx SpecContext) {
+		for path, want := range map[string]string{
+			"/debug/pprof":                    "goroutine", // redirected to the index
+			"/debug/pprof/":                   "goroutine",
+			"/debug/pprof/symbol":             "num_symbols",
+			"/debug/pprof/goroutine?debug=1":  "goroutine profile",
+			"/debug/pprof/profile?seconds=1":  "",
+			"/debug/pprof/trace?seconds=0.01": "",
+		} {
+			r := get(ctx, path, nil)
+			Expect(r.code).To(Equal(http.StatusOK), path)
+			Expect(r.body).NotTo(BeEmpty(), path)
+			Expect(string(r.body)).To(ContainSubstring(want), path)
+		}
+		// Not the command line, though: the index answers it as an unknown
+		// profile.
+		Expect(get(ctx, "/debug/pprof/cmdline", nil).code).To(Equal(http.StatusNotFound))
 	})
 
 	It("gzips large responses when asked", func(ctx SpecContext) {
