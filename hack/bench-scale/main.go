@@ -37,19 +37,20 @@ import (
 )
 
 var (
-	cpuProfileFile, startProfileFile string
-	heapProfileFile                  string
-	startProfileFor, settle          time.Duration
+	cpuProfileFile, startProfileFile, idleProfileFile string
+	heapProfileFile                                   string
+	startProfileFor, settle                           time.Duration
 )
 
 func main() {
 	nodeConfig := flag.String("node-config", "testdata/nodes/scale-5000.yaml", "the simulated node pools")
-	pods := flag.Int("pods", 150000, "pods to run, in Deployments")
+	pods := flag.Int("pods", 150000, "pods to run, in Deployments (0: the nodes only)")
 	deployments := flag.Int("deployments", 150, "Deployments the pods are spread over")
 	idle := flag.Duration("idle", 30*time.Second, "how long the idle nodes' CPU is measured")
 	flag.DurationVar(&settle, "settle", 10*time.Second, "how long to wait, once the registration events are handed over, for their writes to drain before the idle measurement")
 	timeout := flag.Duration("timeout", 8*time.Hour, "give up after this long (150,000 pods take hours on 2 cores)")
 	flag.StringVar(&cpuProfileFile, "cpuprofile", "", "also write the CPU profile of the pod phase here")
+	flag.StringVar(&idleProfileFile, "idleprofile", "", "also write the CPU profile of the idle nodes here")
 	flag.StringVar(&heapProfileFile, "heapprofile", "", "write a heap profile (after a GC) here once every pod is Running")
 	flag.StringVar(&startProfileFile, "startprofile", "", "write the CPU profile of the start (until the nodes are schedulable) here")
 	flag.DurationVar(&startProfileFor, "startprofile-for", 0, "stop the start profile after this long (0: when the nodes are schedulable)")
@@ -102,7 +103,7 @@ func peakRSS() string {
 
 // profileShares runs fn under a CPU profile and returns each component's
 // share of the CPU samples, by the sim.ComponentLabel pprof label.
-func profileShares(fn func() error) (map[string]float64, error) {
+func profileShares(file string, fn func() error) (map[string]float64, error) {
 	var buf bytes.Buffer
 	if err := pprof.StartCPUProfile(&buf); err != nil {
 		return nil, err
@@ -112,8 +113,10 @@ func profileShares(fn func() error) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cpuProfileFile != "" {
-		os.WriteFile(cpuProfileFile, buf.Bytes(), 0o644)
+	if file != "" {
+		if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	p, err := profile.Parse(&buf)
 	if err != nil {
@@ -253,7 +256,7 @@ func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Du
 	}
 	// Idle: leases renewed every 10s, nothing else.
 	var idleCPU time.Duration
-	idleShares, err := profileShares(func() error {
+	idleShares, err := profileShares(idleProfileFile, func() error {
 		c0 := cpuTime()
 		select {
 		case <-time.After(idle):
@@ -268,6 +271,10 @@ func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Du
 	}
 	fmt.Printf("idle CPU with %d nodes: %.3f cores (whole process, over %v); by component:\n", nodeCount, idleCPU.Seconds()/idle.Seconds(), idle)
 	printShares(idleShares)
+	if podCount == 0 {
+		fmt.Printf("peak RSS:              %s (whole process)\n", peakRSS())
+		return nil
+	}
 
 	// Pods: a watch records when each pod is first seen and when it is
 	// first Running.
@@ -318,7 +325,7 @@ func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Du
 	per := podCount / deploymentCount
 	podsStart := time.Now()
 	cpu0 := cpuTime()
-	podShares, err := profileShares(func() error {
+	podShares, err := profileShares(cpuProfileFile, func() error {
 		for i := range deploymentCount {
 			replicas := per
 			if i == deploymentCount-1 {

@@ -2,8 +2,11 @@
 //
 // It keeps every key's versions in a B-tree ordered by key and every change
 // in an append-only event log indexed by revision. Watchers read the log from
-// their own cursor and wait on a wake-up channel that each write closes and
-// replaces, so a slow watcher falls behind instead of blocking writers; one
-// that falls behind the compacted revision is ended with ErrExpired, and its
-// client re-lists. A periodic compaction keeps a retention window of history.
+// their own cursor, so a slow watcher falls behind instead of blocking
+// writers; one that falls behind the compacted revision is ended with
+// ErrExpired, and its client re-lists. A watcher that has read the whole log
+// waits on its prefix: a write wakes only the watchers of its key (with
+// hundreds of watches open, most writes concern a few of them), and tells
+// them its revision, so they skip the other keys' events in between. A
+// periodic compaction keeps a retention window of history.
 package memory

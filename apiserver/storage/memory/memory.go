@@ -47,12 +47,31 @@ type Store struct {
 	// events holds one event per revision: events[i] is revision firstRev+i.
 	events   []event
 	firstRev int64
-	// wake is closed and replaced by every write.
+	// wake is closed and replaced by every write, for reads that wait for a
+	// revision.
 	wake chan struct{}
 
+	// waitMu guards waiters; it is taken with mu held (for reading by a
+	// watcher that registers, for writing by a write that wakes them).
+	waitMu sync.Mutex
+	// waiters holds, by prefix, the watchers that have read every event and
+	// wait for the next one under their prefix: a write wakes only those of
+	// its key, not every watcher of the store.
+	waiters map[string]*waiter
+
 	// ticked, when set (by tests), receives the revision each compaction
-	// tick recorded.
+	// tick recorded; waited, the prefix of each watcher that starts to wait.
 	ticked chan int64
+	waited chan string
+}
+
+// waiter is the wake-up of the watchers waiting on one prefix.
+type waiter struct {
+	ch chan struct{} // closed by the first write under the prefix
+	// rev is that write's revision, set before ch is closed: the events
+	// between a watcher's cursor and rev are none of the prefix's.
+	rev     int64
+	waiting int // watchers waiting, for the last one gone to remove it
 }
 
 var _ storage.Interface = (*Store)(nil)
@@ -96,6 +115,7 @@ func New(cfg Config) (*Store, error) {
 		firstRev: 2,
 		tree:     btree.NewG(32, func(a, b *record) bool { return a.key < b.key }),
 		wake:     make(chan struct{}),
+		waiters:  map[string]*waiter{},
 	}, nil
 }
 
@@ -148,7 +168,22 @@ func (s *Store) commit(r *record, typ watch.EventType, obj, prev runtime.Object)
 	s.events = append(s.events, event{rev: s.rev, typ: typ, key: r.key, obj: obj, prev: prev})
 	close(s.wake)
 	s.wake = make(chan struct{})
+	s.wakeWatchers(r.key, s.rev)
 	return s.rev
+}
+
+// wakeWatchers wakes the watchers waiting on a prefix of key, with the
+// write's revision. It must be called with mu held for writing.
+func (s *Store) wakeWatchers(key string, rev int64) {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	for prefix, w := range s.waiters {
+		if strings.HasPrefix(key, prefix) {
+			w.rev = rev
+			close(w.ch)
+			delete(s.waiters, prefix)
+		}
+	}
 }
 
 func (r *record) latest() *version {
@@ -464,8 +499,9 @@ type watcher struct {
 func (w *watcher) Stop()                          { w.cancel() }
 func (w *watcher) ResultChan() <-chan watch.Event { return w.result }
 
-// next returns the events after the cursor, or a channel to wait on.
-func (w *watcher) next() ([]event, <-chan struct{}, error) {
+// next returns the events after the cursor, or, once the watcher has read
+// every event, the waiter of its prefix to wait on.
+func (w *watcher) next() ([]event, *waiter, error) {
 	s := w.store
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -477,7 +513,17 @@ func (w *watcher) next() ([]event, <-chan struct{}, error) {
 		i = 0
 	}
 	if i >= int64(len(s.events)) {
-		return nil, s.wake, nil
+		// No write can come between the read of the log and the waiter's
+		// registration: writes hold mu.
+		s.waitMu.Lock()
+		wt := s.waiters[w.prefix]
+		if wt == nil {
+			wt = &waiter{ch: make(chan struct{})}
+			s.waiters[w.prefix] = wt
+		}
+		wt.waiting++
+		s.waitMu.Unlock()
+		return nil, wt, nil
 	}
 	evs := s.events[i:]
 	if len(evs) > 1000 {
@@ -486,10 +532,22 @@ func (w *watcher) next() ([]event, <-chan struct{}, error) {
 	return evs, nil, nil
 }
 
+// stopWaiting removes a watcher that stops from its prefix's waiter.
+func (w *watcher) stopWaiting(wt *waiter) {
+	s := w.store
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	if s.waiters[w.prefix] == wt {
+		if wt.waiting--; wt.waiting == 0 {
+			delete(s.waiters, w.prefix)
+		}
+	}
+}
+
 func (w *watcher) run(ctx context.Context) {
 	defer close(w.result)
 	for {
-		evs, wake, err := w.next()
+		evs, wt, err := w.next()
 		if err != nil {
 			var se *storage.Error
 			errors.As(err, &se)
@@ -499,11 +557,19 @@ func (w *watcher) run(ctx context.Context) {
 			}
 			return
 		}
-		if wake != nil {
+		if wt != nil {
+			if w.store.waited != nil {
+				w.store.waited <- w.prefix
+			}
 			select {
-			case <-wake:
+			case <-wt.ch:
+				// Nothing before wt.rev is the prefix's: the watcher
+				// reads on from there (and an idle watcher is not
+				// expired by the compaction of other keys' writes).
+				w.cursor = max(w.cursor, wt.rev-1)
 				continue
 			case <-ctx.Done():
+				w.stopWaiting(wt)
 				return
 			}
 		}
