@@ -57,6 +57,7 @@ func (s *Server) Start(ctx context.Context) error {
 	go s.registry.RunExpiry(serveCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(s.listener, "", "") }()
+	s.serveInProcess(serveCtx)
 	// The authorizer and the admission plugins read through informers over
 	// this server. It is ready once they have synced, the bootstrapped RBAC
 	// policy with them, as kube-apiserver's /readyz waits for its informers
@@ -75,6 +76,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.endLifetime()
 			s.endDrained()
 			srv.Close()
+			s.serveInProcess(nil)
 			s.informers.Shutdown()
 			s.crdInformers.Shutdown()
 			<-crdDone
@@ -108,6 +110,7 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-time.After(5 * time.Second):
 	}
 	srv.Close()
+	s.serveInProcess(nil)
 	cancelServe()
 	select {
 	case <-s.admitting.idle():

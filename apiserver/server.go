@@ -160,6 +160,12 @@ type Server struct {
 	endLongRunning context.CancelFunc
 	// loopback is the server's own client.
 	loopback kubernetes.Interface
+	// inProcess.ctx is the context in-process requests are served in
+	// while the server serves (see InProcessRESTConfig); nil otherwise.
+	inProcess struct {
+		sync.RWMutex
+		ctx context.Context
+	}
 }
 
 // New validates cfg, fills in its defaults, builds the server and opens its

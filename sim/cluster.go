@@ -194,7 +194,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Cluster{API: api, cancel: cancel, stopAPI: stopAPI, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
-	c.goRun(&c.wg, labeled("kube-apiserver", func() error { return api.Start(apiCtx) }))
+	// The label goes into the context too: the API server serves its
+	// in-process requests in goroutines labelled from it.
+	c.goRun(&c.wg, func() (err error) {
+		pprof.Do(apiCtx, pprof.Labels(ComponentLabel, "kube-apiserver"), func(ctx context.Context) { err = api.Start(ctx) })
+		return err
+	})
 	select {
 	case <-api.Ready():
 	case <-ctx.Done():
@@ -344,9 +349,10 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 // componentConfig is how a component talks to the API server: as its own
 // user (system:kube-scheduler, whom the bootstrapped RBAC policy authorizes,
 // system:kube-controller-manager), in protobuf as kube-apiserver's clients
-// do, with the simulator's rate limits.
+// do, with the simulator's rate limits, through the in-process transport
+// (the server's handler called directly: no TLS, HTTP/2 or socket).
 func componentConfig(api *apiserver.Server, cfg Config, name string, groups ...string) (*rest.Config, error) {
-	restConfig, err := api.UserRESTConfig(name, groups...)
+	restConfig, err := api.InProcessRESTConfig(name, groups...)
 	if err != nil {
 		return nil, err
 	}
