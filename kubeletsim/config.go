@@ -35,9 +35,16 @@ type Config struct {
 	// lease and status periods, back-off): 10 runs a 30s job in 3s.
 	// Default: 1.
 	TimeScale float64
-	// Workers is the number of pod workers, and of node workers.
-	// Default: 16.
+	// Workers is the number of pod workers. Default: 16.
 	Workers int
+	// NodeWorkers is the number of node workers, which register the
+	// nodes, renew their leases and report their status. Each waits for
+	// the answer to its request, as a kubelet does, so when the API
+	// server is slow to answer (a busy machine) it takes many to keep
+	// every node on kubelet's cadence: a renewal every quarter of
+	// LeaseDuration. Default: one for every NodesPerWorker nodes, at least
+	// Workers; nodes added at run time add workers.
+	NodeWorkers int
 	// ServeAddress is where the kubelet endpoint listens (pods/log), for
 	// every node: host:port, port 0 picks a free one. Default: 127.0.0.1:0.
 	ServeAddress string
@@ -216,6 +223,9 @@ func (c *Config) complete() (map[string]Profile, error) {
 	if c.Workers < 0 {
 		return nil, fmt.Errorf("kubeletsim: %d workers", c.Workers)
 	}
+	if c.NodeWorkers < 0 {
+		return nil, fmt.Errorf("kubeletsim: %d node workers", c.NodeWorkers)
+	}
 	if c.ServeAddress == "" {
 		c.ServeAddress = "127.0.0.1:0"
 	}
@@ -270,6 +280,11 @@ type NodeConfig struct {
 	// Profiles are the lifecycle profiles pools name.
 	Profiles []Profile `json:"profiles,omitempty"`
 }
+
+// NodesPerWorker is how many nodes share a node worker by default. A node
+// renews its lease every 10s; a worker per 50 nodes keeps up while the API
+// server answers a renewal within 200ms.
+const NodesPerWorker = 50
 
 // NodeConfigKind and NodeConfigAPIVersion identify a NodeConfig file.
 const (

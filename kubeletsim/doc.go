@@ -11,7 +11,10 @@
 //
 // Scale comes from one pod watch (every bound pod, filtered to this
 // process's nodes), one node watch and fixed worker pools fed by delaying
-// queues: there is no goroutine per node or per pod. The kubelet endpoint
+// queues: there is no goroutine per node or per pod. The node workers wait
+// for the API server's answers, as kubelets do, so their pool grows with
+// the nodes (one worker for every NodesPerWorker nodes): on a busy machine
+// the leases stay on kubelet's 10s cadence. The kubelet endpoint
 // (pods/log, and a clear refusal of exec, attach and port-forward) is one
 // HTTPS server for every node.
 package kubeletsim

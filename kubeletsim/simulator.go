@@ -56,6 +56,14 @@ type Simulator struct {
 	pods     map[string]*podState
 	prefixes map[string]int // next index by node name prefix
 
+	// workersMu guards the node workers' count, their context and group
+	// (set by Start) and whether Start is stopping them.
+	workersMu   sync.Mutex
+	nodeWorkers int
+	workersCtx  context.Context
+	workers     *sync.WaitGroup
+	stopping    bool
+
 	registered chan struct{} // closed when the initial pools are registered
 	eventsDone chan struct{} // closed when their registration events are recorded
 	nodesUp    chan struct{} // closed when the initial pools' Nodes exist
@@ -165,6 +173,9 @@ func (s *Simulator) Start(ctx context.Context) error {
 	s.events.start(ctx, s.client.CoreV1())
 	var wg sync.WaitGroup
 	defer func() {
+		s.workersMu.Lock()
+		s.stopping = true
+		s.workersMu.Unlock()
 		s.podQueue.ShutDown()
 		s.nodeQueue.ShutDown()
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -180,10 +191,13 @@ func (s *Simulator) Start(ctx context.Context) error {
 		return fmt.Errorf("unable to sync the pod and node informers: %w", ctx.Err())
 	}
 	for range s.cfg.Workers {
-		wg.Add(2)
+		wg.Add(1)
 		go func() { defer wg.Done(); s.runWorker(ctx, s.podQueue, s.processPod) }()
-		go func() { defer wg.Done(); s.runWorker(ctx, s.nodeQueue, s.processNode) }()
 	}
+	s.workersMu.Lock()
+	s.workersCtx, s.workers = ctx, &wg
+	s.workersMu.Unlock()
+	s.addNodeWorkers()
 	s.mu.RLock()
 	for name := range s.nodes {
 		s.nodeQueue.Add(name)
@@ -266,12 +280,42 @@ func (s *Simulator) AddNodes(ctx context.Context, pool NodePool) ([]string, erro
 	}
 	select {
 	case <-s.started:
+		s.addNodeWorkers()
 		for _, name := range names {
 			s.nodeQueue.Add(name)
 		}
 	default: // Start enqueues every node
 	}
 	return names, nil
+}
+
+// addNodeWorkers starts node workers up to Config.NodeWorkers, or by
+// default one for every NodesPerWorker nodes (at least Workers). Workers
+// are not stopped when nodes go: an idle worker costs a parked goroutine.
+func (s *Simulator) addNodeWorkers() {
+	want := s.cfg.NodeWorkers
+	if want == 0 {
+		s.mu.RLock()
+		n := len(s.nodes)
+		s.mu.RUnlock()
+		want = max(s.cfg.Workers, (n+NodesPerWorker-1)/NodesPerWorker)
+	}
+	s.workersMu.Lock()
+	defer s.workersMu.Unlock()
+	if s.stopping || s.workers == nil {
+		return
+	}
+	for ; s.nodeWorkers < want; s.nodeWorkers++ {
+		s.workers.Add(1)
+		go func() { defer s.workers.Done(); s.runWorker(s.workersCtx, s.nodeQueue, s.processNode) }()
+	}
+}
+
+// NodeWorkers returns how many node workers run.
+func (s *Simulator) NodeWorkers() int {
+	s.workersMu.Lock()
+	defer s.workersMu.Unlock()
+	return s.nodeWorkers
 }
 
 func (s *Simulator) addNodes(pool NodePool, pending *sync.WaitGroup) ([]string, error) {

@@ -309,6 +309,32 @@ func (c *cluster) stepAndWaitRenewal(t *testing.T, node string, d time.Duration)
 	}
 }
 
+// TestNodeWorkersScaleWithNodes: each node worker waits for the API
+// server's answer, so the pool grows with the nodes (one worker for every
+// NodesPerWorker nodes, at least Workers) to keep their leases on
+// kubelet's cadence; nodes added at run time add workers.
+func TestNodeWorkersScaleWithNodes(t *testing.T) {
+	c := startCluster(t, kubeletsim.NodePool{Count: 1})
+	ctx := context.Background()
+	if got := c.sim.NodeWorkers(); got != 2 {
+		t.Errorf("1 node: %d node workers, want Workers (2)", got)
+	}
+	const added = 2*kubeletsim.NodesPerWorker + 20
+	if _, err := c.sim.AddNodes(ctx, kubeletsim.NodePool{Name: "many", Count: added}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.sim.NodeWorkers(), 3; got != want {
+		t.Errorf("%d nodes: %d node workers, want %d", added+1, got, want)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		leases, err := c.client.CoordinationV1().Leases(corev1.NamespaceNodeLease).List(ctx, metav1.ListOptions{})
+		return err == nil && len(leases.Items) == added+1, nil
+	})
+	if err != nil {
+		t.Fatalf("the added nodes never all had leases: %v", err)
+	}
+}
+
 func TestNodesAtRunTime(t *testing.T) {
 	c := startCluster(t, kubeletsim.NodePool{Count: 1})
 	ctx := context.Background()
