@@ -2,6 +2,8 @@ package sim
 
 import (
 	"runtime"
+	"sort"
+	"strings"
 	"sync"
 	"weak"
 
@@ -18,9 +20,21 @@ import (
 // copy of each is gigabytes.
 // Informers hand out their cached objects read-only, so two caches can
 // share one. Entries are weak: a revision no cache holds any more goes.
+//
+// It also makes the pods of one label set (the replicas of a ReplicaSet)
+// share one labels map and namespace string, and nodes' label keys and
+// values canonical strings (the well-known keys are Kubernetes' own
+// constants): the scheduler's topology spreading reads the labels of every
+// node and of every pod placed for each pod it schedules, and a few shared
+// maps and pointer-equal strings stay in the CPU's cache where 150,000
+// maps do not.
 type podInterner struct {
 	mu   sync.Mutex
 	pods map[podRevision]weak.Pointer[corev1.Pod]
+	// labelSets are the pods' shared labels, by labelSetKey, counted by
+	// the pod revisions tracked in pods that hold them.
+	labelSets map[string]*labelSet
+	strings   map[string]string
 }
 
 type podRevision struct {
@@ -28,18 +42,57 @@ type podRevision struct {
 	rv  string
 }
 
+type labelSet struct {
+	namespace string
+	labels    map[string]string
+	refs      int
+}
+
+// maxInternedStrings bounds the canonical strings kept (nodes' label keys
+// and values, namespaces): past it, new strings are left as they are.
+const maxInternedStrings = 1 << 16
+
+// wellKnownLabels are the node label keys the scheduler and the controllers
+// look up by Kubernetes' constants; interned as those constants, a lookup's
+// key comparison is a pointer comparison.
+var wellKnownLabels = []string{
+	corev1.LabelHostname, corev1.LabelTopologyZone, corev1.LabelTopologyRegion,
+	corev1.LabelFailureDomainBetaZone, corev1.LabelFailureDomainBetaRegion,
+	corev1.LabelInstanceTypeStable, corev1.LabelInstanceType,
+	corev1.LabelOSStable, corev1.LabelArchStable, "beta.kubernetes.io/os", "beta.kubernetes.io/arch",
+	corev1.LabelNodeExcludeBalancers, corev1.LabelWindowsBuild,
+}
+
 func newPodInterner() *podInterner {
-	return &podInterner{pods: map[podRevision]weak.Pointer[corev1.Pod]{}}
+	in := &podInterner{
+		pods:      map[podRevision]weak.Pointer[corev1.Pod]{},
+		labelSets: map[string]*labelSet{},
+		strings:   make(map[string]string, len(wellKnownLabels)),
+	}
+	for _, k := range wellKnownLabels {
+		in.strings[k] = k
+	}
+	return in
 }
 
 // transform drops an object's managed fields, as the scheduler's and the
 // controller manager's informers do, and returns the shared object of a
-// pod revision another informer holds already.
+// pod revision another informer holds already. A node's labels are made
+// of canonical strings.
 func (in *podInterner) transform(obj interface{}) (interface{}, error) {
 	obj, err := transform.DropManagedFields(obj)
-	pod, ok := obj.(*corev1.Pod)
-	if err != nil || !ok || pod.ResourceVersion == "" {
+	if err != nil {
 		return obj, err
+	}
+	if node, ok := obj.(*corev1.Node); ok {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		in.internNodeLabels(node)
+		return node, nil
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || pod.ResourceVersion == "" {
+		return obj, nil
 	}
 	k := podRevision{uid: pod.UID, rv: pod.ResourceVersion}
 	in.mu.Lock()
@@ -47,6 +100,14 @@ func (in *podInterner) transform(obj interface{}) (interface{}, error) {
 	if shared := in.pods[k].Value(); shared != nil {
 		return shared, nil
 	}
+	setKey := labelSetKey(pod.Namespace, pod.Labels)
+	set := in.labelSets[setKey]
+	if set == nil {
+		set = &labelSet{namespace: in.intern(pod.Namespace), labels: pod.Labels}
+		in.labelSets[setKey] = set
+	}
+	set.refs++
+	pod.Namespace, pod.Labels = set.namespace, set.labels
 	wp := weak.Make(pod)
 	in.pods[k] = wp
 	runtime.AddCleanup(pod, func(k podRevision) {
@@ -55,8 +116,56 @@ func (in *podInterner) transform(obj interface{}) (interface{}, error) {
 		if in.pods[k] == wp {
 			delete(in.pods, k)
 		}
+		if set.refs--; set.refs == 0 && in.labelSets[setKey] == set {
+			delete(in.labelSets, setKey)
+		}
 	}, k)
 	return pod, nil
+}
+
+// internNodeLabels replaces a node's labels by a map of canonical strings.
+func (in *podInterner) internNodeLabels(node *corev1.Node) {
+	if len(node.Labels) == 0 {
+		return
+	}
+	labels := make(map[string]string, len(node.Labels))
+	for k, v := range node.Labels {
+		labels[in.intern(k)] = in.intern(v)
+	}
+	node.Labels = labels
+}
+
+// intern returns the canonical copy of s. Called with mu held.
+func (in *podInterner) intern(s string) string {
+	if c, ok := in.strings[s]; ok {
+		return c
+	}
+	if len(in.strings) < maxInternedStrings {
+		in.strings[s] = s
+	}
+	return s
+}
+
+// labelSetKey identifies a namespace and a set of labels.
+func labelSetKey(namespace string, labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	n := len(namespace)
+	for k, v := range labels {
+		keys = append(keys, k)
+		n += len(k) + len(v) + 2
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(namespace)
+	for _, k := range keys {
+		// Label keys and values cannot hold a NUL.
+		b.WriteByte(0)
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(labels[k])
+	}
+	return b.String()
 }
 
 // size is the number of pod revisions tracked.
@@ -64,4 +173,11 @@ func (in *podInterner) size() int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return len(in.pods)
+}
+
+// labelSetCount is the number of shared label sets.
+func (in *podInterner) labelSetCount() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.labelSets)
 }

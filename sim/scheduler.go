@@ -48,6 +48,10 @@ func newScheduler(ctx context.Context, cfg Config, restConfig *rest.Config, pods
 	if err := informerFactory.Core().V1().Pods().Informer().SetTransform(pods.transform); err != nil {
 		return nil, err
 	}
+	// Its nodes' labels are canonical strings, as the controller manager's.
+	if err := informerFactory.Core().V1().Nodes().Informer().SetTransform(pods.transform); err != nil {
+		return nil, err
+	}
 	dynInformerFactory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, corev1.NamespaceAll, nil)
 	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
 	sched, err := scheduler.New(ctx, client, informerFactory, dynInformerFactory,
