@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/google/btree"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -80,6 +81,9 @@ type version struct {
 	rev     int64
 	obj     runtime.Object // nil for a deletion
 	deleted bool
+	// interned keeps the field sets obj's managed fields share with other
+	// versions canonical (see internManagedFields).
+	interned []unique.Handle[string]
 }
 
 type record struct {
@@ -156,11 +160,12 @@ func setRevision(obj runtime.Object, rev int64) error {
 	return nil
 }
 
-// commit appends a version and an event for key at the next revision. It
-// must be called with mu held for writing.
-func (s *Store) commit(r *record, typ watch.EventType, obj, prev runtime.Object) int64 {
+// commit appends a version and an event for key at the next revision;
+// interned are the handles of obj's shared field sets. It must be called
+// with mu held for writing.
+func (s *Store) commit(r *record, typ watch.EventType, obj, prev runtime.Object, interned []unique.Handle[string]) int64 {
 	s.rev++
-	v := version{rev: s.rev, obj: obj, deleted: typ == watch.Deleted}
+	v := version{rev: s.rev, obj: obj, deleted: typ == watch.Deleted, interned: interned}
 	if v.deleted {
 		v.obj = nil
 	}
@@ -213,6 +218,7 @@ func (r *record) at(rev int64) *version {
 // Create implements storage.Interface.
 func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (runtime.Object, error) {
 	stored := obj.DeepCopyObject()
+	interned := internManagedFields(stored)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.tree.Get(&record{key: key})
@@ -226,7 +232,7 @@ func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (run
 		r = &record{key: key}
 		s.tree.ReplaceOrInsert(r)
 	}
-	s.commit(r, watch.Added, stored, nil)
+	s.commit(r, watch.Added, stored, nil, interned)
 	return stored.DeepCopyObject(), nil
 }
 
@@ -278,6 +284,7 @@ func (s *Store) Get(ctx context.Context, key string, opts storage.GetOptions) (r
 // Update implements storage.Interface.
 func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, opts storage.UpdateOptions) (runtime.Object, error) {
 	stored := obj.DeepCopyObject()
+	interned := internManagedFields(stored)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, _ := s.tree.Get(&record{key: key})
@@ -291,7 +298,7 @@ func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, opts
 	if err := setRevision(stored, s.rev+1); err != nil {
 		return nil, err
 	}
-	s.commit(r, watch.Modified, stored, cur.obj)
+	s.commit(r, watch.Modified, stored, cur.obj, interned)
 	return stored.DeepCopyObject(), nil
 }
 
@@ -311,7 +318,7 @@ func (s *Store) Delete(ctx context.Context, key string, opts storage.DeleteOptio
 	if err := setRevision(last, s.rev+1); err != nil {
 		return nil, err
 	}
-	s.commit(r, watch.Deleted, last, cur.obj)
+	s.commit(r, watch.Deleted, last, cur.obj, nil)
 	return last.DeepCopyObject(), nil
 }
 

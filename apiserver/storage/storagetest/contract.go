@@ -26,6 +26,7 @@ func RunContractTests(t *testing.T, newStore NewFunc) {
 	t.Run("Create", func(t *testing.T) { testCreate(t, newStore(t)) })
 	t.Run("Get", func(t *testing.T) { testGet(t, newStore(t)) })
 	t.Run("Update", func(t *testing.T) { testUpdate(t, newStore(t)) })
+	t.Run("ManagedFields", func(t *testing.T) { testManagedFields(t, newStore(t)) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, newStore(t)) })
 	t.Run("List", func(t *testing.T) { testList(t, newStore(t)) })
 	t.Run("ListPagination", func(t *testing.T) { testListPagination(t, newStore(t)) })
@@ -143,6 +144,46 @@ func testUpdate(t *testing.T, s storage.Interface) {
 	}
 	if _, err := s.Update(ctx, key("a"), a, storage.UpdateOptions{}); err != nil {
 		t.Errorf("unconditional update: %v", err)
+	}
+}
+
+// testManagedFields: objects with the same managed fields (a backend may
+// share their bytes) keep them through writes, and what a caller does to
+// its copy or its argument changes nothing stored.
+func testManagedFields(t *testing.T, s storage.Interface) {
+	ctx := context.Background()
+	fields := `{"f:data":{".":{},"f:k":{}}}`
+	withFields := func(name string) *corev1.ConfigMap {
+		c := cm(name, nil)
+		c.ManagedFields = []metav1.ManagedFieldsEntry{{
+			Manager: "test", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1",
+			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)},
+		}}
+		return c
+	}
+	in := withFields("a")
+	a := mustCreate(t, s, in)
+	mustCreate(t, s, withFields("b"))
+	in.ManagedFields[0].FieldsV1.Raw[2] = 'X'
+	a.ManagedFields[0].FieldsV1.Raw[3] = 'Y'
+	a.ManagedFields[0].FieldsV1.Raw = append(a.ManagedFields[0].FieldsV1.Raw, '!')
+	b, err := s.Update(ctx, key("b"), withFields("b"), storage.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.(*corev1.ConfigMap).ManagedFields[0].FieldsV1.Raw[4] = 'Z'
+	list, err := s.List(ctx, "/registry/configmaps/ns/", storage.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(list.Items); !equal(got, []string{"a", "b"}) {
+		t.Fatalf("List: %v", got)
+	}
+	for _, obj := range list.Items {
+		c := obj.(*corev1.ConfigMap)
+		if len(c.ManagedFields) != 1 || c.ManagedFields[0].FieldsV1 == nil || string(c.ManagedFields[0].FieldsV1.Raw) != fields {
+			t.Errorf("%s: stored managed fields %+v, want the field set %s", c.Name, c.ManagedFields, fields)
+		}
 	}
 }
 
