@@ -19,9 +19,9 @@ func decodedPod(rv string) *corev1.Pod {
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
 }
 
-func TestPodInterner(t *testing.T) {
-	in := newPodInterner()
-	transform := func(p *corev1.Pod) *corev1.Pod {
+// podTransform returns in's transform for pods, failing t on an error.
+func podTransform(t *testing.T, in *podInterner) func(*corev1.Pod) *corev1.Pod {
+	return func(p *corev1.Pod) *corev1.Pod {
 		t.Helper()
 		out, err := in.transform(p)
 		if err != nil {
@@ -29,6 +29,11 @@ func TestPodInterner(t *testing.T) {
 		}
 		return out.(*corev1.Pod)
 	}
+}
+
+func TestPodInterner(t *testing.T) {
+	in := newPodInterner()
+	transform := podTransform(t, in)
 	first := transform(decodedPod("5"))
 	tests := []struct {
 		name  string
@@ -82,14 +87,7 @@ func mapPointer(m map[string]string) unsafe.Pointer { return reflect.ValueOf(m).
 
 func TestPodInternerSharesLabelSets(t *testing.T) {
 	in := newPodInterner()
-	transform := func(p *corev1.Pod) *corev1.Pod {
-		t.Helper()
-		out, err := in.transform(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out.(*corev1.Pod)
-	}
+	transform := podTransform(t, in)
 	web := map[string]string{"app": "web", "pod-template-hash": "5fd74885cf"}
 	first := transform(labeledPod("a", "default", web))
 	tests := []struct {
