@@ -32,6 +32,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubesim/kubesim/apiserver"
+	"github.com/kubesim/kubesim/internal/hugepages"
 	"github.com/kubesim/kubesim/kubeletsim"
 	"github.com/kubesim/kubesim/sim"
 )
@@ -57,6 +58,7 @@ func main() {
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof here (host:port), to profile a run while it goes")
 	// Go's default heap goal (GOGC=100) lets the heap grow to twice what is
 	// live before collecting; a soft limit collects sooner instead.
+	hugePages := flag.Bool("huge-pages", true, "where the system's transparent huge pages are set to madvise, ask for them for the heap (as kubesim up --huge-pages does)")
 	memoryLimit := flag.String("memory-limit", "7Gi", "a soft memory limit for the Go runtime, as GOMEMLIMIT sets (a quantity; empty: none)")
 	klog.InitFlags(nil)
 	flag.Parse()
@@ -75,6 +77,15 @@ func main() {
 		}
 		debug.SetMemoryLimit(q.Value())
 		fmt.Printf("memory limit:          %s (soft, Go runtime)\n", q.String())
+	}
+	if *hugePages {
+		go func() {
+			if err := hugepages.Advise(context.Background(), hugepages.Options{}); err != nil {
+				fmt.Fprintln(os.Stderr, "bench-scale: huge pages:", err)
+			}
+		}()
+		mode := hugepages.Mode(hugepages.SystemModeFile)
+		fmt.Printf("transparent huge pages: %s (system setting); the heap advised: %v\n", mode, mode == "madvise")
 	}
 	if err := run(*nodeConfig, *pods, *deployments, *idle, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-scale:", err)

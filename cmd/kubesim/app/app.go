@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubesim/kubesim/apiserver"
+	"github.com/kubesim/kubesim/internal/hugepages"
 	"github.com/kubesim/kubesim/sim"
 )
 
@@ -53,6 +54,7 @@ type upOptions struct {
 	controller bool
 	nodes      int
 	nodeConfig string
+	hugePages  bool
 }
 
 func newUpCommand() *cobra.Command {
@@ -91,6 +93,7 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().IntVar(&o.cluster.Burst, "kube-api-burst", 2000, "client burst of the scheduler and the controllers")
 	cmd.Flags().BoolVar(&o.cluster.LeaderElection, "leader-elect", false, "run the scheduler and the controllers only while they hold their leases in kube-system, for several replicas sharing storage; a replica that loses a lease exits")
 	cmd.Flags().StringVar(&o.cluster.LeaderElectionIdentity, "leader-elect-identity", "", "this replica's holder identity in the leases (default hostname_UUID)")
+	cmd.Flags().BoolVar(&o.hugePages, "huge-pages", true, "where the system's transparent huge pages are set to madvise, ask for them for the process's heap (the scheduler and the garbage collector walk it at random; see BENCHMARKS.md)")
 	return cmd
 }
 
@@ -103,6 +106,13 @@ func up(ctx context.Context, o upOptions) error {
 	var err error
 	if cfg.Nodes, cfg.NodeProfiles, err = nodePools(o.nodes, o.nodeConfig); err != nil {
 		return err
+	}
+	if o.hugePages {
+		go func() {
+			if err := hugepages.Advise(ctx, hugepages.Options{}); err != nil {
+				logger.Error(err, "Transparent huge pages not advised")
+			}
+		}()
 	}
 	cluster, err := sim.Start(ctx, cfg)
 	if err != nil {
