@@ -281,6 +281,10 @@ func TestPodLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.waitPod(t, "term", "deletionTimestamp", func(p *corev1.Pod) bool { return p != nil && p.DeletionTimestamp != nil })
+		// The node has seen the deletion, and set its containers' exit 20 s
+		// from the fake clock's now, once it says it stops them: stepping
+		// the clock before that would move the exit along with it.
+		c.waitEvents(t, "default", "term", "Killing: Stopping container c")
 		c.clock.Step(19 * time.Second)
 		if _, err := c.client.CoreV1().Pods("default").Get(ctx, "term", metav1.GetOptions{}); err != nil {
 			t.Fatalf("gone before its containers exited: %v", err)
