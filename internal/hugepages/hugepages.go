@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -121,7 +122,7 @@ func adviseOnce(mapsFile string, advised map[Range]bool, advise func(Range) erro
 		}
 		// A mapping that went away between the read and now gives ENOMEM;
 		// the next round sees what replaced it.
-		if err := advise(r); err != nil && err != syscall.ENOMEM {
+		if err := advise(r); err != nil && !errors.Is(err, syscall.ENOMEM) {
 			return n, fmt.Errorf("unable to advise huge pages for %#x-%#x: %w", r.Start, r.End, err)
 		}
 		advised[r] = true
