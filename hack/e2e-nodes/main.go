@@ -2,8 +2,11 @@
 // refuses to start without ready, schedulable nodes: it creates the nodes,
 // then, like a kubelet without pods, renews each node's Lease and reports a
 // Ready status every period until interrupted. Pods bound to these nodes
-// never run: the suite's focus keeps to tests that need no containers. Once
-// kubeletsim lands, simulated kubelets replace this harness.
+// never run: the suite's focus keeps to tests that need no containers. It,
+// not kubeletsim, stays the harness because both targets of
+// hack/e2e-upstream.sh need the same nodes: the reference (kube-apiserver
+// and etcd) has no kubelets, and kubesim's simulated ones would make the
+// two runs differ in more than the API server.
 package main
 
 import (
