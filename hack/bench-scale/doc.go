@@ -2,5 +2,7 @@
 // and a hundred thousand pods in one process, scheduled by the genuine
 // scheduler. It prints the nodes-ready time, the idle CPU of the nodes,
 // pods/s, create-to-Running latency, peak RSS and each component's share
-// of CPU (from a CPU profile, by the components' pprof labels).
+// of CPU (from a CPU profile, by the components' pprof labels). A run cut
+// short by an interrupt or its -timeout prints the same figures for the
+// pods Running so far.
 package main

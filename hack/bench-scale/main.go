@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -91,7 +93,11 @@ func main() {
 		mode := hugepages.Mode(hugepages.SystemModeFile)
 		fmt.Printf("transparent huge pages: %s (system setting); the heap advised: %v\n", mode, mode == "madvise")
 	}
-	if err := run(*nodeConfig, *pods, *deployments, *idle, *timeout); err != nil {
+	// An interrupt (or SIGTERM) ends the run as the timeout does: the pod
+	// phase prints its figures so far. A second one kills the process.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() { <-ctx.Done(); stop() }()
+	if err := run(ctx, *nodeConfig, *pods, *deployments, *idle, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-scale:", err)
 		os.Exit(1)
 	}
@@ -105,10 +111,13 @@ func cpuTime() time.Duration {
 }
 
 // peakRSS is the process's peak resident set (VmHWM).
-func peakRSS() string {
+func peakRSS() string { return procStatusGiB("VmHWM") }
+
+// procStatusGiB is a field of /proc/self/status (VmRSS, VmHWM), in GiB.
+func procStatusGiB(field string) string {
 	b, _ := os.ReadFile("/proc/self/status")
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
+		if strings.HasPrefix(l, field+":") {
 			kb, _ := strconv.Atoi(strings.Fields(l)[1])
 			return fmt.Sprintf("%.2f GiB", float64(kb)/1024/1024)
 		}
@@ -117,25 +126,24 @@ func peakRSS() string {
 }
 
 // profileShares runs fn under a CPU profile and returns each component's
-// share of the CPU samples, by the sim.ComponentLabel pprof label.
+// share of the CPU samples, by the sim.ComponentLabel pprof label. When fn
+// fails (a run cut short), the shares of the profile so far come with its
+// error.
 func profileShares(file string, fn func() error) (map[string]float64, error) {
 	var buf bytes.Buffer
 	if err := pprof.StartCPUProfile(&buf); err != nil {
 		return nil, err
 	}
-	err := fn()
+	fnErr := fn()
 	pprof.StopCPUProfile()
-	if err != nil {
-		return nil, err
-	}
 	if file != "" {
 		if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
-			return nil, err
+			return nil, errors.Join(fnErr, err)
 		}
 	}
 	p, err := profile.Parse(&buf)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(fnErr, err)
 	}
 	by := map[string]int64{}
 	var total int64
@@ -151,7 +159,7 @@ func profileShares(file string, fn func() error) (map[string]float64, error) {
 	for k, v := range by {
 		shares[k] = float64(v) / float64(max(total, 1))
 	}
-	return shares, nil
+	return shares, fnErr
 }
 
 func printShares(shares map[string]float64) {
@@ -165,8 +173,8 @@ func printShares(shares map[string]float64) {
 	}
 }
 
-func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+func run(ctx context.Context, nodeConfig string, podCount, deploymentCount int, idle, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	nc, err := kubeletsim.LoadNodeConfig(nodeConfig)
 	if err != nil {
@@ -364,8 +372,15 @@ func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Du
 				return err
 			}
 		}
+		// Progress every 10 s: pods Running, the pace over the last
+		// minute, the process's RSS.
 		tick := time.NewTicker(10 * time.Second)
 		defer tick.Stop()
+		type point struct {
+			at time.Time
+			n  int
+		}
+		var recent []point
 		for {
 			select {
 			case <-runningDone:
@@ -374,30 +389,50 @@ func run(nodeConfig string, podCount, deploymentCount int, idle, timeout time.Du
 				mu.Lock()
 				n := len(latencies)
 				mu.Unlock()
-				return fmt.Errorf("%d of %d pods Running: %w", n, podCount, ctx.Err())
-			case <-tick.C:
+				return fmt.Errorf("%d of %d pods Running: %w", n, podCount, context.Cause(ctx))
+			case now := <-tick.C:
 				mu.Lock()
 				n := len(latencies)
 				mu.Unlock()
-				fmt.Fprintf(os.Stderr, "  %v: %d pods Running\n", time.Since(podsStart).Round(time.Second), n)
+				recent = append(recent, point{now, n})
+				if len(recent) > 7 {
+					recent = recent[1:]
+				}
+				pace := float64(n-recent[0].n) / max(now.Sub(recent[0].at).Seconds(), 1)
+				fmt.Fprintf(os.Stderr, "  %v: %d pods Running, %.1f/s over %v, RSS %s (peak %s)\n", now.Sub(podsStart).Round(time.Second), n,
+					pace, now.Sub(recent[0].at).Round(time.Second), procStatusGiB("VmRSS"), peakRSS())
 			}
 		}
 	})
-	if err != nil {
+	if podShares == nil {
 		return err
 	}
+	// A run cut short (timeout, interrupt) prints what it measured so far:
+	// a 150,000-pod run takes hours.
 	elapsed := time.Since(podsStart)
 	podCPU := cpuTime() - cpu0
-	slices.Sort(latencies)
-	q := func(f float64) time.Duration {
-		return latencies[int(f*float64(len(latencies)-1))].Round(time.Millisecond)
+	mu.Lock()
+	done := slices.Clone(latencies)
+	mu.Unlock()
+	if err != nil {
+		fmt.Printf("cut short:             %v; the figures so far:\n", err)
+		if len(done) == 0 {
+			return err
+		}
 	}
-	fmt.Printf("pods Running:          %d in %v (%d Deployments)\n", podCount, elapsed.Round(time.Millisecond), deploymentCount)
-	fmt.Printf("throughput:            %.0f pods/s (create to Running, genuine scheduler)\n", float64(podCount)/elapsed.Seconds())
-	fmt.Printf("create-to-Running:     p50 %v, p99 %v, max %v\n", q(0.5), q(0.99), q(1))
+	slices.Sort(done)
+	q := func(f float64) time.Duration {
+		return done[int(f*float64(len(done)-1))].Round(time.Millisecond)
+	}
+	fmt.Printf("pods Running:          %d of %d in %v (%d Deployments)\n", len(done), podCount, elapsed.Round(time.Millisecond), deploymentCount)
+	fmt.Printf("throughput:            %.0f pods/s (create to Running, genuine scheduler)\n", float64(len(done))/elapsed.Seconds())
+	fmt.Printf("create-to-Running:     p50 %v, p99 %v, max %v (of the pods Running)\n", q(0.5), q(0.99), q(1))
 	fmt.Printf("CPU while running pods: %.2f cores (whole process); by component:\n", podCPU.Seconds()/elapsed.Seconds())
 	printShares(podShares)
 	fmt.Printf("peak RSS:              %s (whole process)\n", peakRSS())
+	if err != nil {
+		return err
+	}
 	if heapProfileFile != "" {
 		runtime.GC()
 		var ms runtime.MemStats
