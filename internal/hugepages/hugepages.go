@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/metrics"
 	"strconv"
 	"syscall"
 	"time"
@@ -42,6 +43,16 @@ type Options struct {
 	ModeFile string
 	// MapsFile lists the process's mappings. Default: /proc/self/maps.
 	MapsFile string
+	// Mapped is how much memory the process has mapped: the mappings are
+	// read again only when it changed, so a process whose heap has stopped
+	// growing pays nothing (reading /proc/self/maps every 100 ms cost about
+	// 1% of 2 cores in a 7 GB process). Default: the Go runtime's
+	// /memory/classes/total:bytes (a pure Go process maps nothing else
+	// read-write).
+	Mapped func() uint64
+
+	// advise marks a range (tests replace the madvise calls).
+	advise func(Range) error
 }
 
 func (o *Options) defaults() {
@@ -57,6 +68,22 @@ func (o *Options) defaults() {
 	if o.MapsFile == "" {
 		o.MapsFile = "/proc/self/maps"
 	}
+	if o.Mapped == nil {
+		o.Mapped = runtimeMapped
+	}
+	if o.advise == nil {
+		o.advise = madvise
+	}
+}
+
+// runtimeMapped is the memory the Go runtime has mapped read-write.
+func runtimeMapped() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // Mode is the system's transparent huge page setting ("always", "madvise",
@@ -87,13 +114,19 @@ func Advise(ctx context.Context, opts Options) error {
 	advised := map[Range]bool{}
 	t := opts.Clock.NewTicker(opts.Interval)
 	defer t.Stop()
-	for {
-		n, err := adviseOnce(opts.MapsFile, advised, madvise)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			logger.V(4).Info("Marked mappings for transparent huge pages", "mappings", n)
+	var mapped uint64
+	for first := true; ; first = false {
+		// Read before the mappings: what is mapped after the read is seen
+		// in the next round.
+		if m := opts.Mapped(); first || m != mapped {
+			mapped = m
+			n, err := adviseOnce(opts.MapsFile, advised, opts.advise)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				logger.V(4).Info("Marked mappings for transparent huge pages", "mappings", n, "mappedBytes", m)
+			}
 		}
 		select {
 		case <-ctx.Done():

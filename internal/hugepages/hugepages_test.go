@@ -9,7 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
+
+	testingclock "k8s.io/utils/clock/testing"
 )
 
 func writeFile(t *testing.T, content string) string {
@@ -153,4 +156,74 @@ func TestAdviseActsOnlyInMadviseMode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAdviseReadsMappingsOnlyWhenMappedMemoryChanges drives Advise's loop
+// on a fake clock: a round whose mapped memory is what it was does not read
+// the mappings, so a heap that grew then is seen in the next round whose
+// mapped memory changed.
+func TestAdviseReadsMappingsOnlyWhenMappedMemoryChanges(t *testing.T) {
+	clk := testingclock.NewFakeClock(time.Now())
+	file := writeFile(t, maps)
+	// A round starts by asking for the mapped memory: the loop waits there,
+	// the round before it finished, until the test answers.
+	asked, mapped := make(chan struct{}), make(chan uint64)
+	var calls []Range
+	opts := Options{
+		Interval: time.Second, Clock: clk, ModeFile: writeFile(t, "always [madvise] never"), MapsFile: file,
+		Mapped: func() uint64 { asked <- struct{}{}; return <-mapped },
+		advise: func(r Range) error { calls = append(calls, r); return nil },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Advise(ctx, opts) }()
+	next := func() {
+		t.Helper()
+		select {
+		case <-asked:
+		case <-time.After(time.Minute):
+			t.Fatal("Advise did not start a round")
+		}
+	}
+
+	next()
+	mapped <- 100 // the first round reads the mappings whatever
+	clk.Step(time.Second)
+	next()
+	if want := []Range{{0xc000000000, 0xc004000000}, {0x7f2000000000, 0x7f2000600000}}; !slices.Equal(calls, want) {
+		t.Fatalf("after the first round, madvise calls = %#v, want %#v", calls, want)
+	}
+	grown := strings.Replace(maps, "c000000000-c004000000 rw-p", "c000000000-c008000000 rw-p", 1)
+	if err := os.WriteFile(file, []byte(grown), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mapped <- 100 // unchanged: not read
+	clk.Step(time.Second)
+	next()
+	if len(calls) != 2 {
+		t.Fatalf("after a round whose mapped memory did not change, madvise calls = %#v, want the first round's two", calls)
+	}
+	mapped <- 200 // changed: read
+	clk.Step(time.Second)
+	next()
+	if want := (Range{0xc000000000, 0xc008000000}); len(calls) != 3 || calls[2] != want {
+		t.Fatalf("after the round whose mapped memory changed, madvise calls = %#v, want the grown arena %#v third", calls, want)
+	}
+	cancel()
+	mapped <- 200
+	if err := <-done; err != nil {
+		t.Fatalf("Advise: %v", err)
+	}
+}
+
+func TestRuntimeMapped(t *testing.T) {
+	before := runtimeMapped()
+	if before == 0 {
+		t.Fatal("runtimeMapped = 0, want the Go runtime's mapped memory")
+	}
+	buf := make([]byte, 256<<20)
+	if after := runtimeMapped(); after <= before {
+		t.Errorf("runtimeMapped after a 256 MiB allocation = %d, want more than %d", after, before)
+	}
+	buf[0] = 1
 }
