@@ -3,6 +3,7 @@ package crdserver
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -148,16 +149,54 @@ func (s *versionedStorage) Watch(ctx context.Context, prefix string, opts storag
 	if err != nil {
 		return nil, err
 	}
-	return watch.Filter(w, func(e watch.Event) (watch.Event, bool) {
+	return newConvertingWatch(w, func(e watch.Event) watch.Event {
 		if e.Type == watch.Error || e.Type == watch.Bookmark {
-			return e, true
+			return e
 		}
 		obj, err := s.out(e.Object)
 		if err != nil {
 			status := apierrors.NewInternalError(err).Status()
-			return watch.Event{Type: watch.Error, Object: &status}, true
+			return watch.Event{Type: watch.Error, Object: &status}
 		}
 		e.Object = obj
-		return e, true
+		return e
 	}), nil
+}
+
+// convertingWatch passes every event of a storage watch through convert.
+// Unlike watch.Filter, its Stop also ends its goroutine when nobody reads
+// any more (the API watch stops reading once its client is gone): the
+// event it was handing over is dropped instead of holding the goroutine
+// for ever.
+type convertingWatch struct {
+	in       watch.Interface
+	out      chan watch.Event
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+func newConvertingWatch(in watch.Interface, convert func(watch.Event) watch.Event) *convertingWatch {
+	w := &convertingWatch{in: in, out: make(chan watch.Event), stop: make(chan struct{})}
+	go func() {
+		defer close(w.out)
+		for e := range in.ResultChan() {
+			select {
+			case w.out <- convert(e):
+			case <-w.stop:
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// ResultChan implements watch.Interface.
+func (w *convertingWatch) ResultChan() <-chan watch.Event { return w.out }
+
+// Stop implements watch.Interface.
+func (w *convertingWatch) Stop() {
+	w.stopOnce.Do(func() {
+		close(w.stop)
+		w.in.Stop()
+	})
 }
