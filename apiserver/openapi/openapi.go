@@ -83,7 +83,7 @@ func TypeConverter(scheme *runtime.Scheme, kinds []schema.GroupVersionKind) (man
 	if err != nil {
 		return nil, err
 	}
-	tc, err := managedfields.NewTypeConverter(models, false)
+	tc, err := newTypeConverter(models)
 	if err != nil {
 		return nil, err
 	}
