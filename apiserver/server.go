@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path"
 	goruntime "runtime"
 	"runtime/debug"
 	"strconv"
@@ -164,7 +165,8 @@ type Server struct {
 	// while the server serves (see InProcessRESTConfig); nil otherwise.
 	inProcess struct {
 		sync.RWMutex
-		ctx context.Context
+		ctx     context.Context
+		workers *handlerWorkers // serve the requests while ctx lasts
 	}
 }
 
@@ -464,7 +466,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 		APIPrefixes:          sets.NewString("api", "apis"),
 		GrouplessAPIPrefixes: sets.NewString("api"),
 	}
-	var h http.Handler = r
+	var h http.Handler = apiFirst{api: api, router: r}
 	h = genericfilters.WithWarningRecorder(h)
 	h = genericfilters.WithAuthorization(h, s.authorizer, legacyscheme.Codecs)
 	h = impersonation.WithImpersonation(h, s.authorizer, legacyscheme.Codecs)
@@ -475,6 +477,55 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	h = genericfilters.WithRequestReceivedTimestamp(h)
 	h = serverfilters.WithPanicRecovery(h, resolver)
 	return h, nil
+}
+
+// apiFirst hands the requests for API resources (paths below a group
+// version: /api/v1/..., /apis/<group>/<version>/...) straight to the API
+// handler, which the router would hand them to only after trying each of
+// its routes, two for every group and group version's discovery document
+// among them, and finding none matches: on 5,000 idle nodes that matching
+// took 4% of the process's CPU. No other route of the router matches such a
+// path. The other requests, and paths the router would clean (and redirect
+// to their clean form), go through the router.
+type apiFirst struct{ api, router http.Handler }
+
+func (a apiFirst) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if isResourcePath(req.URL.Path) {
+		a.api.ServeHTTP(w, req)
+		return
+	}
+	a.router.ServeHTTP(w, req)
+}
+
+// isResourcePath reports whether p, clean, has a segment after an API group
+// version's: /api/<version>/<more> or /apis/<group>/<version>/<more>.
+func isResourcePath(p string) bool {
+	var rest string
+	var versionSegments int
+	switch {
+	case strings.HasPrefix(p, "/api/"):
+		rest, versionSegments = p[len("/api/"):], 1
+	case strings.HasPrefix(p, "/apis/"):
+		rest, versionSegments = p[len("/apis/"):], 2
+	default:
+		return false
+	}
+	for range versionSegments {
+		i := strings.IndexByte(rest, '/')
+		if i <= 0 {
+			return false
+		}
+		rest = rest[i+1:]
+	}
+	if rest == "" {
+		return false
+	}
+	// As gorilla/mux cleans a path: path.Clean, keeping a trailing slash.
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") {
+		clean += "/"
+	}
+	return clean == p
 }
 
 func (s *Server) health(w http.ResponseWriter, req *http.Request) {
