@@ -36,7 +36,8 @@ import (
 // skipValidationTypeConverter is managedfields.NewTypeConverter's converter
 // that leaves out the validation walk where it cannot fail.
 type skipValidationTypeConverter struct {
-	managedfields.TypeConverter // upstream's, for everything else
+	// upstream's: TypedToObject, and the error for a kind without a schema
+	managedfields.TypeConverter
 
 	parsers map[schema.GroupVersionKind]*typed.ParseableType
 	plans   sync.Map // planKey -> *plan
@@ -88,27 +89,32 @@ func modelKinds(model *spec.Schema) []schema.GroupVersionKind {
 	return gvks
 }
 
-// ObjectToTyped implements managedfields.TypeConverter. It skips the
-// validation only for the field manager's own conversions of typed objects
-// (those that allow duplicates), and only where the object sets no field
-// the validation could reject.
+// ObjectToTyped implements managedfields.TypeConverter as upstream's does,
+// over a parser of its own: the field manager merges typed values only if
+// they come from the same schema. It skips the validation only for the
+// field manager's own conversions of typed objects (those that allow
+// duplicates), and only where the object sets no field the validation
+// could reject.
 func (c *skipValidationTypeConverter) ObjectToTyped(obj runtime.Object, opts ...typed.ValidationOptions) (*typed.TypedValue, error) {
-	if !slices.Equal(opts, []typed.ValidationOptions{typed.AllowDuplicates}) {
-		return c.TypeConverter.ObjectToTyped(obj, opts...)
-	}
-	pt := c.unvalidated(obj)
+	pt := c.parsers[obj.GetObjectKind().GroupVersionKind()]
 	if pt == nil {
-		return c.TypeConverter.ObjectToTyped(obj, opts...)
+		return c.TypeConverter.ObjectToTyped(obj, opts...) // upstream's error
+	}
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		return pt.FromUnstructured(u.UnstructuredContent(), opts...)
+	}
+	if !slices.Equal(opts, []typed.ValidationOptions{typed.AllowDuplicates}) || c.unvalidated(obj) == nil {
+		return pt.FromStructured(obj, opts...)
 	}
 	rv, err := value.NewValueReflect(obj)
 	if err != nil {
-		return c.TypeConverter.ObjectToTyped(obj, opts...)
+		return pt.FromStructured(obj, opts...)
 	}
 	return typed.AsTypedUnvalidated(rv, pt.Schema, pt.TypeRef), nil
 }
 
-// unvalidated returns the parseable type of obj if validating obj against
-// it cannot fail, nil if it may.
+// unvalidated returns the parseable type of typed object obj if validating
+// obj against it cannot fail, nil if it may.
 func (c *skipValidationTypeConverter) unvalidated(obj runtime.Object) *typed.ParseableType {
 	if _, ok := obj.(*unstructured.Unstructured); ok {
 		return nil

@@ -6,8 +6,10 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -169,7 +171,8 @@ func TestTypeConverterMatchesUpstream(t *testing.T) {
 
 // TestFieldManagerMatchesUpstream: a field manager on the converter
 // records the same managed fields as one on upstream's, for an update that
-// changes, adds and removes fields.
+// changes, adds and removes fields, and a server-side apply that conflicts
+// and is forced.
 func TestFieldManagerMatchesUpstream(t *testing.T) {
 	models := testModels(t)
 	up, err := managedfields.NewTypeConverter(models, false)
@@ -211,10 +214,23 @@ func TestFieldManagerMatchesUpstream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		*run.out = obj.(*corev1.Pod).ManagedFields
+		// A server-side apply (the patch unstructured, the live object
+		// typed) of a field another manager owns: a conflict, then forced.
+		patch := &unstructured.Unstructured{Object: map[string]interface{}{
+			"apiVersion": "v1", "kind": "Pod",
+			"metadata": map[string]interface{}{"name": "p", "namespace": "default", "labels": map[string]interface{}{"b": "3", "c": "1"}},
+		}}
+		if _, err := fm.Apply(obj, patch.DeepCopy(), "applier", false); !apierrors.IsConflict(err) {
+			t.Fatalf("conflicting apply: %v, want a conflict", err)
+		}
+		applied, err := fm.Apply(obj, patch.DeepCopy(), "applier", true)
+		if err != nil {
+			t.Fatalf("forced apply: %v", err)
+		}
+		*run.out = applied.(*corev1.Pod).ManagedFields
 	}
-	if len(want) != 2 {
-		t.Fatalf("upstream's managed fields = %d entries, want 2", len(want))
+	if len(want) != 3 {
+		t.Fatalf("upstream's managed fields = %d entries, want 3", len(want))
 	}
 	for i := range want {
 		want[i].Time, got[i].Time = nil, nil
