@@ -376,6 +376,7 @@ func (c *Cluster) startNodes(ctx context.Context, cfg Config, shared informers.S
 	// Thousands of kubelets would each have their own limits: the API
 	// server, not a client rate limiter, is what bounds them.
 	restConfig.QPS, restConfig.Burst = 20000, 40000
+	restConfig.UserAgent = userAgent("kubelet", "")
 	client, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return err

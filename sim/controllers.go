@@ -93,7 +93,9 @@ func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, fi
 		return nil, err
 	}
 	restConfig = rest.CopyConfig(restConfig)
-	client, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(restConfig), kcmoptions.KubeControllerManagerUserAgent))
+	kcmConfig := rest.CopyConfig(restConfig)
+	kcmConfig.UserAgent = userAgent(kcmoptions.KubeControllerManagerUserAgent, kcmoptions.KubeControllerManagerUserAgent)
+	client, err := kubernetes.NewForConfig(kcmConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +114,7 @@ func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, fi
 	completed := c.Complete()
 	completed.EventBroadcaster.StartRecordingToSink(&v1core.EventSinkImpl{Interface: client.CoreV1().Events("")})
 
-	builder := clientbuilder.SimpleControllerClientBuilder{ClientConfig: restConfig}
+	builder := componentClientBuilder{config: restConfig, command: kcmoptions.KubeControllerManagerUserAgent}
 	controllerCtx, err := createControllerContext(ctx, completed, builder, shared)
 	if err != nil {
 		broadcaster.Shutdown()
@@ -226,7 +228,7 @@ func newControllerInformers(restConfig *rest.Config, pods *podInterner) (informe
 	}
 	c := &kcmconfig.Config{}
 	c.ComponentConfig.Generic.MinResyncPeriod = s.Generic.MinResyncPeriod
-	builder := clientbuilder.SimpleControllerClientBuilder{ClientConfig: rest.CopyConfig(restConfig)}
+	builder := componentClientBuilder{config: restConfig, command: kcmoptions.KubeControllerManagerUserAgent}
 	return newSharedInformers(builder, kcm.ResyncPeriod(c.Complete())(), pods.transform)
 }
 

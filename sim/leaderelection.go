@@ -32,7 +32,9 @@ func (c *Cluster) leaderElected(ctx context.Context, cfg Config, restConfig *res
 		return run
 	}
 	return func() error {
-		client, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(restConfig), name+"-leader-election"))
+		leConfig := rest.CopyConfig(restConfig)
+		leConfig.UserAgent = userAgent(name, "leader-election")
+		client, err := kubernetes.NewForConfig(leConfig)
 		if err != nil {
 			return err
 		}

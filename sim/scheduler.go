@@ -33,7 +33,8 @@ func newScheduler(ctx context.Context, cfg Config, restConfig *rest.Config, pods
 			return nil, err
 		}
 	}
-	restConfig = rest.AddUserAgent(rest.CopyConfig(restConfig), "kube-scheduler")
+	restConfig = rest.CopyConfig(restConfig)
+	restConfig.UserAgent = userAgent("kube-scheduler", "scheduler")
 	client, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return nil, err
