@@ -3,15 +3,16 @@ package sim
 import (
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
 
-	"strings"
-
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 )
 
 func decodedPod(rv string) *corev1.Pod {
@@ -169,5 +170,87 @@ func TestPodInternerCanonicalNodeLabels(t *testing.T) {
 	}
 	if a.ManagedFields != nil {
 		t.Errorf("managed fields kept: %v", a.ManagedFields)
+	}
+}
+
+// replica is a pod of one ReplicaSet as an informer decodes it: its own
+// copy of everything, its own name and token volume, on a node.
+func replica(name, node, image string) *corev1.Pod {
+	token := "kube-api-access-" + name
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, GenerateName: strings.Clone("web-5fd74885cf-"), Namespace: "default",
+			UID: types.UID(name), ResourceVersion: "1", Labels: map[string]string{"app": "web"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-5fd74885cf", UID: "rs"}}},
+		Spec: corev1.PodSpec{
+			NodeName: strings.Clone(node),
+			Containers: []corev1.Container{{Name: "app", Image: strings.Clone(image),
+				Resources:    corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}},
+				VolumeMounts: []corev1.VolumeMount{{Name: token, MountPath: "/var/run/secrets/kubernetes.io/serviceaccount"}}}},
+			Volumes: []corev1.Volume{{Name: token, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+				Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: ptr.To(int64(3607))}}}}}}},
+			Tolerations:                   []corev1.Toleration{{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, TolerationSeconds: ptr.To(int64(300))}},
+			TerminationGracePeriodSeconds: ptr.To(int64(30)),
+			RestartPolicy:                 corev1.RestartPolicy(strings.Clone("Always")),
+		},
+		Status: corev1.PodStatus{Phase: corev1.PodPhase(strings.Clone("Running")), HostIP: strings.Clone("10.0.0.1"),
+			Conditions: []corev1.PodCondition{{Type: corev1.PodConditionType(strings.Clone("Ready")), Status: corev1.ConditionStatus(strings.Clone("True"))}}},
+	}
+}
+
+func slicePointer[T any](s []T) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(s)) }
+
+// The replicas of a ReplicaSet share what they have alike; what is a
+// replica's own stays its own, and every pod reads as it was decoded.
+func TestPodInternerSharesReplicasParts(t *testing.T) {
+	in := newPodInterner()
+	transform := podTransform(t, in)
+	first := transform(replica("a", "node-0", "app:1"))
+	tests := []struct {
+		name           string
+		pod            *corev1.Pod
+		shareContainer bool
+	}{
+		{name: "a replica on the same node", pod: replica("b", "node-0", "app:1"), shareContainer: true},
+		{name: "a replica on another node", pod: replica("c", "node-1", "app:1"), shareContainer: true},
+		{name: "a pod of the same labels with another image", pod: replica("d", "node-0", "app:2")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want := tc.pod.DeepCopy()
+			got := transform(tc.pod)
+			want.ManagedFields = nil
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("the pod changed:\n got %+v\nwant %+v", got, want)
+			}
+			gs, fs := &got.Spec, &first.Spec
+			if slicePointer(gs.Tolerations) != slicePointer(fs.Tolerations) || gs.TerminationGracePeriodSeconds != fs.TerminationGracePeriodSeconds {
+				t.Errorf("tolerations or grace period not shared")
+			}
+			if gs.Volumes[0].Projected != fs.Volumes[0].Projected {
+				t.Errorf("the token volume's source is not shared")
+			}
+			if slicePointer(got.OwnerReferences) != slicePointer(first.OwnerReferences) {
+				t.Errorf("owner references not shared")
+			}
+			if slicePointer(gs.Containers[0].VolumeMounts) == slicePointer(fs.Containers[0].VolumeMounts) {
+				t.Errorf("the volume mounts, which name the pod's own volume, are shared")
+			}
+			shared := unsafe.StringData(gs.Containers[0].Image) == unsafe.StringData(fs.Containers[0].Image)
+			if shared != tc.shareContainer {
+				t.Errorf("container shared: %v, want %v", shared, tc.shareContainer)
+			}
+			if reflect.ValueOf(gs.Containers[0].Resources.Requests).UnsafePointer() != reflect.ValueOf(fs.Containers[0].Resources.Requests).UnsafePointer() {
+				t.Errorf("resource requests not shared")
+			}
+			for _, s := range [][2]string{{string(got.Status.Phase), string(first.Status.Phase)}, {got.Status.HostIP, first.Status.HostIP},
+				{string(got.Status.Conditions[0].Type), string(first.Status.Conditions[0].Type)}} {
+				if unsafe.StringData(s[0]) != unsafe.StringData(s[1]) {
+					t.Errorf("status string %q is not canonical", s[0])
+				}
+			}
+			if tc.pod.Spec.NodeName == first.Spec.NodeName && unsafe.StringData(gs.NodeName) != unsafe.StringData(fs.NodeName) {
+				t.Errorf("node name %q is not canonical", gs.NodeName)
+			}
+		})
 	}
 }

@@ -9,4 +9,10 @@
 // hundreds of watches open, most writes concern a few of them), and tells
 // them its revision, so they skip the other keys' events in between. A
 // periodic compaction keeps a retention window of history.
+//
+// Stored objects are read-only, so they share what they have alike (package
+// internal/share): a version holds one copy of what the version before it
+// had the same, and the objects a controller owns (a ReplicaSet's pods)
+// share what they have alike with the first of their set. Managed fields'
+// field sets are interned across all versions.
 package memory

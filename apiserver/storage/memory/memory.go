@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 	"unique"
+	"weak"
 
 	"github.com/google/btree"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -60,6 +61,13 @@ type Store struct {
 	// its key, not every watcher of the store.
 	waiters map[string]*waiter
 
+	// templates holds, by templateKey, the first stored object of each set
+	// of replicas (a ReplicaSet's pods), whose parts the others share; a
+	// template no stored version holds any more goes. Guarded by
+	// templatesMu, taken without mu.
+	templatesMu sync.Mutex
+	templates   map[string]weak.Pointer[template]
+
 	// ticked, when set (by tests), receives the revision each compaction
 	// tick recorded; waited, the prefix of each watcher that starts to wait.
 	ticked chan int64
@@ -84,6 +92,9 @@ type version struct {
 	// interned keeps the field sets obj's managed fields share with other
 	// versions canonical (see internManagedFields).
 	interned []unique.Handle[string]
+	// tmpl is the template of obj's set of replicas, kept while a version
+	// has parts of it (see shareWithReplicas).
+	tmpl *template
 }
 
 type record struct {
@@ -114,12 +125,13 @@ func New(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("unable to create memory store: FutureRevisionWait must not be negative")
 	}
 	return &Store{
-		cfg:      cfg,
-		rev:      1,
-		firstRev: 2,
-		tree:     btree.NewG(32, func(a, b *record) bool { return a.key < b.key }),
-		wake:     make(chan struct{}),
-		waiters:  map[string]*waiter{},
+		cfg:       cfg,
+		rev:       1,
+		firstRev:  2,
+		tree:      btree.NewG(32, func(a, b *record) bool { return a.key < b.key }),
+		wake:      make(chan struct{}),
+		waiters:   map[string]*waiter{},
+		templates: map[string]weak.Pointer[template]{},
 	}, nil
 }
 
@@ -163,9 +175,9 @@ func setRevision(obj runtime.Object, rev int64) error {
 // commit appends a version and an event for key at the next revision;
 // interned are the handles of obj's shared field sets. It must be called
 // with mu held for writing.
-func (s *Store) commit(r *record, typ watch.EventType, obj, prev runtime.Object, interned []unique.Handle[string]) int64 {
+func (s *Store) commit(r *record, typ watch.EventType, obj, prev runtime.Object, interned []unique.Handle[string], tmpl *template) int64 {
 	s.rev++
-	v := version{rev: s.rev, obj: obj, deleted: typ == watch.Deleted, interned: interned}
+	v := version{rev: s.rev, obj: obj, deleted: typ == watch.Deleted, interned: interned, tmpl: tmpl}
 	if v.deleted {
 		v.obj = nil
 	}
@@ -202,6 +214,13 @@ func (r *record) latest() *version {
 	return v
 }
 
+// latest returns the latest live version of key, or nil. It must be called
+// with mu held.
+func (s *Store) latest(key string) *version {
+	r, _ := s.tree.Get(&record{key: key})
+	return r.latest()
+}
+
 // at returns the live version at revision rev, or nil.
 func (r *record) at(rev int64) *version {
 	for i := len(r.versions) - 1; i >= 0; i-- {
@@ -219,6 +238,7 @@ func (r *record) at(rev int64) *version {
 func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (runtime.Object, error) {
 	stored := obj.DeepCopyObject()
 	interned := internManagedFields(stored)
+	tmpl := s.shareWithReplicas(stored)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.tree.Get(&record{key: key})
@@ -232,7 +252,7 @@ func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (run
 		r = &record{key: key}
 		s.tree.ReplaceOrInsert(r)
 	}
-	s.commit(r, watch.Added, stored, nil, interned)
+	s.commit(r, watch.Added, stored, nil, interned, tmpl)
 	return stored.DeepCopyObject(), nil
 }
 
@@ -285,6 +305,14 @@ func (s *Store) Get(ctx context.Context, key string, opts storage.GetOptions) (r
 func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, opts storage.UpdateOptions) (runtime.Object, error) {
 	stored := obj.DeepCopyObject()
 	interned := internManagedFields(stored)
+	// What the update leaves as it was is the last version's: one copy for
+	// the versions history keeps. Any version would do, so the one read
+	// here need not be the one the update replaces.
+	s.mu.RLock()
+	if last := s.latest(key); last != nil {
+		shareWith(stored, last.obj)
+	}
+	s.mu.RUnlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, _ := s.tree.Get(&record{key: key})
@@ -298,7 +326,7 @@ func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, opts
 	if err := setRevision(stored, s.rev+1); err != nil {
 		return nil, err
 	}
-	s.commit(r, watch.Modified, stored, cur.obj, interned)
+	s.commit(r, watch.Modified, stored, cur.obj, interned, cur.tmpl)
 	return stored.DeepCopyObject(), nil
 }
 
@@ -315,10 +343,11 @@ func (s *Store) Delete(ctx context.Context, key string, opts storage.DeleteOptio
 		return nil, storage.NewError(storage.ErrCodeConflict, key, cur.rev, "expected revision %d", opts.ExpectedRevision)
 	}
 	last := cur.obj.DeepCopyObject()
+	shareWith(last, cur.obj)
 	if err := setRevision(last, s.rev+1); err != nil {
 		return nil, err
 	}
-	s.commit(r, watch.Deleted, last, cur.obj, nil)
+	s.commit(r, watch.Deleted, last, cur.obj, nil, nil)
 	return last.DeepCopyObject(), nil
 }
 
