@@ -307,12 +307,17 @@ func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, opts
 	interned := internManagedFields(stored)
 	// What the update leaves as it was is the last version's: one copy for
 	// the versions history keeps. Any version would do, so the one read
-	// here need not be the one the update replaces.
+	// here need not be the one the update replaces; stored objects are
+	// never written, so the comparison needs no lock.
+	var last runtime.Object
 	s.mu.RLock()
-	if last := s.latest(key); last != nil {
-		shareWith(stored, last.obj)
+	if v := s.latest(key); v != nil {
+		last = v.obj
 	}
 	s.mu.RUnlock()
+	if last != nil {
+		shareWith(stored, last)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, _ := s.tree.Get(&record{key: key})
