@@ -309,3 +309,67 @@ func TestTerminatingNamespaceOutlivesStatusWrites(t *testing.T) {
 		})
 	}
 }
+
+// namesFrom is a strategy whose generated names come from a list, in turn
+// (the last one again once the list is used up).
+type namesFrom struct {
+	Strategy
+	names []string
+	calls int
+}
+
+func (n *namesFrom) GenerateName(base string) string {
+	name := n.names[min(n.calls, len(n.names)-1)]
+	n.calls++
+	return name
+}
+
+// TestCreateWithGenerateNameRetriesATakenName: as kube-apiserver does, a
+// create with generateName whose generated name is taken tries a new one,
+// up to eight times, and only then answers AlreadyExists. (At 1,000
+// replicas of a ReplicaSet, one name in 14,000 collides: without the retry,
+// the 150,000-pod bench saw the ReplicaSet controller's creates fail.)
+func TestCreateWithGenerateNameRetriesATakenName(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		generated []string
+		obj       *api.ConfigMap
+		wantName  string // "" : AlreadyExists
+		wantCalls int    // names generated for the second create
+	}{
+		{name: "taken once", generated: []string{"gen-a", "gen-b"}, obj: &api.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "gen-", Namespace: "ns"}}, wantName: "gen-b", wantCalls: 2},
+		{name: "taken eight times", generated: []string{"gen-a"}, obj: &api.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "gen-", Namespace: "ns"}}, wantCalls: 8},
+		{name: "a name of the client's is not generated again", generated: []string{"gen-a"}, obj: configMap("gen-a"), wantCalls: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := newTestRegistry(t)
+			s := r.Stores[schema.GroupResource{Resource: "configmaps"}]
+			gen := &namesFrom{Strategy: s.cfg.Strategy, names: tc.generated}
+			s.cfg.Strategy = gen
+			ctx := requestCtx("configmaps", "ns")
+			if _, err := s.Create(ctx, configMap("gen-a"), nil, &metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			gen.calls = 0
+			out, err := s.Create(ctx, tc.obj, nil, &metav1.CreateOptions{})
+			if gen.calls != tc.wantCalls {
+				t.Errorf("%d names generated, want %d", gen.calls, tc.wantCalls)
+			}
+			if tc.wantName == "" {
+				if !apierrors.IsAlreadyExists(err) {
+					t.Fatalf("got %v, want AlreadyExists", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := out.(*api.ConfigMap).Name; got != tc.wantName {
+				t.Errorf("created %q, want %q", got, tc.wantName)
+			}
+			if tc.obj.Name != "" {
+				t.Errorf("the request's object was changed: name %q", tc.obj.Name)
+			}
+		})
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/google/pprof/profile"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -50,6 +51,11 @@ func main() {
 	nodeConfig := flag.String("node-config", "testdata/nodes/scale-5000.yaml", "the simulated node pools")
 	pods := flag.Int("pods", 150000, "pods to run, in Deployments (0: the nodes only)")
 	deployments := flag.Int("deployments", 150, "Deployments the pods are spread over")
+	// Kubernetes' scalability thresholds (sig-scalability's
+	// configs-and-limits/thresholds.md) are 150,000 pods and 5,000 nodes a
+	// cluster, and 3,000 pods a namespace; its load test (clusterloader2)
+	// spreads its Deployments over namespaces to stay within them.
+	namespaces := flag.Int("namespaces", 0, "namespaces the Deployments are spread over, each with its share in turn (0: as few as keep each within Kubernetes' threshold of 3,000 pods a namespace; 1: all in \"default\")")
 	idle := flag.Duration("idle", 30*time.Second, "how long the idle nodes' CPU is measured")
 	flag.DurationVar(&settle, "settle", 10*time.Second, "how long to wait, once the registration events are handed over, for their writes to drain before the idle measurement")
 	timeout := flag.Duration("timeout", 8*time.Hour, "give up after this long (150,000 pods take hours on 2 cores)")
@@ -98,7 +104,10 @@ func main() {
 	// phase prints its figures so far. A second one kills the process.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() { <-ctx.Done(); stop() }()
-	if err := run(ctx, *nodeConfig, *pods, *deployments, *idle, *timeout); err != nil {
+	if *namespaces == 0 {
+		*namespaces = min(max((*pods+podsPerNamespace-1)/podsPerNamespace, 1), max(*deployments, 1))
+	}
+	if err := run(ctx, *nodeConfig, *pods, *deployments, *namespaces, *idle, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-scale:", err)
 		os.Exit(1)
 	}
@@ -174,7 +183,20 @@ func printShares(shares map[string]float64) {
 	}
 }
 
-func run(ctx context.Context, nodeConfig string, podCount, deploymentCount int, idle, timeout time.Duration) error {
+// podsPerNamespace is Kubernetes' scalability threshold for pods in one
+// namespace.
+const podsPerNamespace = 3000
+
+// namespaceOf is the namespace of Deployment i of n spread over ns
+// namespaces: consecutive Deployments share one, "default" when ns is 1.
+func namespaceOf(i, n, ns int) string {
+	if ns <= 1 {
+		return metav1.NamespaceDefault
+	}
+	return fmt.Sprintf("load-%d", i*ns/n)
+}
+
+func run(ctx context.Context, nodeConfig string, podCount, deploymentCount, namespaceCount int, idle, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	nc, err := kubeletsim.LoadNodeConfig(nodeConfig)
@@ -346,6 +368,30 @@ func run(ctx context.Context, nodeConfig string, podCount, deploymentCount int, 
 	defer func() { stopInformers(); factory.Shutdown() }()
 	factory.WaitForCacheSync(informersCtx.Done())
 
+	// The namespaces, each with the default ServiceAccount its pods are
+	// admitted with (the genuine service account controller creates it).
+	if namespaceCount > 1 {
+		for i := range namespaceCount {
+			name := namespaceOf(i*deploymentCount/namespaceCount, deploymentCount, namespaceCount)
+			if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+				return err
+			}
+			for {
+				_, err := client.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
+				if err == nil {
+					break
+				}
+				if !apierrors.IsNotFound(err) {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}
+	}
 	per := podCount / deploymentCount
 	podsStart := time.Now()
 	cpu0 := cpuTime()
@@ -357,7 +403,7 @@ func run(ctx context.Context, nodeConfig string, podCount, deploymentCount int, 
 			}
 			name := fmt.Sprintf("load-%d", i)
 			sel := map[string]string{"app": name}
-			_, err := client.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+			_, err := client.AppsV1().Deployments(namespaceOf(i, deploymentCount, namespaceCount)).Create(ctx, &appsv1.Deployment{
 				ObjectMeta: metav1.ObjectMeta{Name: name},
 				Spec: appsv1.DeploymentSpec{
 					Replicas: ptr.To(int32(replicas)),
@@ -425,7 +471,7 @@ func run(ctx context.Context, nodeConfig string, podCount, deploymentCount int, 
 	q := func(f float64) time.Duration {
 		return done[int(f*float64(len(done)-1))].Round(time.Millisecond)
 	}
-	fmt.Printf("pods Running:          %d of %d in %v (%d Deployments)\n", len(done), podCount, elapsed.Round(time.Millisecond), deploymentCount)
+	fmt.Printf("pods Running:          %d of %d in %v (%d Deployments in %d namespaces)\n", len(done), podCount, elapsed.Round(time.Millisecond), deploymentCount, namespaceCount)
 	fmt.Printf("throughput:            %.0f pods/s (create to Running, genuine scheduler)\n", float64(len(done))/elapsed.Seconds())
 	fmt.Printf("create-to-Running:     p50 %v, p99 %v, max %v (of the pods Running)\n", q(0.5), q(0.99), q(1))
 	fmt.Printf("CPU while running pods: %.2f cores (whole process); by component:\n", podCPU.Seconds()/elapsed.Seconds())
