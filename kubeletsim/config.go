@@ -63,7 +63,12 @@ type Config struct {
 	// informers the nodes watch instead of their own, for a process that
 	// has one already (kube-controller-manager's): one cache of every pod
 	// rather than two. Its informers must see every pod and node, and the
-	// caller starts it. Default: the simulator's own informers.
+	// caller starts it. The pod informer gets kube-controller-manager's
+	// spec.nodeName index (controller.AddPodNodeNameIndexer) unless it has
+	// it: New must not run beside another component's construction that
+	// adds indexers to the same informer (client-go's informers do not
+	// guard their index map against that). Default: the simulator's own
+	// informers.
 	Informers informers.SharedInformerFactory
 	// DisableEvents stops the nodes from recording kubelet's events
 	// (Starting, Pulling, Pulled, Created, Started, Killing, BackOff,

@@ -26,9 +26,6 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// nodeNameIndex indexes the pod cache by spec.nodeName.
-const nodeNameIndex = "spec.nodeName"
-
 // Kubelet's container restart back-off: 10s, doubling to 5m, forgotten
 // after a container ran twice the maximum.
 const (

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/controller"
 	"k8s.io/utils/clock"
 
 	"github.com/kubesim/kubesim/internal/transform"
@@ -115,12 +116,9 @@ func New(cfg Config) (*Simulator, error) {
 		s.nodeInformer = nodeFactory.Core().V1().Nodes().Informer()
 		s.factories = []informers.SharedInformerFactory{podFactory, nodeFactory}
 	}
-	if err := s.podInformer.AddIndexers(cache.Indexers{nodeNameIndex: func(obj interface{}) ([]string, error) {
-		if p, ok := obj.(*corev1.Pod); ok {
-			return []string{p.Spec.NodeName}, nil
-		}
-		return nil, nil
-	}}); err != nil {
+	// kube-controller-manager's own index, added as its controllers add
+	// it: only if the (shared) informer lacks it.
+	if err := controller.AddPodNodeNameIndexer(s.podInformer); err != nil {
 		return nil, err
 	}
 	if _, err := s.podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -478,7 +476,7 @@ func (s *Simulator) enqueuePodsOf(nodeName string) {
 		}
 	}
 	// Pods not seen yet come from the informer's cache.
-	pods, _ := s.podInformer.GetIndexer().ByIndex(nodeNameIndex, nodeName)
+	pods, _ := s.podInformer.GetIndexer().ByIndex(controller.PodNodeNameKeyIndex, nodeName)
 	for _, obj := range pods {
 		if p, ok := obj.(*corev1.Pod); ok {
 			s.podQueue.Add(p.Namespace + "/" + p.Name)

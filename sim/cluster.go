@@ -241,6 +241,15 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, fmt.Errorf("unable to start the kube-controller-manager: %w", err)
 		}
 	}
+	// The simulated kubelets are built before the scheduler and the
+	// controllers, whose construction runs in parallel: they add indexers
+	// to the same pod informer (kube-controller-manager's spec.nodeName
+	// index among them), which client-go does not guard against
+	// concurrent additions. The nodes register while the others are built.
+	if err := c.startNodes(ctx, cfg, controllerInformers); err != nil {
+		c.Stop()
+		return nil, err
+	}
 	build := func(name string, fn func() (*rest.Config, func() error, error)) {
 		comp := &component{name: name}
 		components = append(components, comp)
@@ -274,16 +283,6 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			run, err := newControllers(ctx, cfg, restConfig, files, controllerInformers)
 			return restConfig, run, err
 		})
-	}
-	if err := c.startNodes(ctx, cfg, controllerInformers); err != nil {
-		c.building.Wait()
-		for _, comp := range components {
-			if comp.run != nil {
-				c.goRun(&c.components, comp.run)
-			}
-		}
-		c.Stop()
-		return nil, err
 	}
 	c.building.Wait()
 	var failed []error
