@@ -15,10 +15,14 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -221,6 +225,69 @@ var _ = Describe("control plane", Ordered, func() {
 		Expect(orphans).To(HaveLen(1))
 		Expect(orphans[0].OwnerReferences).To(BeEmpty())
 		Expect(podsOf(ctx, ns, map[string]string{"app": "orphan"})).To(HaveLen(2))
+	})
+
+	It("follows a CRD installed after start: an owner of its kind deleted a second after it is established has its dependents collected", func(ctx SpecContext) {
+		ns := namespace(ctx, "cp-crd-gc-"+tag)
+		group := "gc" + tag + ".kubesim.io"
+		crds := apiextensionsclient.NewForConfigOrDie(cp.Config)
+		crd := &apiextensionsv1.CustomResourceDefinition{
+			ObjectMeta: metav1.ObjectMeta{Name: "gadgets." + group},
+			Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+				Group: group,
+				Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "gadgets", Singular: "gadget", Kind: "Gadget", ListKind: "GadgetList"},
+				Scope: apiextensionsv1.NamespaceScoped,
+				Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
+					Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+						Type: "object", XPreserveUnknownFields: ptr.To(true)}}}},
+			},
+		}
+		_, err := crds.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) {
+			Expect(crds.ApiextensionsV1().CustomResourceDefinitions().Delete(ctx, crd.Name, metav1.DeleteOptions{})).To(Succeed())
+		})
+		Eventually(func(g Gomega) {
+			got, err := crds.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			established := false
+			for _, c := range got.Status.Conditions {
+				established = established || c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue
+			}
+			g.Expect(established).To(BeTrue())
+		}).WithTimeout(30 * time.Second).WithPolling(20 * time.Millisecond).Should(Succeed())
+		established := time.Now()
+
+		gadgets := cp.Dynamic().Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "gadgets"}).Namespace(ns)
+		owner, err := gadgets.Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": group + "/v1", "kind": "Gadget", "metadata": map[string]any{"name": "owner"}}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		ref := metav1.OwnerReference{APIVersion: group + "/v1", Kind: "Gadget", Name: owner.GetName(), UID: owner.GetUID()}
+		for i := range 3 {
+			_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+				Name: fmt.Sprintf("dependent-%d", i), Labels: map[string]string{"owner": "gadget"}, OwnerReferences: []metav1.OwnerReference{ref}}}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		dependents := func() []corev1.ConfigMap {
+			list, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: "owner=gadget"})
+			Expect(err).NotTo(HaveOccurred())
+			return list.Items
+		}
+		Expect(dependents()).To(HaveLen(3))
+
+		time.Sleep(time.Until(established.Add(time.Second)))
+		Expect(gadgets.Delete(ctx, "owner", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})).To(Succeed())
+		deleted := time.Now()
+		// kubesim's garbage collector reads discovery every second.
+		// kube-controller-manager's reads it every 30 s, and until then
+		// the owner is a node of unknown kind that it retries with back-off:
+		// on the reference the dependents go, but only after that.
+		within := 5 * time.Second
+		if !target.IsKubesim() {
+			within = 2 * time.Minute
+		}
+		Eventually(dependents).WithTimeout(within).WithPolling(50 * time.Millisecond).Should(BeEmpty())
+		GinkgoWriter.Printf("dependents collected %v after their owner's deletion\n", time.Since(deleted).Round(time.Millisecond))
 	})
 
 	It("completes a Job whose pods succeed", func(ctx SpecContext) {

@@ -125,11 +125,19 @@ func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, fi
 	// lacks; it is built here as Run builds it, and started first.
 	descriptors := kcm.NewControllerDescriptors()
 	delete(descriptors, names.ServiceAccountTokenController)
+	// The garbage collector and the quota controller follow discovery
+	// every second rather than every 30 s (discoverysync.go).
+	synced, err := buildDiscoverySyncControllers(ctx, controllerCtx, descriptors)
+	if err != nil {
+		broadcaster.Shutdown()
+		return nil, err
+	}
 	controllers, err := kcm.BuildControllers(ctx, controllerCtx, descriptors, nil, controllerhealthz.NewMutableHealthzHandler())
 	if err != nil {
 		broadcaster.Shutdown()
 		return nil, err
 	}
+	controllers = append(controllers, synced...)
 	if controllerCtx.IsControllerEnabled(kcm.NewControllerDescriptors()[names.ServiceAccountTokenController]) {
 		tokens, err := newTokensController(ctx, controllerCtx, builder, files)
 		if err != nil {
