@@ -408,10 +408,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(http.NotFound)
-	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
-		r.HandleFunc(p, s.health)
-		r.HandleFunc(p+"/{check}", s.health)
-	}
+	s.installHealth(r)
 	r.HandleFunc("/version", s.version)
 	r.Handle("/metrics", metricsHandler(s.registry))
 	// Profiling, as kube-apiserver's default --profiling=true serves it.
@@ -526,17 +523,6 @@ func isResourcePath(p string) bool {
 		clean += "/"
 	}
 	return clean == p
-}
-
-func (s *Server) health(w http.ResponseWriter, req *http.Request) {
-	select {
-	case <-s.ready:
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Write([]byte("ok"))
-	default:
-		http.Error(w, "not ready", http.StatusInternalServerError)
-	}
 }
 
 // Version is the Kubernetes version kubesim serves: the pinned

@@ -2,6 +2,7 @@ package conformance_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -209,6 +211,48 @@ var _ = Describe("API semantics", func() {
 		Expect(err).NotTo(HaveOccurred())
 	})
 
+	It("keeps a Service's ClusterIPs and NodePorts on updates that leave them out, and refuses to change them as kube-apiserver does", func(ctx SpecContext) {
+		const ns = "conformance-service-updates"
+		newNamespace(ctx, ns)
+		svcs := target.Clientset().CoreV1().Services(ns)
+		ports := []corev1.ServicePort{{Name: "http", Port: 80}}
+		svc, err := svcs.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: ports}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		// An update from a manifest without the allocated values (kubectl
+		// replace) keeps them.
+		got, err := svcs.Update(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", ResourceVersion: svc.ResourceVersion, Labels: map[string]string{"tier": "front"}},
+			Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: ports},
+		}, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.Labels).To(HaveKeyWithValue("tier", "front"))
+		Expect(got.Spec.ClusterIP).To(Equal(svc.Spec.ClusterIP))
+		Expect(got.Spec.ClusterIPs).To(Equal(svc.Spec.ClusterIPs))
+		Expect(got.Spec.Ports[0].NodePort).To(Equal(svc.Spec.Ports[0].NodePort))
+
+		// A patch of the singular clusterIP: the plural follows it, and
+		// validation refuses the change on clusterIPs[0].
+		other := "10.96.0.77"
+		if svc.Spec.ClusterIP == other {
+			other = "10.96.0.78"
+		}
+		_, err = svcs.Patch(ctx, "web", types.MergePatchType, []byte(`{"spec":{"clusterIP":"`+other+`"}}`), metav1.PatchOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		status := err.(apierrors.APIStatus).Status()
+		Expect(status.Details.Causes).To(ConsistOf(SatisfyAll(
+			HaveField("Type", metav1.CauseTypeFieldValueInvalid),
+			HaveField("Field", "spec.clusterIPs[0]"),
+			HaveField("Message", `Invalid value: ["`+other+`"]: may not change once set`),
+		)))
+		r := target.Kubectl(ctx, "", "-n", ns, "patch", "svc", "web", "--type=merge", "-p", `{"spec":{"clusterIP":"`+other+`"}}`)
+		Expect(r.Err).To(HaveOccurred())
+		Expect(r.Stderr).To(ContainSubstring(`spec.clusterIPs[0]: Invalid value: ["` + other + `"]: may not change once set`))
+		after, err := svcs.Get(ctx, "web", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(after.Spec.ClusterIPs).To(Equal(svc.Spec.ClusterIPs))
+	})
+
 	It("answers in YAML when asked", func(ctx SpecContext) {
 		client, err := rest.HTTPClientFor(target.Config)
 		Expect(err).NotTo(HaveOccurred())
@@ -242,6 +286,53 @@ var _ = Describe("API semantics", func() {
 		apps, err := target.Clientset().Discovery().ServerResourcesForGroupVersion("apps/v1")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(apps.APIResources).To(ContainElement(SatisfyAll(HaveField("Name", "deployments"), HaveField("ShortNames", []string{"deploy"}), HaveField("Categories", []string{"all"}))))
+	})
+
+	It("lists its health checks as kube-apiserver does: /livez, /readyz and /healthz with verbose, exclude and one check", func(ctx SpecContext) {
+		client, err := rest.HTTPClientFor(target.Config)
+		Expect(err).NotTo(HaveOccurred())
+		get := func(path string) (int, string) {
+			GinkgoHelper()
+			resp, err := client.Get(target.Config.Host + path)
+			Expect(err).NotTo(HaveOccurred())
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			Expect(err).NotTo(HaveOccurred())
+			return resp.StatusCode, string(body)
+		}
+		checks := func(body string) []string {
+			var names []string
+			for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
+				if name, ok := strings.CutPrefix(line, "[+]"); ok {
+					names = append(names, strings.TrimSuffix(name, " ok"))
+				}
+			}
+			return names
+		}
+		for _, endpoint := range []string{"livez", "readyz", "healthz"} {
+			code, body := get("/" + endpoint + "?verbose")
+			Expect(code).To(Equal(http.StatusOK), body)
+			Expect(body).To(HaveSuffix("\n" + endpoint + " check passed\n"))
+			names := checks(body)
+			Expect(names[:2]).To(Equal([]string{"ping", "log"}), body)
+			Expect(names).To(ContainElements("etcd", "poststarthook/start-apiserver-admission-initializer", "poststarthook/rbac/bootstrap-roles",
+				"poststarthook/scheduling/bootstrap-system-priority-classes", "poststarthook/start-apiextensions-controllers", "poststarthook/crd-informer-synced"), body)
+			if endpoint == "readyz" {
+				Expect(names).To(ContainElements("etcd-readiness", "informer-sync"), body)
+				Expect(names[len(names)-1]).To(Equal("shutdown"), body)
+			} else {
+				Expect(names).NotTo(ContainElement("shutdown"), body)
+			}
+			code, body = get("/" + endpoint)
+			Expect([]any{code, body}).To(Equal([]any{http.StatusOK, "ok"}))
+			code, body = get("/" + endpoint + "?verbose&exclude=etcd")
+			Expect(code).To(Equal(http.StatusOK), body)
+			Expect(body).To(ContainSubstring("\n[+]etcd excluded: ok\n"))
+			code, body = get("/" + endpoint + "/poststarthook/rbac/bootstrap-roles")
+			Expect([]any{code, body}).To(Equal([]any{http.StatusOK, "ok"}))
+			code, _ = get("/" + endpoint + "/no-such-check")
+			Expect(code).To(Equal(http.StatusNotFound))
+		}
 	})
 
 	It("answers access and identity reviews", func(ctx SpecContext) {

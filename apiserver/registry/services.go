@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	api "k8s.io/kubernetes/pkg/apis/core"
 	"k8s.io/kubernetes/pkg/registry/core/service/ipallocator"
@@ -26,10 +28,14 @@ type ServiceAllocatorConfig struct {
 	NodePortRange string
 }
 
-// storeHooks let a resource allocate on create and release on delete, as
-// upstream stores' BeginCreate and AfterDelete do.
+// storeHooks let a resource allocate on create, fix up an update and
+// release on delete, as upstream stores' BeginCreate, BeginUpdate and
+// AfterDelete do.
 type storeHooks interface {
 	beginCreate(ctx context.Context, obj runtime.Object, dryRun bool) (finish func(success bool), err error)
+	// beginUpdate runs on an update of the resource itself (not of its
+	// status), before the strategy's PrepareForUpdate and validation.
+	beginUpdate(obj, old runtime.Object)
 	afterDelete(obj runtime.Object)
 }
 
@@ -156,6 +162,92 @@ func (a *serviceAllocator) beginCreate(ctx context.Context, obj runtime.Object, 
 			a.mu.Unlock()
 		}
 	}, nil
+}
+
+// beginUpdate is the start of upstream's Service REST beginUpdate: it keeps
+// the allocated values a client left out (patchAllocatedValues) and makes
+// clusterIP and clusterIPs agree (normalizeClusterIPs), so that validation
+// judges what the client meant: a changed clusterIP is "may not change once
+// set" on spec.clusterIPs[0], as kube-apiserver answers.
+func (a *serviceAllocator) beginUpdate(obj, old runtime.Object) {
+	newSvc, ok := obj.(*api.Service)
+	oldSvc, ok2 := old.(*api.Service)
+	if !ok || !ok2 {
+		return
+	}
+	patchAllocatedValues(newSvc, oldSvc)
+	normalizeClusterIPs(newSvc, oldSvc)
+}
+
+// patchAllocatedValues is upstream's (pkg/registry/core/service/storage):
+// values allocated before that the update omits are kept, for idempotence.
+func patchAllocatedValues(newSvc, oldSvc *api.Service) {
+	if oldSvc.Spec.Type != api.ServiceTypeExternalName && newSvc.Spec.Type != api.ServiceTypeExternalName {
+		if newSvc.Spec.ClusterIP == "" {
+			newSvc.Spec.ClusterIP = oldSvc.Spec.ClusterIP
+		}
+		if len(newSvc.Spec.ClusterIPs) == 0 && len(oldSvc.Spec.ClusterIPs) > 0 {
+			newSvc.Spec.ClusterIPs = slices.Clone(oldSvc.Spec.ClusterIPs)
+		}
+	}
+	if needsNodePorts(oldSvc) && needsNodePorts(newSvc) {
+		nodePortsUsed := func(svc *api.Service) sets.Set[int32] {
+			used := sets.New[int32]()
+			for _, p := range svc.Spec.Ports {
+				if p.NodePort != 0 {
+					used.Insert(p.NodePort)
+				}
+			}
+			return used
+		}
+		// The old ports that the update keeps cannot be patched in.
+		used := nodePortsUsed(oldSvc).Intersection(nodePortsUsed(newSvc))
+		// By name: the port's other properties may have changed.
+		byName := map[string]int32{}
+		for _, p := range oldSvc.Spec.Ports {
+			byName[p.Name] = p.NodePort
+		}
+		for i := range newSvc.Spec.Ports {
+			p := &newSvc.Spec.Ports[i]
+			if p.NodePort == 0 {
+				if old := byName[p.Name]; !used.Has(old) {
+					p.NodePort = old
+				}
+			}
+		}
+	}
+	if needsHealthCheckNodePort(oldSvc) && needsHealthCheckNodePort(newSvc) && newSvc.Spec.HealthCheckNodePort == 0 {
+		newSvc.Spec.HealthCheckNodePort = oldSvc.Spec.HealthCheckNodePort
+	}
+}
+
+func needsHealthCheckNodePort(svc *api.Service) bool {
+	return svc.Spec.Type == api.ServiceTypeLoadBalancer && svc.Spec.ExternalTrafficPolicy == api.ServiceExternalTrafficPolicyLocal
+}
+
+// normalizeClusterIPs is upstream's for an update: clients that set only
+// the singular clusterIP (old clients, merge patches) get clusterIPs
+// derived from it.
+func normalizeClusterIPs(newSvc, oldSvc *api.Service) {
+	// Cleared by an old client that did not send clusterIPs.
+	if len(oldSvc.Spec.ClusterIPs) > 0 && len(newSvc.Spec.ClusterIPs) == 0 && oldSvc.Spec.ClusterIP == newSvc.Spec.ClusterIP {
+		newSvc.Spec.ClusterIPs = slices.Clone(oldSvc.Spec.ClusterIPs)
+	}
+	if oldSvc.Spec.ClusterIP == newSvc.Spec.ClusterIP {
+		return
+	}
+	if len(oldSvc.Spec.ClusterIP) > 0 && len(newSvc.Spec.ClusterIP) == 0 {
+		// Cleared: clear the plural too if it was left as it was (a
+		// changed plural is validation's to refuse).
+		if slices.Equal(oldSvc.Spec.ClusterIPs, newSvc.Spec.ClusterIPs) {
+			newSvc.Spec.ClusterIPs = nil
+		}
+		return
+	}
+	// Changed, with the plural left as it was: the plural follows.
+	if slices.Equal(oldSvc.Spec.ClusterIPs, newSvc.Spec.ClusterIPs) {
+		newSvc.Spec.ClusterIPs = []string{newSvc.Spec.ClusterIP}
+	}
 }
 
 func (a *serviceAllocator) afterDelete(obj runtime.Object) {

@@ -519,6 +519,9 @@ func (s *Store) update(ctx context.Context, name string, objInfo rest.UpdatedObj
 		} else if newRV != existingRV {
 			return nil, false, apierrors.NewConflict(gr, name, errors.New(optimisticLockErrorMsg))
 		}
+		if s.hooks != nil && strategy == s.cfg.Strategy {
+			s.hooks.beginUpdate(obj, existing)
+		}
 		if err := rest.BeforeUpdate(strategy, ctx, obj, existing); err != nil {
 			return nil, false, err
 		}
