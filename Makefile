@@ -11,6 +11,9 @@ KUBE_VERSION = $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes)
 KUBECTL_PIN := bin/kubectl-pin
 # Extra arguments for `make run`, e.g. make run ARGS="--port 0".
 ARGS ?=
+# Simulated nodes `make run` starts, as kind starts a node, so that pods run;
+# NODES=0 for none (ARGS="--nodes N" overrides it too).
+NODES ?= 3
 
 .PHONY: all build kubectl-pin run bench-compare e2e-upstream test deps vet unit conformance operator conformance-reference reference-peer bench bench-scale clean
 
@@ -26,9 +29,9 @@ kubectl-pin:
 	  -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$$(echo $$v | cut -d. -f2) \
 	  -X k8s.io/component-base/version.gitTreeState=clean" k8s.io/kubernetes/cmd/kubectl
 
-## run: run a cluster on https://127.0.0.1:6443; kubeconfig in ./kubesim.kubeconfig.
+## run: run a cluster with $(NODES) simulated nodes on https://127.0.0.1:6443; kubeconfig in ./kubesim.kubeconfig.
 run: build
-	$(BIN) up $(ARGS)
+	$(BIN) up --nodes $(NODES) $(ARGS)
 
 ## deps: check what the tests need beyond Go: stock kubectl.
 deps:

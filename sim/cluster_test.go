@@ -5,13 +5,16 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubesim/kubesim/apiserver"
 	"github.com/kubesim/kubesim/apiserver/storage/memory"
+	"github.com/kubesim/kubesim/kubeletsim"
 )
 
 // TestStartRunsTheControlPlane starts a cluster twice in one process (as a
@@ -40,6 +43,54 @@ func TestStartRunsTheControlPlane(t *testing.T) {
 			t.Errorf("stop %d: %v", i, err)
 		}
 		cancel()
+	}
+}
+
+// TestStartWithNodesRunsPods starts a cluster with simulated nodes, as
+// `make run` does, and runs a Deployment's pods on them: what a newcomer's
+// first `kubectl create deployment` expects.
+func TestStartWithNodesRunsPods(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Config{APIServer: apiserver.Config{AnyPort: true}, Nodes: []kubeletsim.NodePool{{Count: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := c.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	cs := kubernetes.NewForConfigOrDie(c.API.RESTConfig())
+	labels := map[string]string{"app": "web"}
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](3),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "nginx", Image: "nginx"}}},
+			},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var running int
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		running = 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning && p.Spec.NodeName != "" {
+				running++
+			}
+		}
+		return running == 3, nil
+	}); err != nil {
+		t.Fatalf("%d of 3 pods Running: %v", running, err)
 	}
 }
 
