@@ -26,9 +26,9 @@ import (
 // tests wait for a timer: kubesim reads discovery every second. A read
 // that finds the same resources changes nothing (both controllers compare
 // the set and return); one that finds a change resyncs the monitors as
-// upstream does, waiting at most this period for new caches (the collector
-// logs a timeout and goes on; the quota controller retries on its next
-// read), as upstream waits at most its own period.
+// upstream does, waiting at most this period for the new caches, as
+// upstream waits at most its own period (on a timeout both log it and go
+// on; the new informers keep syncing in the background).
 const discoverySyncPeriod = time.Second
 
 // discoverySyncControllers are the controllers that kubesim builds instead
