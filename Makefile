@@ -14,24 +14,51 @@ ARGS ?=
 # Simulated nodes `make run` starts, as kind starts a node, so that pods run;
 # NODES=0 for none (ARGS="--nodes N" overrides it too).
 NODES ?= 3
+# Real nodes `make run` starts (the genuine kubelet and kube-proxy over
+# containerd; needs root): REAL_NODES=2 make run.
+REAL_NODES ?= 0
+# The image tarballs real nodes import (hack/images builds them): where
+# kubesim looks by default.
+export KUBESIM_IMAGES ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kubesim/images
+# Debian packages real nodes use; make test installs the missing ones.
+REALNODE_PACKAGES := containerd runc iptables conntrack containernetworking-plugins busybox-static iproute2 util-linux gcc
 
-.PHONY: all build kubectl-pin run bench-compare e2e-upstream test deps vet unit conformance operator conformance-reference reference-peer bench bench-scale clean
+.PHONY: all build kubectl-pin run realnode-deps images bench-compare e2e-upstream test deps vet unit conformance operator conformance-reference reference-peer bench bench-scale clean
 
 all: build
 
+# The pinned version stamped into binaries built from k8s.io/kubernetes, as
+# its own build does: kubectl-pin, and the kubelet and kube-proxy of real nodes.
+VERSION_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+	  -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION))) \
+	  -X k8s.io/component-base/version.gitTreeState=clean
+
 ## build: compile bin/kubesim.
 build:
-	$(GO) build -o $(BIN) ./cmd/kubesim
+	$(GO) build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN) ./cmd/kubesim
 
 ## kubectl-pin: build kubectl of the pinned Kubernetes version into bin/kubectl-pin.
 kubectl-pin:
-	v=$(KUBE_VERSION); $(GO) build -o $(KUBECTL_PIN) -ldflags "-X k8s.io/component-base/version.gitVersion=$$v \
-	  -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$$(echo $$v | cut -d. -f2) \
-	  -X k8s.io/component-base/version.gitTreeState=clean" k8s.io/kubernetes/cmd/kubectl
+	$(GO) build -o $(KUBECTL_PIN) -ldflags "$(VERSION_LDFLAGS)" k8s.io/kubernetes/cmd/kubectl
 
-## run: run a cluster with $(NODES) simulated nodes on https://127.0.0.1:6443; kubeconfig in ./kubesim.kubeconfig.
-run: build
-	$(BIN) up --nodes $(NODES) $(ARGS)
+## run: run a cluster with $(NODES) simulated nodes (and $(REAL_NODES) real ones) on https://127.0.0.1:6443;
+## kubeconfig in ./kubesim.kubeconfig.
+run: build $(if $(filter-out 0,$(REAL_NODES)),images)
+	$(BIN) up --nodes $(NODES) --real-nodes $(REAL_NODES) $(ARGS)
+
+## realnode-deps: install the Debian packages real nodes need, if missing (as root).
+realnode-deps:
+	@missing=$$(for p in $(REALNODE_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "real nodes need Debian packages:" $$missing "(run make as root to install them)"; exit 0; fi; \
+	  echo "installing Debian packages for real nodes:" $$missing; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing || \
+	    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; }; \
+	fi
+
+## images: build the real nodes' image tarballs (pause, busybox, agnhost; cached) into $(KUBESIM_IMAGES).
+images: realnode-deps
+	$(GO) run ./hack/images -out $(KUBESIM_IMAGES)
 
 ## deps: check what the tests need beyond Go: stock kubectl.
 deps:
@@ -45,12 +72,12 @@ vet:
 	cd testdata/operator && $(GO) vet ./...
 
 ## unit: package tests; the storage contract also under the race detector.
-unit:
+unit: images
 	$(GO) test -race -count=1 ./apiserver/storage/...
-	$(GO) test -count=1 ./apiserver/... ./internal/... ./cmd/... ./sim/... ./kubeletsim/...
+	$(GO) test -count=1 ./apiserver/... ./internal/... ./cmd/... ./sim/... ./kubeletsim/... ./realnode/... ./hack/images/...
 
-## conformance: the ginkgo suite against a `kubesim up` it starts.
-conformance: build kubectl-pin deps
+## conformance: the ginkgo suite against a `kubesim up` it starts (real-node specs as root).
+conformance: build kubectl-pin deps images
 	KUBESIM_BIN=$(abspath $(BIN)) KUBECTL=$(KUBECTL) KUBECTL_PIN=$(abspath $(KUBECTL_PIN)) $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color
 
 ## operator: the example operator's suite (testdata/operator, its own module) on sim.Start, then
@@ -67,7 +94,7 @@ reference-peer:
 ## The API specs run against the bare peer (as kubesim's run without its controllers), then the
 ## control-plane specs against a fresh peer with the genuine controller manager and scheduler.
 REFERENCE_ENV = KUBESIM_TARGET=reference KUBECONFIG=$${REFERENCE_DIR:-$$HOME/.cache/kubesim-reference}/kubeconfig KUBECTL=$(KUBECTL) KUBECTL_PIN=$(abspath $(KUBECTL_PIN))
-conformance-reference: reference-peer kubectl-pin deps
+conformance-reference: reference-peer build kubectl-pin deps images
 	hack/reference-peer.sh start
 	$(REFERENCE_ENV) $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color -ginkgo.skip='control plane'; \
 	  rc=$$?; hack/reference-peer.sh stop; [ $$rc -eq 0 ] || exit $$rc

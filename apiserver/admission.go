@@ -34,17 +34,19 @@ import (
 	"k8s.io/kubernetes/pkg/kubeapiserver/admission/exclusion"
 	kubeoptions "k8s.io/kubernetes/pkg/kubeapiserver/options"
 	quotainstall "k8s.io/kubernetes/pkg/quota/v1/install"
+	"k8s.io/kubernetes/plugin/pkg/admission/noderestriction"
 )
 
-// admissionPlugins returns kube-apiserver's default-on admission plugins,
-// in its order: the built-in ones, MutatingAdmissionPolicy,
+// admissionPlugins returns kube-apiserver's default-on admission plugins
+// and NodeRestriction (on in every kubeadm cluster, with the Node
+// authorizer), in its order: the built-in ones, MutatingAdmissionPolicy,
 // MutatingAdmissionWebhook, ValidatingAdmissionPolicy,
 // ValidatingAdmissionWebhook and ResourceQuota.
 func admissionPlugins() []string {
 	off := kubeoptions.DefaultOffAdmissionPlugins()
 	var names []string
 	for _, n := range kubeoptions.AllOrderedPlugins {
-		if !off.Has(n) {
+		if !off.Has(n) || n == noderestriction.PluginName {
 			names = append(names, n)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"fmt"
+	"sync"
 
 	"k8s.io/apiserver/pkg/apis/apiserver"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
@@ -18,8 +19,15 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	authzunion "k8s.io/apiserver/pkg/authorization/union"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/informers"
+	certinformersv1 "k8s.io/client-go/informers/certificates/v1"
+	resourceinformers "k8s.io/client-go/informers/resource/v1"
+	"k8s.io/kubernetes/pkg/auth/nodeidentifier"
+	"k8s.io/kubernetes/pkg/features"
+	"k8s.io/kubernetes/plugin/pkg/auth/authorizer/node"
 	"k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac"
+	"k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac/bootstrappolicy"
 )
 
 // newAuthenticator accepts client certificates signed by the cluster CA,
@@ -58,11 +66,28 @@ func newCredentialAuthenticator(ca *x509.Certificate, tokens authenticator.Token
 	))
 }
 
-// newAuthorizer is kube-apiserver's authorizer with --authorization-mode=RBAC:
-// members of system:masters first, then the RBAC authorizer over the
+// newAuthorizer is kube-apiserver's authorizer with
+// --authorization-mode=Node,RBAC, as kubeadm runs it: members of
+// system:masters first, then the Node authorizer (a kubelet, system:node:NAME
+// in system:nodes, reaches only its own node's objects and what its pods
+// use, from a graph of nodes, pods, PVs, VolumeAttachments, ResourceSlices
+// and PodCertificateRequests), then the RBAC authorizer over the
 // bootstrapped policy, read through informers. The RBAC authorizer also
 // resolves rules for SelfSubjectRulesReviews.
 func newAuthorizer(factory informers.SharedInformerFactory) (authorizer.Authorizer, authorizer.RuleResolver, error) {
+	var slices resourceinformers.ResourceSliceInformer
+	if utilfeature.DefaultFeatureGate.Enabled(features.DynamicResourceAllocation) {
+		slices = factory.Resource().V1().ResourceSlices()
+	}
+	var pcrs certinformersv1.PodCertificateRequestInformer
+	if utilfeature.DefaultFeatureGate.Enabled(features.PodCertificateRequest) {
+		pcrs = factory.Certificates().V1().PodCertificateRequests()
+	}
+	nodeAuthorizerMetrics.Do(node.RegisterMetrics)
+	graph := node.NewGraph()
+	c := factory.Core().V1()
+	node.AddGraphEventHandlers(graph, c.Nodes(), c.Pods(), c.PersistentVolumes(), factory.Storage().V1().VolumeAttachments(), slices, pcrs)
+	nodeAuthorizer := node.NewAuthorizer(graph, nodeidentifier.NewDefaultNodeIdentifier(), bootstrappolicy.NodeRules())
 	r := factory.Rbac().V1()
 	rbacAuthorizer := rbac.New(
 		&rbac.RoleGetter{Lister: r.Roles().Lister()},
@@ -72,6 +97,7 @@ func newAuthorizer(factory informers.SharedInformerFactory) (authorizer.Authoriz
 	)
 	authz, err := authzunion.New(
 		authzunion.NamedAuthorizer{AuthorizerName: "kubernetes.io/system-privileged-group", Authorizer: authorizerfactory.NewPrivilegedGroups(user.SystemPrivilegedGroup)},
+		authzunion.NamedAuthorizer{AuthorizerName: "node", Authorizer: nodeAuthorizer},
 		authzunion.NamedAuthorizer{AuthorizerName: "rbac", Authorizer: rbacAuthorizer},
 	)
 	if err != nil {
@@ -79,3 +105,7 @@ func newAuthorizer(factory informers.SharedInformerFactory) (authorizer.Authoriz
 	}
 	return authz, rbacAuthorizer, nil
 }
+
+// nodeAuthorizerMetrics registers the Node authorizer's metrics once per
+// process, however many servers it runs.
+var nodeAuthorizerMetrics sync.Once

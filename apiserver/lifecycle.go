@@ -202,6 +202,9 @@ func (s *Server) URL() string { return "https://" + s.Address() }
 // certificates.
 func (s *Server) CACertPEM() []byte { return s.ca.CertPEM }
 
+// CA is the cluster's CA, which issues real nodes' credentials.
+func (s *Server) CA() *pki.CA { return s.ca }
+
 // RESTConfig returns a client configuration with cluster-admin rights.
 func (s *Server) RESTConfig() *rest.Config {
 	return &rest.Config{

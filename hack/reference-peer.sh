@@ -40,6 +40,12 @@ start() {
   openssl x509 -req -in "$pki/serving.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 365 -extfile "$pki/serving.ext" -out "$pki/serving.crt" 2>/dev/null
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  # The API server's client certificate for kubelets (logs, exec, ...), as
+  # kubeadm's apiserver-kubelet-client.
+  openssl ecparam -name prime256v1 -genkey -noout -out "$pki/kubelet-client.key" 2>/dev/null
+  openssl req -new -key "$pki/kubelet-client.key" -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" -out "$pki/kubelet-client.csr" 2>/dev/null
+  printf "extendedKeyUsage=clientAuth\n" > "$pki/kubelet-client.ext"
+  openssl x509 -req -in "$pki/kubelet-client.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 365 -extfile "$pki/kubelet-client.ext" -out "$pki/kubelet-client.crt" 2>/dev/null
   local token; token="$(openssl rand -hex 16)"
   echo "${token},admin,admin-uid,\"system:masters\"" > "$pki/tokens.csv"
 
@@ -52,7 +58,10 @@ start() {
   "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" --etcd-compaction-interval "$COMPACTION" \
     --bind-address 127.0.0.1 --secure-port "$API_PORT" \
     --tls-cert-file "$pki/serving.crt" --tls-private-key-file "$pki/serving.key" \
-    --token-auth-file "$pki/tokens.csv" --authorization-mode RBAC \
+    --token-auth-file "$pki/tokens.csv" --client-ca-file "$pki/ca.crt" \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --kubelet-client-certificate "$pki/kubelet-client.crt" --kubelet-client-key "$pki/kubelet-client.key" \
+    --kubelet-certificate-authority "$pki/ca.crt" \
     --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
     --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.96.0.0/16 \
     --allow-privileged=true --endpoint-reconciler-type=none --kubelet-preferred-address-types InternalIP,ExternalIP,Hostname >"$RUN/kube-apiserver.log" 2>&1 &

@@ -34,6 +34,9 @@ const (
 const (
 	// LabelNodePool names the pool a simulated node belongs to.
 	LabelNodePool = "kubesim.io/node-pool"
+	// LabelNodeType is "simulated" on simulated nodes and "real" on real
+	// ones (package realnode), for nodeSelectors.
+	LabelNodeType = "kubesim.io/node-type"
 	// AnnotationFault injects a fault into a simulated node; removing it
 	// heals the node. Values are the Fault constants.
 	AnnotationFault = "kubesim.io/fault"

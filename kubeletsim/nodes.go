@@ -349,6 +349,7 @@ func (s *Simulator) nodeObject(n *node, now time.Time) *corev1.Node {
 		"beta.kubernetes.io/os":   runtime.GOOS,
 		"beta.kubernetes.io/arch": runtime.GOARCH,
 		LabelNodePool:             n.pool.Name,
+		LabelNodeType:             "simulated",
 	}
 	for k, v := range n.pool.Labels {
 		labels[k] = v

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kubesim/kubesim/apiserver"
 	"github.com/kubesim/kubesim/kubeletsim"
+	"github.com/kubesim/kubesim/realnode"
 )
 
 // Config configures a cluster. The zero value is a cluster with every
@@ -90,6 +91,14 @@ type Config struct {
 	ErrorIfCRDPathMissing bool
 	// CRDs are more CustomResourceDefinitions to install.
 	CRDs []*apiextensionsv1.CustomResourceDefinition
+	// RealNodes is the number of real nodes (package realnode: the genuine
+	// kubelet and kube-proxy over containerd, in network namespaces with no
+	// route off the machine), started after the control plane; Start
+	// returns once they are Ready. Needs root and make images. Default: 0.
+	RealNodes int
+	// RealNodeImages is where the real nodes' image tarballs are.
+	// Default: realnode.DefaultImagesDir().
+	RealNodeImages string
 	// Webhooks are the operator's admission webhooks (and the CRDs'
 	// conversion webhooks), served locally with a certificate the cluster
 	// trusts and registered before Start returns.
@@ -147,6 +156,8 @@ type Cluster struct {
 	// Nodes are the simulated kubelets: add and remove nodes, inject
 	// faults.
 	Nodes *kubeletsim.Simulator
+	// RealNodes are the real nodes, nil without Config.RealNodes.
+	RealNodes *realnode.Nodes
 	// Webhooks is where the operator's webhooks are called, nil without
 	// Config.Webhooks (or conversion webhooks).
 	Webhooks *WebhookServer
@@ -334,9 +345,21 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, errors.Join(append([]error{ctx.Err()}, c.errors()...)...)
 		}
 	}
-	// The cluster stops when ctx is done: the components, then the API.
+	if cfg.RealNodes > 0 {
+		if err := c.startRealNodes(ctx, cfg); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
+	// The cluster stops when ctx is done: the real nodes, the components,
+	// then the API.
 	c.goRun(&c.wg, func() error {
 		<-ctx.Done()
+		if c.RealNodes != nil {
+			if err := c.RealNodes.Stop(); err != nil {
+				klog.FromContext(ctx).Error(err, "Stopping the real nodes")
+			}
+		}
 		c.components.Wait()
 		c.stopAPI()
 		return nil
@@ -442,12 +465,16 @@ func (c *Cluster) errors() []error {
 // It returns what the components failed with, if anything.
 func (c *Cluster) Stop() error {
 	c.cancel()
+	var rerr error
+	if c.RealNodes != nil {
+		rerr = c.RealNodes.Stop()
+	}
 	c.components.Wait()
 	c.stopAPI()
 	c.wg.Wait()
 	werr := c.Webhooks.stop()
 	os.RemoveAll(c.dir)
-	return errors.Join(append(c.errors(), werr)...)
+	return errors.Join(append(c.errors(), werr, rerr)...)
 }
 
 // Wait blocks until the cluster stops (its context is done) and returns

@@ -108,7 +108,13 @@ func startKubesim(ctx context.Context, extraArgs ...string) (*Target, error) {
 	}
 	t := &Target{Name: "kubesim", cmd: cmd, waited: make(chan error, 1), logs: logs, dir: dir}
 	go func() { t.waited <- cmd.Wait() }()
-	deadline := time.NewTimer(30 * time.Second)
+	// Real nodes make start-up wait for their Ready: the spec's own
+	// deadline, if it has one, bounds it then.
+	wait := 30 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		wait = time.Until(d)
+	}
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -121,7 +127,7 @@ func startKubesim(ctx context.Context, extraArgs ...string) (*Target, error) {
 			return nil, fmt.Errorf("kubesim exited before it was ready: %v\n%s", err, logs.String())
 		case <-deadline.C:
 			_ = cmd.Process.Kill()
-			return nil, fmt.Errorf("kubesim wrote no kubeconfig within 30s\n%s", logs.String())
+			return nil, fmt.Errorf("kubesim wrote no kubeconfig within %s\n%s", wait, logs.String())
 		case <-ctx.Done():
 			_ = cmd.Process.Kill()
 			return nil, ctx.Err()
@@ -278,4 +284,12 @@ func StartSimulatedNodes(ctx context.Context, kubeconfig string, args ...string)
 			return fmt.Errorf("kubesim node run did not exit within 30s\n%s", logs.String())
 		}
 	}, logs, nil
+}
+
+// StartRealNodes runs `kubesim node run --real --kubeconfig KUBECONFIG
+// --ca-cert-file CA.crt --ca-key-file CA.key args...`: real nodes for any
+// target whose CA is caDir/ca.crt and caDir/ca.key. The returned stop
+// interrupts them and waits until they have removed what they made.
+func StartRealNodes(ctx context.Context, kubeconfig, caDir string, args ...string) (stop func() error, logs *SafeBuffer, err error) {
+	return StartSimulatedNodes(ctx, kubeconfig, append([]string{"--real", "--ca-cert-file", filepath.Join(caDir, "ca.crt"), "--ca-key-file", filepath.Join(caDir, "ca.key")}, args...)...)
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"time"
 
+	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
 )
 
@@ -113,4 +114,22 @@ func (ca *CA) Issue(opts CertOptions) (*KeyPair, error) {
 		return nil, err
 	}
 	return &KeyPair{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: keyPEM}, nil
+}
+
+// LoadCA reads a CA from PEM files: a certificate and its private key
+// (PKCS#1, PKCS#8 or EC), as kubeadm and openssl write them.
+func LoadCA(certFile, keyFile string) (*CA, error) {
+	certs, err := certutil.CertsFromFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	key, err := keyutil.PrivateKeyFromFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("CA key: %w", err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("CA key %s cannot sign", keyFile)
+	}
+	return &CA{Cert: certs[0], Key: signer, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certs[0].Raw})}, nil
 }

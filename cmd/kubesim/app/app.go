@@ -85,6 +85,8 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().BoolVar(&o.controller, "controller-manager", true, "run the genuine kube-controller-manager controllers")
 	cmd.Flags().StringSliceVar(&o.cluster.Controllers, "controllers", []string{"*"}, "the controllers to run, as kube-controller-manager's --controllers: '*' is every controller on by default, 'foo' enables foo, '-foo' disables foo")
 	cmd.Flags().StringVar(&o.cluster.ClusterCIDR, "cluster-cidr", "", "the range node IPAM allocates podCIDRs from (default 10.244.0.0/16, or 10.128.0.0/9 for more than 256 nodes)")
+	cmd.Flags().IntVar(&o.cluster.RealNodes, "real-nodes", 0, "real nodes to run: the genuine kubelet and kube-proxy over containerd, in network namespaces with no route off the machine (needs root, Debian's containerd, runc, iptables and CNI plugins, and make images)")
+	cmd.Flags().StringVar(&o.cluster.RealNodeImages, "real-node-images", "", "the image tarballs real nodes import (default $KUBESIM_IMAGES or ~/.cache/kubesim/images)")
 	cmd.Flags().IntVar(&o.nodes, "nodes", 0, "simulated nodes to run, with the default capacity (32 cpu, 256Gi memory, 110 pods) and lifecycle profile; added to --node-config's pools")
 	cmd.Flags().StringVar(&o.nodeConfig, "node-config", "", "a NodeConfig file (kind: NodeConfig, apiVersion: kubesim.io/v1alpha1) of simulated node pools and lifecycle profiles; see testdata/nodes")
 	cmd.Flags().Float64Var(&o.cluster.TimeScale, "time-scale", 1, "divide every simulated duration of the nodes' pods by this: 10 runs a 30s job in 3s")

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -12,7 +14,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/kubesim/kubesim/internal/pki"
 	"github.com/kubesim/kubesim/kubeletsim"
+	"github.com/kubesim/kubesim/realnode"
 )
 
 // newNodeCommand is `kubesim node`: faults for simulated nodes, through the
@@ -91,6 +95,18 @@ type nodeRunOptions struct {
 	noEvents     bool
 	serveAddress string
 	nodeIP       string
+	real         realNodeOptions
+}
+
+// realNodeOptions are node run --real's.
+type realNodeOptions struct {
+	enabled     bool
+	caCert      string
+	caKey       string
+	namePrefix  string
+	clusterCIDR string
+	serviceCIDR string
+	images      string
 }
 
 // newNodeRunCommand is `kubesim node run`: simulated kubelets only.
@@ -103,6 +119,9 @@ func newNodeRunCommand(kubeconfig *string) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if o.real.enabled {
+				return runRealNodes(ctx, *kubeconfig, o)
+			}
 			cfg := kubeletsim.Config{TimeScale: o.timeScale, ServeAddress: o.serveAddress, NodeIP: o.nodeIP, DisableEvents: o.noEvents}
 			pools, profiles, err := nodePools(o.nodes, o.nodeConfig)
 			if err != nil {
@@ -138,6 +157,13 @@ func newNodeRunCommand(kubeconfig *string) *cobra.Command {
 	cmd.Flags().Float64Var(&o.timeScale, "time-scale", 1, "divide every simulated duration of the nodes' pods by this")
 	cmd.Flags().BoolVar(&o.noEvents, "no-node-events", false, "the simulated nodes record no kubelet events")
 	cmd.Flags().StringVar(&o.serveAddress, "serve-address", "127.0.0.1:0", "where the nodes' kubelet endpoint (pods/log) listens")
+	cmd.Flags().BoolVar(&o.real.enabled, "real", false, "run --nodes real nodes (default 1) instead: the genuine kubelet and kube-proxy over containerd, in network namespaces with no route off the machine (needs root, Debian's containerd, runc, iptables and CNI plugins, and make images)")
+	cmd.Flags().StringVar(&o.real.caCert, "ca-cert-file", "", "with --real: the cluster CA's certificate, which issues the nodes' credentials (system:node:NAME, system:kube-proxy, serving)")
+	cmd.Flags().StringVar(&o.real.caKey, "ca-key-file", "", "with --real: the cluster CA's private key")
+	cmd.Flags().StringVar(&o.real.namePrefix, "name-prefix", "real-", "with --real: node names are this prefix and an index from 0")
+	cmd.Flags().StringVar(&o.real.clusterCIDR, "cluster-cidr", "10.244.0.0/16", "with --real: the controller manager's --cluster-cidr (kube-proxy's clusterCIDR)")
+	cmd.Flags().StringVar(&o.real.serviceCIDR, "service-cidr", "10.96.0.0/16", "with --real: the API server's --service-cluster-ip-range")
+	cmd.Flags().StringVar(&o.real.images, "images", "", "with --real: the image tarballs the nodes import (default $KUBESIM_IMAGES or ~/.cache/kubesim/images)")
 	cmd.Flags().StringVar(&o.nodeIP, "node-ip", "", "the InternalIP the nodes report, where the API server reaches their kubelet endpoint (default: --serve-address's host)")
 	return cmd
 }
@@ -160,4 +186,41 @@ func nodePools(count int, file string) ([]kubeletsim.NodePool, []kubeletsim.Prof
 		pools = append(pools, kubeletsim.NodePool{Name: "node", Count: count})
 	}
 	return pools, profiles, nil
+}
+
+// runRealNodes is node run --real: real nodes join the cluster of
+// kubeconfig with credentials its CA issues, until ctx is done; then they
+// are deleted and everything they made on this machine is removed.
+func runRealNodes(ctx context.Context, kubeconfig string, o nodeRunOptions) error {
+	logger := klog.FromContext(ctx)
+	if o.real.caCert == "" || o.real.caKey == "" {
+		return errors.New("node run --real needs --ca-cert-file and --ca-key-file: the cluster CA issues the nodes' credentials")
+	}
+	if o.nodeConfig != "" {
+		return errors.New("node run --real takes --nodes, not --node-config")
+	}
+	ca, err := pki.LoadCA(o.real.caCert, o.real.caKey)
+	if err != nil {
+		return err
+	}
+	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	count := o.nodes
+	if count == 0 {
+		count = 1
+	}
+	nodes, err := realnode.Start(ctx, realnode.Config{
+		REST: restConfig, CA: ca, Count: count, NamePrefix: o.real.namePrefix,
+		ClusterCIDR: o.real.clusterCIDR, ServiceCIDR: o.real.serviceCIDR, ImagesDir: o.real.images,
+	})
+	if err != nil {
+		return err
+	}
+	if err := nodes.WaitReady(ctx); err == nil {
+		logger.Info("Real nodes ready", "nodes", nodes.Names())
+	}
+	<-ctx.Done()
+	return errors.Join(nodes.Stop(), nodes.Delete(context.Background()))
 }
