@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	netutils "k8s.io/utils/net"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -305,6 +306,13 @@ func (s *Server) initPKI(bindIP net.IP) error {
 	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
 	if !bindIP.IsUnspecified() && !bindIP.IsLoopback() {
 		ips = append(ips, bindIP)
+	}
+	// The kubernetes Service's ClusterIP, as kube-apiserver adds it: pods
+	// on real nodes reach the API there.
+	if _, cidr, err := netutils.ParseCIDRSloppy(s.cfg.Services.ClusterIPRange); err == nil {
+		if ip, err := netutils.GetIndexedIP(cidr, 1); err == nil {
+			ips = append(ips, ip)
+		}
 	}
 	serving, err := s.ca.Issue(pki.CertOptions{CommonName: "kube-apiserver", DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"}, IPs: ips, Server: true})
 	if err != nil {

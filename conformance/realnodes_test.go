@@ -58,15 +58,10 @@ var _ = Describe("control plane: real nodes", Ordered, Label("realnodes"), func(
 		case os.Getenv("KUBESIM_CONTROL_PLANE") == "1":
 			cp = target
 			caDir := referenceCADir(cp.Kubeconfig)
-			stopReal, realLogs, err := framework.StartRealNodes(ctx, cp.Kubeconfig, caDir, "--nodes", "2")
+			// hack/control-plane.sh's --cluster-cidr.
+			stopReal, realLogs, err := framework.StartRealNodes(ctx, cp.Kubeconfig, caDir, "--nodes", "2", "--cluster-cidr", "10.128.0.0/9")
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(func() { Expect(stopReal()).To(Succeed(), realLogs.String()) })
-			stopSim, simLogs, err := framework.StartSimulatedNodes(ctx, cp.Kubeconfig, "--nodes", strconv.Itoa(simulated))
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(func(ctx SpecContext) {
-				Expect(stopSim()).To(Succeed(), simLogs.String())
-				_ = cp.Clientset().CoreV1().Nodes().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: kubeletsim.LabelNodeType + "=simulated"})
-			})
 		default:
 			Skip("the reference runs no controller manager or scheduler here (KUBESIM_CONTROL_PLANE=1 with hack/control-plane.sh runs these specs)")
 		}
@@ -82,6 +77,16 @@ var _ = Describe("control plane: real nodes", Ordered, Label("realnodes"), func(
 			}
 			nodes = list.Items
 		}).WithTimeout(2 * time.Minute).Should(Succeed())
+		if !target.IsKubesim() {
+			// The simulated nodes join once the real ones have their
+			// podCIDRs: the reference's node IPAM has 256 of them.
+			stopSim, simLogs, err := framework.StartSimulatedNodes(ctx, cp.Kubeconfig, "--nodes", strconv.Itoa(simulated))
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(func(ctx SpecContext) {
+				Expect(stopSim()).To(Succeed(), simLogs.String())
+				_ = cp.Clientset().CoreV1().Nodes().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: kubeletsim.LabelNodeType + "=simulated"})
+			})
+		}
 		nsObj, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "real-nodes-"}}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		ns = nsObj.Name
@@ -198,6 +203,71 @@ var _ = Describe("control plane: real nodes", Ordered, Label("realnodes"), func(
 					g.Expect(out).To(BeElementOf("web-0", "web-1"))
 				}).WithTimeout(time.Minute).Should(Succeed(), "NodePort %s on %s", nodePort, n.Name)
 			}
+		})
+
+		It("resolves Services, headless Services, SRV, PTR and ExternalName records through the cluster DNS", func(ctx SpecContext) {
+			svc, err := cs.CoreV1().Services(ns).Get(ctx, "web", metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			_, err = cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: "web-headless"},
+				Spec: corev1.ServiceSpec{
+					ClusterIP: corev1.ClusterIPNone,
+					Selector:  map[string]string{"app": "web"},
+					Ports:     []corev1.ServicePort{{Name: "http", Port: 8080}},
+				},
+			}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			_, err = cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"},
+				Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "web." + ns + ".svc.cluster.local"},
+			}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			dnsSvc, err := cs.CoreV1().Services("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(dnsSvc.Spec.ClusterIP).To(Equal("10.96.0.10"))
+			lookup := func(g Gomega, args ...string) string {
+				out, err := inPod(ctx, "web-0", append([]string{"nslookup"}, args...)...)
+				g.Expect(err).NotTo(HaveOccurred(), out)
+				return out
+			}
+			// The Services were just created: CoreDNS answers once its
+			// informers have them.
+			Eventually(func(g Gomega) {
+				g.Expect(lookup(g, "web."+ns+".svc.cluster.local")).To(ContainSubstring("Address: " + svc.Spec.ClusterIP + "\n"))
+				out := lookup(g, "web-headless."+ns+".svc.cluster.local")
+				g.Expect(out).To(ContainSubstring("Address: " + web0.Status.PodIP + "\n"))
+				g.Expect(out).To(ContainSubstring("Address: " + web1.Status.PodIP + "\n"))
+				g.Expect(lookup(g, "-type=SRV", "_http._tcp.web-headless."+ns+".svc.cluster.local")).To(ContainSubstring(" 8080 "))
+				g.Expect(lookup(g, "-type=CNAME", "elsewhere."+ns+".svc.cluster.local")).To(ContainSubstring("canonical name = web." + ns + ".svc.cluster.local"))
+			}).WithTimeout(time.Minute).Should(Succeed())
+			Expect(inPod(ctx, "web-0", "nslookup", "10.96.0.10")).To(ContainSubstring("name = kube-dns.kube-system.svc.cluster.local"))
+			// The pod's resolv.conf is the kubelet's clusterDNS.
+			Expect(inPod(ctx, "web-0", "cat", "/etc/resolv.conf")).To(And(
+				ContainSubstring("nameserver 10.96.0.10\n"),
+				ContainSubstring("search "+ns+".svc.cluster.local svc.cluster.local cluster.local"),
+			))
+		})
+
+		It("lets a pod reach the API server with its service account through the kubernetes Service", func(ctx SpecContext) {
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: "in-cluster"},
+				Spec: corev1.PodSpec{
+					NodeSelector: real,
+					Containers: []corev1.Container{{
+						Name: "c", Image: realnode.AgnhostImage, ImagePullPolicy: corev1.PullIfNotPresent,
+						Args: []string{"inclusterclient", "--poll-interval", "1"},
+					}},
+				},
+			}
+			create(ctx, pod)
+			// agnhost's inclusterclient uses rest.InClusterConfig: the
+			// KUBERNETES_SERVICE_HOST ClusterIP, the mounted token and CA.
+			Eventually(func(g Gomega) {
+				r := cp.Kubectl(ctx, "", "logs", "-n", ns, "in-cluster")
+				g.Expect(r.Err).NotTo(HaveOccurred(), r.Stderr)
+				g.Expect(strings.Count(r.Stdout+r.Stderr, "calling /healthz")).To(BeNumerically(">=", 3))
+				g.Expect(r.Stdout + r.Stderr).NotTo(ContainSubstring("status=failed"))
+			}).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
 		})
 
 		It("streams logs, execs, port-forwards and copies files with kubectl", func(ctx SpecContext) {

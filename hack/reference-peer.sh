@@ -36,7 +36,7 @@ start() {
   openssl req -x509 -new -key "$pki/ca.key" -subj "/CN=reference-ca" -days 365 -out "$pki/ca.crt" 2>/dev/null
   openssl ecparam -name prime256v1 -genkey -noout -out "$pki/serving.key" 2>/dev/null
   openssl req -new -key "$pki/serving.key" -subj "/CN=kube-apiserver" -out "$pki/serving.csr" 2>/dev/null
-  printf "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n" > "$pki/serving.ext"
+  printf "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n" > "$pki/serving.ext"
   openssl x509 -req -in "$pki/serving.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 365 -extfile "$pki/serving.ext" -out "$pki/serving.crt" 2>/dev/null
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null

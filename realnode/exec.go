@@ -27,6 +27,7 @@ const verbosityEnv = "KUBESIM_REALNODE_V"
 //	supervise DIR    a node's supervisor (in its namespaces)
 //	kubelet ARGS     the genuine kubelet, as cmd/kubelet
 //	kube-proxy ARGS  the genuine kube-proxy, as cmd/kube-proxy
+//	coredns FILE     CoreDNS with the Corefile FILE
 func Exec(args []string) int {
 	if len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "realnode-exec: supervise, kubelet or kube-proxy")
@@ -50,6 +51,19 @@ func Exec(args []string) int {
 		cmd := kubelet.NewKubeletCommand(context.Background())
 		cmd.SetArgs(args[1:])
 		return cli.Run(cmd)
+	case "coredns":
+		if len(args) != 2 {
+			fmt.Fprintln(os.Stderr, "realnode-exec coredns COREFILE")
+			return 2
+		}
+		ctx, cancel := signalContext()
+		defer cancel()
+		if err := runCoreDNS(ctx, args[1]); err != nil {
+			klog.Background().Error(err, "CoreDNS failed")
+			klog.Flush()
+			return 1
+		}
+		return 0
 	case "kube-proxy":
 		cmd := kubeproxy.NewProxyCommand()
 		cmd.SetArgs(args[1:])

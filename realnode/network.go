@@ -135,6 +135,13 @@ func routePodCIDR(ctx context.Context, ns, cidr, gw string) error {
 // takes every route through it along).
 func teardownNetwork(ctx context.Context, n int) error {
 	var errs []error
+	// The host link first: deleting the hub would delete its peer, and
+	// with it the host end, asynchronously.
+	if _, err := net.InterfaceByName(hostLink(n)); err == nil {
+		if err := ipCmd(ctx, "link", "delete", hostLink(n)); err != nil && !linkGone(n) {
+			errs = append(errs, err)
+		}
+	}
 	entries, _ := os.ReadDir("/run/netns")
 	prefix := netnsName(n, "")
 	for _, e := range entries {
@@ -144,12 +151,13 @@ func teardownNetwork(ctx context.Context, n int) error {
 			}
 		}
 	}
-	if _, err := net.InterfaceByName(hostLink(n)); err == nil {
-		if err := ipCmd(ctx, "link", "delete", hostLink(n)); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	return errors.Join(errs...)
+}
+
+// linkGone says whether cluster n's host link no longer exists.
+func linkGone(n int) bool {
+	_, err := net.InterfaceByName(hostLink(n))
+	return err != nil
 }
 
 // ownerFile records which process holds cluster n's network, so that a

@@ -239,6 +239,12 @@ func Start(ctx context.Context, cfg Config) (_ *Nodes, err error) {
 		}
 		n.names = append(n.names, name)
 	}
+	if err := n.startDNS(runCtx); err != nil {
+		return nil, err
+	}
+	if err := n.publishAPIEndpoint(ctx); err != nil {
+		return nil, fmt.Errorf("publishing the API server's address for pods: %w", err)
+	}
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.syncRoutes(runCtx) }()
 	logger.Info("Real nodes started", "nodes", n.names, "network", fmt.Sprintf("%s.%d.0/24", netPrefix, index))
@@ -478,9 +484,9 @@ func (n *Nodes) Stop() error {
 }
 
 // Delete deletes the nodes' Node objects, as when a machine leaves a
-// cluster for good.
+// cluster for good, and the EndpointSlices of their DNS server and API forwarder.
 func (n *Nodes) Delete(ctx context.Context) error {
-	var errs []error
+	errs := []error{n.unpublish(ctx)}
 	for _, name := range n.names {
 		if err := n.client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, err)
