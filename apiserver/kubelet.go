@@ -21,12 +21,15 @@ import (
 // kubeletConnection reaches nodes' kubelets, as kube-apiserver's
 // NodeConnectionInfoGetter does: at the node's preferred address and its
 // reported kubelet port, over HTTPS with the kubelet client certificate
-// (kube-apiserver-kubelet-client). Like kube-apiserver without
-// --kubelet-certificate-authority, it does not verify kubelets' serving
-// certificates.
+// (kube-apiserver-kubelet-client). Like kube-apiserver with
+// --kubelet-certificate-authority, it verifies kubelets' serving
+// certificates against the cluster's CA, which issues those of real and
+// simulated nodes; logs with insecureSkipTLSVerifyBackend skip that, as
+// kube-apiserver's.
 type kubeletConnection struct {
 	server    *Server
 	transport http.RoundTripper
+	insecure  http.RoundTripper
 	preferred []v1.NodeAddressType
 }
 
@@ -37,11 +40,15 @@ func newKubeletConnection(s *Server) (*kubeletConnection, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, err := transport.New(&transport.Config{TLS: transport.TLSConfig{Insecure: true, CertData: cert.CertPEM, KeyData: cert.KeyPEM}})
+	rt, err := transport.New(&transport.Config{TLS: transport.TLSConfig{CAData: s.ca.CertPEM, CertData: cert.CertPEM, KeyData: cert.KeyPEM}})
 	if err != nil {
 		return nil, fmt.Errorf("unable to build the kubelet transport: %w", err)
 	}
-	c := &kubeletConnection{server: s, transport: rt}
+	insecure, err := transport.New(&transport.Config{TLS: transport.TLSConfig{Insecure: true, CertData: cert.CertPEM, KeyData: cert.KeyPEM}})
+	if err != nil {
+		return nil, fmt.Errorf("unable to build the kubelet transport: %w", err)
+	}
+	c := &kubeletConnection{server: s, transport: rt, insecure: insecure}
 	for _, t := range s.cfg.KubeletPreferredAddressTypes {
 		c.preferred = append(c.preferred, v1.NodeAddressType(t))
 	}
@@ -71,7 +78,7 @@ func (c *kubeletConnection) GetConnectionInfo(ctx context.Context, nodeName type
 		Hostname:                       host,
 		Port:                           strconv.Itoa(port),
 		Transport:                      c.transport,
-		InsecureSkipTLSVerifyTransport: c.transport,
+		InsecureSkipTLSVerifyTransport: c.insecure,
 		NodeFeatures:                   node.Status.DeclaredFeatures,
 	}, nil
 }

@@ -44,7 +44,7 @@ var _ = Describe("control plane: simulated nodes", Ordered, func() {
 			DeferCleanup(func() { Expect(cp.StopWith(os.Interrupt, time.Minute)).To(Succeed()) })
 		case os.Getenv("KUBESIM_CONTROL_PLANE") == "1":
 			cp = target
-			stop, logs, err := framework.StartSimulatedNodes(ctx, cp.Kubeconfig, "--node-config", "../testdata/nodes/conformance.yaml")
+			stop, logs, err := framework.StartSimulatedNodes(ctx, cp.Kubeconfig, append(framework.CAArgs(referenceCADir(cp.Kubeconfig)), "--node-config", "../testdata/nodes/conformance.yaml")...)
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(func(ctx SpecContext) {
 				Expect(stop()).To(Succeed(), logs.String())

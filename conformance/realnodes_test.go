@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -80,7 +81,7 @@ var _ = Describe("control plane: real nodes", Ordered, Label("realnodes"), func(
 		if !target.IsKubesim() {
 			// The simulated nodes join once the real ones have their
 			// podCIDRs: the reference's node IPAM has 256 of them.
-			stopSim, simLogs, err := framework.StartSimulatedNodes(ctx, cp.Kubeconfig, "--nodes", strconv.Itoa(simulated))
+			stopSim, simLogs, err := framework.StartSimulatedNodes(ctx, cp.Kubeconfig, append(framework.CAArgs(referenceCADir(cp.Kubeconfig)), "--nodes", strconv.Itoa(simulated))...)
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(func(ctx SpecContext) {
 				Expect(stopSim()).To(Succeed(), simLogs.String())
@@ -366,6 +367,29 @@ var _ = Describe("control plane: real nodes", Ordered, Label("realnodes"), func(
 		waitReady(ctx, "unready")
 	}, NodeTimeout(3*time.Minute))
 
+	It("fails an image that is not there with ErrImagePull and backs off, without hanging", func(ctx SpecContext) {
+		pod := busybox("absent-image", "sleep", "3600")
+		pod.Spec.Containers[0].Image = "registry.k8s.io/e2e-test-images/not-built-here:1.0"
+		create(ctx, pod)
+		reasons := map[string]bool{}
+		Eventually(func(g Gomega) {
+			p, err := cs.CoreV1().Pods(ns).Get(ctx, "absent-image", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(p.Status.ContainerStatuses).To(HaveLen(1))
+			w := p.Status.ContainerStatuses[0].State.Waiting
+			g.Expect(w).NotTo(BeNil())
+			reasons[w.Reason] = true
+			if w.Reason == "ErrImagePull" {
+				g.Expect(w.Message).To(ContainSubstring(`failed to pull and unpack image "registry.k8s.io/e2e-test-images/not-built-here:1.0"`))
+			}
+			g.Expect(reasons).To(HaveKey("ImagePullBackOff"))
+		}).WithTimeout(2 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+		events, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=absent-image,reason=Failed"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(events.Items).NotTo(BeEmpty())
+		Expect(events.Items[0].Source.Component).To(Equal("kubelet"))
+	}, NodeTimeout(3*time.Minute))
+
 	It("puts a memory limit in the container's cgroup", func(ctx SpecContext) {
 		pod := busybox("limited", "sleep", "3600")
 		pod.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}
@@ -388,6 +412,46 @@ var _ = Describe("control plane: real nodes", Ordered, Label("realnodes"), func(
 			g.Expect(err).To(HaveOccurred())
 		}).WithTimeout(time.Minute).Should(Succeed())
 	}, NodeTimeout(3*time.Minute))
+
+	It("restarts a node's containerd and kubelet when they die, and the node runs pods again", func(ctx SpecContext) {
+		node := nodes[1].Name
+		for _, component := range []struct{ name, match string }{
+			{"containerd", "containerd --config /run/kubesim/"},
+			{"kubelet", "realnode-exec kubelet "},
+		} {
+			By("killing the node's " + component.name)
+			mine := func() []string {
+				var pids []string
+				for _, p := range processesContaining(component.match) {
+					if strings.Contains(p.cmdline, "/"+node+"/") || strings.Contains(p.cmdline, "--hostname-override="+node+" ") {
+						pids = append(pids, p.pid)
+					}
+				}
+				return pids
+			}
+			before := mine()
+			Expect(before).To(HaveLen(1), "the %s of %s", component.name, node)
+			pid, err := strconv.Atoi(before[0])
+			Expect(err).NotTo(HaveOccurred())
+			Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
+			Eventually(func(g Gomega) {
+				now := mine()
+				g.Expect(now).To(HaveLen(1))
+				g.Expect(now[0]).NotTo(Equal(before[0]))
+			}).WithTimeout(time.Minute).Should(Succeed(), "%s restarted", component.name)
+		}
+		// The node is Ready again (the genuine kubelet reports it) and runs
+		// a new pod.
+		Eventually(func(g Gomega) {
+			n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(n.Status.Conditions).To(ContainElement(And(HaveField("Type", corev1.NodeReady), HaveField("Status", corev1.ConditionTrue))))
+		}).WithTimeout(2 * time.Minute).Should(Succeed())
+		pod := busybox("after-restart", "sleep", "3600")
+		pod.Spec.NodeSelector = map[string]string{corev1.LabelHostname: node}
+		create(ctx, pod)
+		waitReady(ctx, "after-restart")
+	}, NodeTimeout(5*time.Minute))
 
 	It("runs a DaemonSet on every real and simulated node, and a Deployment on the real nodes only", func(ctx SpecContext) {
 		ds := &appsv1.DaemonSet{
@@ -461,6 +525,29 @@ func internalIP(n corev1.Node) string {
 		}
 	}
 	return ""
+}
+
+type process struct{ pid, cmdline string }
+
+// processesContaining lists the machine's processes whose command line
+// contains s.
+func processesContaining(s string) []process {
+	entries, _ := os.ReadDir("/proc")
+	var found []process
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		line := strings.ReplaceAll(string(b), "\x00", " ")
+		if strings.Contains(line, s) {
+			found = append(found, process{e.Name(), line})
+		}
+	}
+	return found
 }
 
 // processesWith lists the machine's processes whose command line is cmd.

@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubesim/kubesim/internal/pki"
 )
 
 // Config configures a Simulator. New validates it and fills in defaults.
@@ -55,6 +57,11 @@ type Config struct {
 	// endpoint (the API server's kubelet client). Default: no client
 	// certificate is asked for.
 	ClientCA *x509.CertPool
+	// ServingCA issues the kubelet endpoint's serving certificate, so that
+	// an API server that verifies kubelets (kube-apiserver's
+	// --kubelet-certificate-authority; kubesim's always) trusts it: the
+	// cluster's CA. Default: a CA of the simulator's own.
+	ServingCA *pki.CA
 	// LeaseDuration is the nodes' lease duration, as kubelet's
 	// --node-lease-duration-seconds; they renew every quarter of it.
 	// Default: 40s.

@@ -23,9 +23,12 @@ import (
 // container logs from the profile, a clear refusal of exec, attach and
 // port-forward, and health.
 func (s *Simulator) newKubeletServer(ctx context.Context) (*http.Server, error) {
-	ca, err := pki.NewCA("kubeletsim-ca")
-	if err != nil {
-		return nil, err
+	ca := s.cfg.ServingCA
+	if ca == nil {
+		var err error
+		if ca, err = pki.NewCA("kubeletsim-ca"); err != nil {
+			return nil, err
+		}
 	}
 	serving, err := ca.Issue(pki.CertOptions{CommonName: "kubeletsim", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP(s.cfg.NodeIP)}, Server: true})
 	if err != nil {

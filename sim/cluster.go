@@ -412,6 +412,7 @@ func (c *Cluster) startNodes(ctx context.Context, cfg Config, shared informers.S
 		Profiles:      cfg.NodeProfiles,
 		TimeScale:     cfg.TimeScale,
 		ClientCA:      clientCA,
+		ServingCA:     c.API.CA(),
 		DisableEvents: cfg.DisableNodeEvents,
 		Informers:     shared,
 	})

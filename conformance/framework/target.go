@@ -286,10 +286,16 @@ func StartSimulatedNodes(ctx context.Context, kubeconfig string, args ...string)
 	}, logs, nil
 }
 
+// CAArgs are node run's flags for the CA in caDir (ca.crt, ca.key): the
+// reference verifies kubelets' serving certificates with it.
+func CAArgs(caDir string) []string {
+	return []string{"--ca-cert-file", filepath.Join(caDir, "ca.crt"), "--ca-key-file", filepath.Join(caDir, "ca.key")}
+}
+
 // StartRealNodes runs `kubesim node run --real --kubeconfig KUBECONFIG
 // --ca-cert-file CA.crt --ca-key-file CA.key args...`: real nodes for any
 // target whose CA is caDir/ca.crt and caDir/ca.key. The returned stop
 // interrupts them and waits until they have removed what they made.
 func StartRealNodes(ctx context.Context, kubeconfig, caDir string, args ...string) (stop func() error, logs *SafeBuffer, err error) {
-	return StartSimulatedNodes(ctx, kubeconfig, append([]string{"--real", "--ca-cert-file", filepath.Join(caDir, "ca.crt"), "--ca-key-file", filepath.Join(caDir, "ca.key")}, args...)...)
+	return StartSimulatedNodes(ctx, kubeconfig, append(append([]string{"--real"}, CAArgs(caDir)...), args...)...)
 }

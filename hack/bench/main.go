@@ -33,6 +33,7 @@ import (
 
 type options struct {
 	bin         string
+	realNodes   bool
 	out         string
 	objects     int
 	concurrency int
@@ -63,6 +64,7 @@ func main() {
 	flag.StringVar(&o.repo, "repo", ".", "the repository root (for hack/reference-peer.sh)")
 	flag.IntVar(&o.large, "large", 100000, "ConfigMaps stored for the large-memory row (0 skips it)")
 	flag.IntVar(&o.fixtureRuns, "fixture-runs", 20, "starts of each operator test fixture (sim.Start, envtest); 0 skips them")
+	flag.BoolVar(&o.realNodes, "real-nodes", true, "measure clusters with a real node (needs root and make images)")
 	flag.Parse()
 	ctrllog.SetLogger(klog.Background())
 	if o.bin == "" {
@@ -150,6 +152,12 @@ func run(ctx context.Context, o options) error {
 	reference := o.referenceDir != "" && fileExists(filepath.Join(o.referenceDir, "bin", "kube-apiserver"))
 	if o.fixtureRuns > 0 {
 		if err := fixtureRows(ctx, o, reference, set); err != nil {
+			return err
+		}
+	}
+
+	if o.realNodes {
+		if err := realNodeRows(ctx, o, reference, set); err != nil {
 			return err
 		}
 	}

@@ -128,6 +128,13 @@ func newNodeRunCommand(kubeconfig *string) *cobra.Command {
 				return err
 			}
 			cfg.Pools, cfg.Profiles = pools, profiles
+			if o.real.caCert != "" || o.real.caKey != "" {
+				// Kubelet endpoints an API server with
+				// --kubelet-certificate-authority trusts.
+				if cfg.ServingCA, err = pki.LoadCA(o.real.caCert, o.real.caKey); err != nil {
+					return err
+				}
+			}
 			restConfig, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 			if err != nil {
 				return err
@@ -158,8 +165,8 @@ func newNodeRunCommand(kubeconfig *string) *cobra.Command {
 	cmd.Flags().BoolVar(&o.noEvents, "no-node-events", false, "the simulated nodes record no kubelet events")
 	cmd.Flags().StringVar(&o.serveAddress, "serve-address", "127.0.0.1:0", "where the nodes' kubelet endpoint (pods/log) listens")
 	cmd.Flags().BoolVar(&o.real.enabled, "real", false, "run --nodes real nodes (default 1) instead: the genuine kubelet and kube-proxy over containerd, in network namespaces with no route off the machine (needs root, Debian's containerd, runc, iptables and CNI plugins, and make images)")
-	cmd.Flags().StringVar(&o.real.caCert, "ca-cert-file", "", "with --real: the cluster CA's certificate, which issues the nodes' credentials (system:node:NAME, system:kube-proxy, serving)")
-	cmd.Flags().StringVar(&o.real.caKey, "ca-key-file", "", "with --real: the cluster CA's private key")
+	cmd.Flags().StringVar(&o.real.caCert, "ca-cert-file", "", "the cluster CA's certificate: it issues real nodes' credentials (system:node:NAME, system:kube-proxy, serving) and simulated nodes' serving certificate")
+	cmd.Flags().StringVar(&o.real.caKey, "ca-key-file", "", "the cluster CA's private key")
 	cmd.Flags().StringVar(&o.real.namePrefix, "name-prefix", "real-", "with --real: node names are this prefix and an index from 0")
 	cmd.Flags().StringVar(&o.real.clusterCIDR, "cluster-cidr", "10.244.0.0/16", "with --real: the controller manager's --cluster-cidr (kube-proxy's clusterCIDR)")
 	cmd.Flags().StringVar(&o.real.serviceCIDR, "service-cidr", "10.96.0.0/16", "with --real: the API server's --service-cluster-ip-range")
