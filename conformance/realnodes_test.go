@@ -17,8 +17,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -321,6 +323,52 @@ var _ = Describe("control plane: real nodes", Ordered, Label("realnodes"), func(
 			Expect(os.ReadFile(filepath.Join(dir, "out.txt"))).To(Equal([]byte("copied into a real container\n")))
 		})
 	})
+
+	It("gives each kubelet its node's identity, confined by the Node authorizer and NodeRestriction", func(ctx SpecContext) {
+		kubeconfigs, err := filepath.Glob("/run/kubesim/*/" + nodes[0].Name + "/kubelet.kubeconfig")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(kubeconfigs).To(HaveLen(1), "the kubelet's kubeconfig of %s", nodes[0].Name)
+		asNode := func(args ...string) framework.KubectlResult {
+			return cp.Kubectl(ctx, "", append([]string{"--kubeconfig", kubeconfigs[0]}, args...)...)
+		}
+		r := asNode("auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}")
+		Expect(r.Err).NotTo(HaveOccurred(), r.Stderr)
+		Expect(r.Stdout).To(Equal("system:node:" + nodes[0].Name + ` ["system:nodes","system:authenticated"]`))
+		// Its own Node, yes; Secrets across the cluster, no (Node authorizer).
+		r = asNode("get", "node", nodes[0].Name, "-o", "name")
+		Expect(r.Err).NotTo(HaveOccurred(), r.Stderr)
+		r = asNode("get", "secrets", "-A")
+		Expect(r.Err).To(HaveOccurred())
+		Expect(r.Stderr).To(ContainSubstring(`User "system:node:` + nodes[0].Name + `" cannot list resource "secrets" in API group "" at the cluster scope`))
+		Expect(r.Stderr).To(ContainSubstring("can only read namespaced object of this type"))
+		// Another Node: not even readable (Node authorizer), and a patch
+		// of its labels, which RBAC's system:node role allows, is refused
+		// by NodeRestriction.
+		r = asNode("get", "node", nodes[1].Name)
+		Expect(r.Err).To(HaveOccurred())
+		Expect(r.Stderr).To(ContainSubstring("node '" + nodes[0].Name + "' cannot read '" + nodes[1].Name + "', only its own Node object"))
+		nodeConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfigs[0])
+		Expect(err).NotTo(HaveOccurred())
+		_, err = kubernetes.NewForConfigOrDie(nodeConfig).CoreV1().Nodes().Patch(ctx, nodes[1].Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"stolen":"yes"}}}`), metav1.PatchOptions{})
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("node \"" + nodes[0].Name + "\" is not allowed to modify node \"" + nodes[1].Name + "\""))
+	})
+
+	It("attaches to a running container's stdin and output", func(ctx SpecContext) {
+		pod := busybox("attached", "sh", "-c", "while read l; do echo echo:$l; done; echo closed")
+		pod.Spec.Containers[0].Stdin = true
+		pod.Spec.Containers[0].StdinOnce = true
+		create(ctx, pod)
+		waitReady(ctx, "attached")
+		r := cp.Kubectl(ctx, "hello\nworld\n", "attach", "-i", "-n", ns, "attached", "-c", "c")
+		Expect(r.Err).NotTo(HaveOccurred(), r.Stderr)
+		Expect(r.Stdout).To(ContainSubstring("echo:hello\necho:world\n"))
+		// StdinOnce: the container's stdin closed with the attach.
+		Eventually(func(g Gomega) {
+			out := cp.Kubectl(ctx, "", "logs", "-n", ns, "attached")
+			g.Expect(out.Stdout).To(HaveSuffix("closed\n"))
+		}).WithTimeout(time.Minute).Should(Succeed())
+	}, NodeTimeout(3*time.Minute))
 
 	It("backs a crashing container off with a rising restartCount", func(ctx SpecContext) {
 		create(ctx, busybox("crash", "sh", "-c", "echo crashing; exit 3"))

@@ -9,16 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 
-	// CoreDNS as a library: its DNS server type and the plugins of the
-	// Corefile below, never coremain (whose flags and main are its own).
-	"github.com/coredns/caddy"
-	_ "github.com/coredns/coredns/core/dnsserver"
-	_ "github.com/coredns/coredns/plugin/bind"
-	_ "github.com/coredns/coredns/plugin/cache"
-	_ "github.com/coredns/coredns/plugin/errors"
-	_ "github.com/coredns/coredns/plugin/kubernetes"
-	_ "github.com/coredns/coredns/plugin/loadbalance"
-
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -35,7 +25,8 @@ import (
 // Cluster DNS, as kubeadm's CoreDNS add-on provides it: the kube-dns
 // Service at the 10th address of the Service range, served by CoreDNS with
 // its kubernetes plugin. CoreDNS runs as a process of its own (this binary
-// re-executed, like the nodes) on the host end of the nodes' link; the
+// re-executed, like the nodes; nodeexec embeds CoreDNS) on the host end of
+// the nodes' link; the
 // Service has no selector and an EndpointSlice of that address, so
 // kube-proxy on every node sends the pods' queries there.
 
@@ -62,22 +53,6 @@ func corefile(listen, kubeconfig, domain string) string {
     loadbalance
 }
 `, listen, kubeconfig, domain)
-}
-
-// runCoreDNS serves the Corefile at path until ctx is done.
-func runCoreDNS(ctx context.Context, path string) error {
-	contents, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	caddy.Quiet = true
-	instance, err := caddy.Start(caddy.CaddyfileInput{Contents: contents, Filepath: path, ServerTypeName: "dns"})
-	if err != nil {
-		return err
-	}
-	klog.FromContext(ctx).Info("CoreDNS serving", "corefile", path)
-	<-ctx.Done()
-	return instance.Stop()
 }
 
 // startDNS gives CoreDNS its credentials and configuration, ensures the

@@ -9,5 +9,7 @@
 // that realnode creates; the network has no route off the machine. The
 // kubelet cannot be a goroutine of the main process: network namespaces
 // are per thread, and the kubelet sets process-wide feature gates and
-// registers process-global metrics.
+// registers process-global metrics. Package nodeexec is what runs in those
+// processes (it imports the kubelet, kube-proxy and CoreDNS; this package
+// does not, so that importing sim stays light).
 package realnode

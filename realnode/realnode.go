@@ -62,8 +62,9 @@ type Config struct {
 	ImagesDir string
 	// Labels go on every node, besides kubesim.io/node-type=real.
 	Labels map[string]string
-	// Executable is the kubesim binary the nodes' processes run.
-	// Default: this process's executable.
+	// Executable is the binary the nodes' processes run: one that calls
+	// nodeexec.Main first (the kubesim binary does). Default: this
+	// process's executable.
 	Executable string
 }
 

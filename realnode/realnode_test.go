@@ -20,6 +20,7 @@ import (
 
 	"github.com/kubesim/kubesim/apiserver"
 	"github.com/kubesim/kubesim/realnode"
+	"github.com/kubesim/kubesim/realnode/nodeexec"
 	"github.com/kubesim/kubesim/sim"
 )
 
@@ -31,9 +32,7 @@ const childEnv = "KUBESIM_REALNODE_TEST_CHILD"
 // as them (realnode.Config.Executable defaults to this binary), and the
 // child cluster of TestKill9LeavesNothingAfterSweep.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == realnode.ExecCommand {
-		os.Exit(realnode.Exec(os.Args[2:]))
-	}
+	nodeexec.Main()
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(runChild())
 	}

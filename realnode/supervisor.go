@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -117,7 +116,7 @@ func supervise(ctx context.Context, dir string) error {
 	}
 	kubelet := child{
 		name: "kubelet",
-		args: []string{exe, execCommand, "kubelet",
+		args: []string{exe, ExecCommand, "kubelet",
 			"--config=" + s.path("kubelet.yaml"),
 			"--kubeconfig=" + s.path("kubelet.kubeconfig"),
 			"--hostname-override=" + s.Name,
@@ -130,7 +129,7 @@ func supervise(ctx context.Context, dir string) error {
 	}
 	proxy := child{
 		name: "kube-proxy",
-		args: []string{exe, execCommand, "kube-proxy", "--config=" + s.path("kube-proxy.yaml"), "--v=" + os.Getenv(verbosityEnv)},
+		args: []string{exe, ExecCommand, "kube-proxy", "--config=" + s.path("kube-proxy.yaml"), "--v=" + os.Getenv(verbosityEnv)},
 		log:  s.path("kube-proxy.log"),
 	}
 	var wg sync.WaitGroup
@@ -277,9 +276,4 @@ func importImages(ctx context.Context, s *spec) error {
 		}
 	}
 	return ctr("images", "label", PauseImage, "io.cri-containerd.pinned=pinned")
-}
-
-// signalContext is done on SIGTERM or SIGINT.
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 }

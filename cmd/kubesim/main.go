@@ -4,14 +4,12 @@ import (
 	"os"
 
 	"github.com/kubesim/kubesim/cmd/kubesim/app"
-	"github.com/kubesim/kubesim/realnode"
+	"github.com/kubesim/kubesim/realnode/nodeexec"
 )
 
 func main() {
 	// A real node's processes: kubesim re-executed in the node's
 	// namespaces (see package realnode).
-	if len(os.Args) > 1 && os.Args[1] == realnode.ExecCommand {
-		os.Exit(realnode.Exec(os.Args[2:]))
-	}
+	nodeexec.Main()
 	os.Exit(app.Run(os.Args[1:]))
 }
