@@ -55,23 +55,46 @@ func ipCmd(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// claimNetwork creates cluster n's hub for the first free n. Creating the
-// host link is the claim: it fails if another cluster holds n.
+// claimNetwork creates cluster n's hub for the first free n. The claim is
+// the owner file, created whole and atomically (link(2) of a written
+// file): a sweep never takes a network that is being set up for someone
+// alive.
 func claimNetwork(ctx context.Context, owner string) (int, error) {
 	logger := klog.FromContext(ctx)
+	if err := os.MkdirAll(runRoot, 0o700); err != nil {
+		return -1, err
+	}
+	tmp, err := os.CreateTemp(runRoot, ".owner-")
+	if err != nil {
+		return -1, err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(owner); err != nil {
+		tmp.Close()
+		return -1, err
+	}
+	if err := tmp.Close(); err != nil {
+		return -1, err
+	}
 	for n := 0; n < maxClusters; n++ {
-		if _, err := net.InterfaceByName(hostLink(n)); err == nil {
+		if err := os.Link(tmp.Name(), ownerFile(n)); err != nil {
+			if !os.IsExist(err) {
+				return -1, err
+			}
 			continue
+		}
+		if _, err := net.InterfaceByName(hostLink(n)); err == nil {
+			// A leftover nobody owns (an owner's death between claim and
+			// sweep): it is ours to remove.
+			logger.Info("Removing a leftover network", "index", n)
+			if err := teardownNetwork(ctx, n); err != nil {
+				return -1, err
+			}
 		}
 		hub := netnsName(n, "hub")
 		peer := hostLink(n) + "p"
 		if err := ipCmd(ctx, "link", "add", hostLink(n), "type", "veth", "peer", "name", peer); err != nil {
-			// Lost a race for n, or a leftover: try the next one.
-			logger.V(2).Info("Network index taken", "index", n, "err", err)
-			continue
-		}
-		if err := writeOwner(n, owner); err != nil {
-			return -1, errors.Join(err, teardownNetwork(ctx, n))
+			return -1, errors.Join(err, teardownNetwork(ctx, n), os.Remove(ownerFile(n)))
 		}
 		steps := [][]string{
 			{"netns", "add", hub},
@@ -86,7 +109,7 @@ func claimNetwork(ctx context.Context, owner string) (int, error) {
 		}
 		for _, s := range steps {
 			if err := ipCmd(ctx, s...); err != nil {
-				return -1, errors.Join(err, teardownNetwork(ctx, n))
+				return -1, errors.Join(err, teardownNetwork(ctx, n), os.Remove(ownerFile(n)))
 			}
 		}
 		return n, nil
@@ -160,16 +183,9 @@ func linkGone(n int) bool {
 	return err != nil
 }
 
-// ownerFile records which process holds cluster n's network, so that a
-// later start can sweep what a killed one left.
-func ownerFile(n int) string { return filepath.Join(runRoot, strconv.Itoa(n), "owner") }
-
-func writeOwner(n int, owner string) error {
-	if err := os.MkdirAll(filepath.Dir(ownerFile(n)), 0o700); err != nil {
-		return err
-	}
-	return os.WriteFile(ownerFile(n), []byte(owner), 0o600)
-}
+// ownerFile records which process holds cluster n's network ("PID
+// START"), so that a later start can sweep what a killed one left.
+func ownerFile(n int) string { return filepath.Join(runRoot, "owner-"+strconv.Itoa(n)) }
 
 // ownerAlive says whether the process recorded as n's owner still runs.
 func ownerAlive(n int) bool {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -507,8 +508,12 @@ func teardown(ctx context.Context, index int) error {
 		_ = syscall.Rmdir(filepath.Join(h, "kubesim", strconv.Itoa(index)))
 		_ = syscall.Rmdir(filepath.Join(h, "kubesim"))
 	}
-	_ = syscall.Rmdir(runRoot)
 	_ = syscall.Rmdir(dataRoot)
+	// The claim goes last: until then nobody else takes the index.
+	if err := os.Remove(ownerFile(index)); err != nil && !os.IsNotExist(err) {
+		errs = append(errs, err)
+	}
+	_ = syscall.Rmdir(runRoot)
 	return errors.Join(errs...)
 }
 
@@ -525,8 +530,16 @@ func Sweep(ctx context.Context) {
 	}
 	entries, _ := os.ReadDir(runRoot)
 	for _, e := range entries {
-		if i, err := strconv.Atoi(e.Name()); err == nil {
+		if i, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "owner-")); err == nil {
 			seen[i] = true
+		}
+	}
+	netns, _ := os.ReadDir("/run/netns")
+	for _, e := range netns {
+		if rest, ok := strings.CutPrefix(e.Name(), "kubesim-"); ok {
+			if i, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0]); err == nil {
+				seen[i] = true
+			}
 		}
 	}
 	for _, h := range hierarchies() {
