@@ -130,9 +130,18 @@ func (n *Nodes) ensureDNSObjects(ctx context.Context) error {
 			},
 		},
 	}
-	existing, err := cs.CoreV1().Services(metav1.NamespaceSystem).Create(ctx, svc, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		existing, err = cs.CoreV1().Services(metav1.NamespaceSystem).Get(ctx, dnsService, metav1.GetOptions{})
+	// Another process's real nodes may have made it. kube-apiserver
+	// allocates a requested ClusterIP before it checks the name, so a
+	// second create fails with "already allocated", not AlreadyExists.
+	services := cs.CoreV1().Services(metav1.NamespaceSystem)
+	existing, err := services.Get(ctx, dnsService, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		existing, err = services.Create(ctx, svc, metav1.CreateOptions{})
+		if err != nil {
+			if got, gerr := services.Get(ctx, dnsService, metav1.GetOptions{}); gerr == nil {
+				existing, err = got, nil
+			}
+		}
 	}
 	if err != nil {
 		return err
