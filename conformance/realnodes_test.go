@@ -600,18 +600,10 @@ func processesContaining(s string) []process {
 
 // processesWith lists the machine's processes whose command line is cmd.
 func processesWith(cmd string) []string {
-	entries, _ := os.ReadDir("/proc")
 	var found []string
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if strings.TrimRight(strings.ReplaceAll(string(b), "\x00", " "), " ") == cmd {
-			found = append(found, e.Name())
+	for _, p := range processesContaining(cmd) {
+		if strings.TrimRight(p.cmdline, " ") == cmd {
+			found = append(found, p.pid)
 		}
 	}
 	return found
