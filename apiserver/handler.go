@@ -174,10 +174,12 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 	}
 	if c, ok := st.(rest.Connecter); ok {
 		// exec, attach and portforward: GET (websockets) and POST (SPDY)
-		// upgrade to a stream proxied to the kubelet.
+		// upgrade to a stream proxied to the kubelet; pods, services and
+		// nodes/proxy take every method.
 		restPath := "/" + ep.Subresource
 		for _, method := range c.ConnectMethods() {
-			verb := map[string]string{"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete", "HEAD": "get", "OPTIONS": "get"}[method]
+			// The verbs RequestInfo gives these methods (OPTIONS has none).
+			verb := map[string]string{"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete", "HEAD": "get", "OPTIONS": ""}[method]
 			add(verb, func() http.HandlerFunc {
 				return handlers.ConnectResource(c, scope, admit, restPath, ep.Subresource != "")
 			})

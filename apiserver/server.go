@@ -277,6 +277,8 @@ func New(cfg Config) (*Server, error) {
 		APIAudiences:         s.serviceAccounts.audiences(),
 		ServiceAccountTokens: s.serviceAccounts.tokens(),
 		KubeletConn:          kubeletConn,
+		ProxyTransport:       webhookProxyTransport(),
+		PodDisruptionBudgets: loopback.PolicyV1(),
 		EventTTL:             cfg.EventTTL,
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package conformance_test
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -251,6 +253,47 @@ var _ = Describe("API semantics", func() {
 		after, err := svcs.Get(ctx, "web", metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(after.Spec.ClusterIPs).To(Equal(svc.Spec.ClusterIPs))
+	})
+
+	It("allocates and frees ClusterIPs and NodePorts when an update changes a Service's type", func(ctx SpecContext) {
+		const ns = "conformance-service-types"
+		newNamespace(ctx, ns)
+		svcs := target.Clientset().CoreV1().Services(ns)
+		svc, err := svcs.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "t"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(svc.Spec.ClusterIP).To(BeEmpty())
+
+		By("ExternalName to ClusterIP: a ClusterIP is allocated")
+		svc.Spec.Type, svc.Spec.ExternalName = corev1.ServiceTypeClusterIP, ""
+		svc.Spec.Ports = []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(9376)}}
+		svc, err = svcs.Update(ctx, svc, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(net.ParseIP(svc.Spec.ClusterIP)).NotTo(BeNil(), "clusterIP %q", svc.Spec.ClusterIP)
+		Expect(svc.Spec.ClusterIPs).To(Equal([]string{svc.Spec.ClusterIP}))
+		Expect(svc.Spec.IPFamilies).To(Equal([]corev1.IPFamily{corev1.IPv4Protocol}))
+		ip := svc.Spec.ClusterIP
+
+		By("ClusterIP to NodePort: a node port is allocated")
+		svc, err = svcs.Patch(ctx, "t", types.MergePatchType, []byte(`{"spec":{"type":"NodePort"}}`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		nodePort := svc.Spec.Ports[0].NodePort
+		Expect(nodePort).To(BeNumerically(">=", 30000))
+		_, err = svcs.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "taken"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Port: 80, NodePort: nodePort}}}}, metav1.CreateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "the node port is held: %v", err)
+
+		By("NodePort to ClusterIP: the node port is freed")
+		svc, err = svcs.Patch(ctx, "t", types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/type","value":"ClusterIP"},{"op":"remove","path":"/spec/ports/0/nodePort"}]`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(svc.Spec.Ports[0].NodePort).To(BeZero())
+		_, err = svcs.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "np"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Port: 80, NodePort: nodePort}}}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		By("ClusterIP to ExternalName: the ClusterIP is freed")
+		svc, err = svcs.Patch(ctx, "t", types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/type","value":"ExternalName"},{"op":"add","path":"/spec/externalName","value":"example.org"},{"op":"remove","path":"/spec/clusterIP"},{"op":"remove","path":"/spec/clusterIPs"}]`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(svc.Spec.ClusterIP).To(BeEmpty())
+		_, err = svcs.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ip"}, Spec: corev1.ServiceSpec{ClusterIP: ip, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
 	})
 
 	It("answers in YAML when asked", func(ctx SpecContext) {

@@ -12,8 +12,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -126,6 +130,63 @@ var _ = Describe("control plane: simulated nodes", Ordered, func() {
 		Expect(res.Err).NotTo(HaveOccurred(), res.Stderr)
 		Expect(res.Stdout).To(ContainSubstring(`deployment "web" successfully rolled out`))
 		Eventually(func(g Gomega) { available(g, "nginx:1.28") }).WithTimeout(90 * time.Second).Should(Succeed())
+	})
+
+	It("evicts pods as their PodDisruptionBudget allows, with kube-apiserver's 429 while it does not", func(ctx SpecContext) {
+		sel := map[string]string{"app": "evictable"}
+		_, err := cs.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "evictable"},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: ptr.To[int32](2),
+				Selector: &metav1.LabelSelector{MatchLabels: sel},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: sel}, Spec: podSpec("nginx:1.27")},
+			},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		minAvailable := intstr.FromInt32(2)
+		_, err = cs.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Name: "evictable"},
+			Spec:       policyv1.PodDisruptionBudgetSpec{MinAvailable: &minAvailable, Selector: &metav1.LabelSelector{MatchLabels: sel}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		var victim string
+		Eventually(func(g Gomega) {
+			pdb, err := cs.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "evictable", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(pdb.Status.ObservedGeneration).To(Equal(pdb.Generation))
+			g.Expect(pdb.Status.CurrentHealthy).To(BeEquivalentTo(2))
+			pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=evictable"})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(pods.Items).NotTo(BeEmpty())
+			victim = pods.Items[0].Name
+		}).WithTimeout(60 * time.Second).Should(Succeed())
+
+		evict := func() error {
+			return cs.CoreV1().Pods(ns).EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: victim, Namespace: ns}})
+		}
+		err = evict()
+		Expect(apierrors.IsTooManyRequests(err)).To(BeTrue(), "%v", err)
+		Expect(apierrors.HasStatusCause(err, policyv1.DisruptionBudgetCause)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(Equal("Cannot evict pod as it would violate the pod's disruption budget."))
+		_, err = cs.CoreV1().Pods(ns).Get(ctx, victim, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred(), "a refused eviction leaves the pod")
+
+		// With room in the budget the eviction deletes the pod.
+		_, err = cs.PolicyV1().PodDisruptionBudgets(ns).Patch(ctx, "evictable", types.MergePatchType, []byte(`{"spec":{"minAvailable":1}}`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(evict).WithTimeout(30 * time.Second).Should(Succeed())
+		Eventually(func(g Gomega) {
+			p, err := cs.CoreV1().Pods(ns).Get(ctx, victim, metav1.GetOptions{})
+			if err == nil {
+				g.Expect(p.DeletionTimestamp).NotTo(BeNil())
+			} else {
+				g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
+			}
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		_, err = cs.CoreV1().Pods(ns).Get(ctx, "no-such-pod", metav1.GetOptions{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue())
+		err = cs.CoreV1().Pods(ns).EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "no-such-pod", Namespace: ns}})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
 	})
 
 	It("completes a Job whose pods run for the annotated duration", func(ctx SpecContext) {

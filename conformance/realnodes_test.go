@@ -208,6 +208,37 @@ var _ = Describe("control plane: real nodes", Ordered, Label("realnodes"), func(
 			}
 		})
 
+		It("proxies to a pod, a Service and a kubelet through the API server (pods, services and nodes/proxy)", func(ctx SpecContext) {
+			rc := cs.CoreV1().RESTClient()
+			raw := func(g Gomega, path string, params map[string]string) string {
+				req := rc.Get().AbsPath(path)
+				for k, v := range params {
+					req = req.Param(k, v)
+				}
+				b, err := req.DoRaw(ctx)
+				g.Expect(err).NotTo(HaveOccurred(), "%s: %s", path, b)
+				return string(b)
+			}
+			podPath := "/api/v1/namespaces/" + ns + "/pods/"
+			Expect(raw(Default, podPath+"web-0:8080/proxy/hostname", nil)).To(Equal("web-0"))
+			Expect(raw(Default, podPath+"http:web-1:8080/proxy/echo", map[string]string{"msg": "through-the-proxy"})).To(Equal("through-the-proxy"))
+			// A Service by port number: a random ready backend.
+			seen := map[string]bool{}
+			Eventually(func(g Gomega) {
+				seen[raw(g, "/api/v1/namespaces/"+ns+"/services/web:80/proxy/hostname", nil)] = true
+				g.Expect(seen).To(HaveLen(2))
+			}).WithTimeout(time.Minute).WithPolling(50 * time.Millisecond).Should(Succeed())
+			Expect(seen).To(Equal(map[string]bool{"web-0": true, "web-1": true}))
+			// A kubelet, with the API server's kubelet client credentials.
+			Expect(raw(Default, "/api/v1/nodes/"+nodes[0].Name+"/proxy/healthz", nil)).To(Equal("ok"))
+			Expect(raw(Default, "/api/v1/nodes/"+nodes[0].Name+"/proxy/pods", nil)).To(ContainSubstring(`"name":"web-0"`))
+			// What is not there is the reference's error.
+			_, err := rc.Get().AbsPath("/api/v1/namespaces/" + ns + "/services/web:81/proxy/").DoRaw(ctx)
+			Expect(apierrors.IsServiceUnavailable(err)).To(BeTrue(), "no such port: %v", err)
+			_, err = rc.Get().AbsPath(podPath + "no-such-pod/proxy/").DoRaw(ctx)
+			Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no such pod: %v", err)
+		})
+
 		It("resolves Services, headless Services, SRV, PTR and ExternalName records through the cluster DNS", func(ctx SpecContext) {
 			svc, err := cs.CoreV1().Services(ns).Get(ctx, "web", metav1.GetOptions{})
 			Expect(err).NotTo(HaveOccurred())
@@ -291,6 +322,17 @@ var _ = Describe("control plane: real nodes", Ordered, Label("realnodes"), func(
 			Expect(r.Stdout).To(Equal("got from-stdin\nweb-0\n"))
 			r = cp.Kubectl(ctx, "", "exec", "-n", ns, "web-0", "--", "sh", "-c", "exit 7")
 			Expect(r.ExitCode()).To(Equal(7))
+
+			By("kubectl exec -it, in a terminal")
+			// script(1) (util-linux) gives kubectl a pseudo-terminal, as a
+			// user's shell has; the container's shell then has one too.
+			line := fmt.Sprintf("%s --kubeconfig %s exec -it -n %s web-0 -- sh -c 'tty; exit 3'", framework.KubectlBinary(), cp.Kubeconfig, ns)
+			tty := exec.CommandContext(ctx, "script", "-qec", line, "/dev/null")
+			ttyOut, err := tty.CombinedOutput()
+			Expect(tty.ProcessState.ExitCode()).To(Equal(3), "%s: %v", ttyOut, err)
+			Expect(string(ttyOut)).To(MatchRegexp(`(?m)^/dev/pts/\d+\r?$`))
+			r = cp.Kubectl(ctx, "", "exec", "-n", ns, "web-0", "--", "sh", "-c", "tty || true")
+			Expect(r.Stdout).To(Equal("not a tty\n"))
 
 			By("kubectl port-forward")
 			pf := &framework.SafeBuffer{}

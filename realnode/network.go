@@ -145,6 +145,46 @@ func addNodeNetwork(ctx context.Context, n int, node, ip, serviceCIDR string) er
 	return nil
 }
 
+// routeServiceCIDR routes the Service range from the host into the node
+// netns at gw, the first node's address: there kube-proxy's rules catch
+// ClusterIPs (and masquerade traffic from outside the cluster CIDR, so
+// replies come back the same way), as they would on the node a
+// kube-apiserver runs on. The API server (kubesim's, or the genuine
+// kube-apiserver that real nodes joined) reaches webhooks and aggregated
+// APIs at their Service's ClusterIP. A ClusterIP nobody serves then goes
+// into that node's port-less bridge instead of the host's default route.
+// The route is not added when the host already routes part of the range
+// other than by its default route: it would take over that network.
+func routeServiceCIDR(ctx context.Context, n int, serviceCIDR, gw string) error {
+	_, svc, err := net.ParseCIDR(serviceCIDR)
+	if err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, "ip", "-o", "-4", "route", "show").Output()
+	if err != nil {
+		return fmt.Errorf("ip route show: %w", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] == "default" {
+			continue
+		}
+		dst := f[0]
+		if !strings.Contains(dst, "/") {
+			dst += "/32"
+		}
+		_, r, err := net.ParseCIDR(dst)
+		if err != nil || !(r.Contains(svc.IP) || svc.Contains(r.IP)) {
+			continue
+		}
+		if strings.Contains(" "+line+" ", " dev "+hostLink(n)+" ") {
+			continue // ours
+		}
+		return fmt.Errorf("the host routes %s (%q): not routing the Service range %s into the nodes", dst, line, serviceCIDR)
+	}
+	return ipCmd(ctx, "route", "replace", serviceCIDR, "via", gw, "dev", hostLink(n))
+}
+
 // routePodCIDR makes cidr reachable via gw in netns ns ("" is the host's).
 func routePodCIDR(ctx context.Context, ns, cidr, gw string) error {
 	args := []string{"route", "replace", cidr, "via", gw}

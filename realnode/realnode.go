@@ -241,6 +241,13 @@ func Start(ctx context.Context, cfg Config) (_ *Nodes, err error) {
 		}
 		n.names = append(n.names, name)
 	}
+	if cfg.Count > 0 {
+		if err := routeServiceCIDR(ctx, index, cfg.ServiceCIDR, nodeIP(index, 0)); err != nil {
+			// Only what the API server reaches at a ClusterIP (webhooks,
+			// aggregated APIs) is lost: say so and go on.
+			logger.Error(err, "Routing the Service range from the host")
+		}
+	}
 	if err := n.startDNS(runCtx); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,10 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	policyclient "k8s.io/client-go/kubernetes/typed/policy/v1"
+	"k8s.io/kubernetes/pkg/registry/certificates/podcertificaterequest"
+	"net/http"
 	"path"
 	"sort"
 	"strings"
@@ -94,6 +98,15 @@ type Config struct {
 	// KubeletConn reaches a node's kubelet for pods/log, exec, attach and
 	// portforward; nil leaves them unserved.
 	KubeletConn kubeletclient.ConnectionInfoGetter
+	// ProxyTransport reaches pods and services for pods/proxy and
+	// services/proxy, and nodes' other ports for nodes/proxy, as
+	// kube-apiserver's proxy transport; nil leaves the proxy subresources
+	// unserved.
+	ProxyTransport http.RoundTripper
+	// PodDisruptionBudgets is the client pods/eviction reads and updates
+	// PodDisruptionBudgets with (kube-apiserver's loopback client); nil
+	// leaves pods/eviction unserved.
+	PodDisruptionBudgets policyclient.PodDisruptionBudgetsGetter
 }
 
 // Endpoint is one resource or subresource at one group version.
@@ -367,10 +380,17 @@ func (r *Registry) subresourceStorage(cfg Config, gr schema.GroupResource, paren
 	if store == nil {
 		return nil
 	}
+	if st := r.proxySubresource(cfg, gr, sub); st != nil {
+		return st
+	}
 	switch {
 	case sub == "scale":
 		if sc, ok := scalers[gr]; ok {
 			return &ScaleSubresource{store: store, scaler: sc}
+		}
+	case gr == schema.GroupResource{Resource: "pods"} && sub == "eviction":
+		if cfg.PodDisruptionBudgets != nil {
+			return NewEvictionREST(store, cfg.PodDisruptionBudgets)
 		}
 	case gr == schema.GroupResource{Resource: "pods"} && sub == "binding":
 		return &BindingSubresource{pods: store}
@@ -378,6 +398,15 @@ func (r *Registry) subresourceStorage(cfg Config, gr schema.GroupResource, paren
 		if st := r.kubeletSubresource(cfg, store, sub); st != nil {
 			return st
 		}
+	}
+	if gr == podCertificateRequests && sub == "status" {
+		// Its status strategy asks the authorizer whether the caller may
+		// "sign" for the signer, as kube-apiserver's does.
+		authz := cfg.Authorizer
+		if authz == nil {
+			authz = authorizerfactory.NewAlwaysAllowAuthorizer()
+		}
+		return NewStrategySubresource(store, podcertificaterequest.NewStatusStrategy(pcrStrategy, authz, store.cfg.Clock))
 	}
 	if strategy, ok := specs[owner].updates[sub]; ok {
 		if gr == (schema.GroupResource{Resource: "namespaces"}) && sub == "finalize" {

@@ -8,7 +8,6 @@ import (
 	"k8s.io/component-base/featuregate"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	"k8s.io/kubernetes/pkg/features"
-	"k8s.io/utils/clock"
 
 	"k8s.io/kubernetes/pkg/registry/admissionregistration/mutatingadmissionpolicy"
 	"k8s.io/kubernetes/pkg/registry/admissionregistration/mutatingadmissionpolicybinding"
@@ -101,6 +100,8 @@ var (
 	vapStrategy   = validatingadmissionpolicy.NewStrategy(nil, nil)
 	claimStrategy = resourceclaim.NewStrategy(nil, nil)
 	pcrStrategy   = podcertificaterequest.NewStrategy()
+
+	podCertificateRequests = schema.GroupResource{Group: "certificates.k8s.io", Resource: "podcertificaterequests"}
 )
 
 // specs lists every resource kubesim stores, by group and resource.
@@ -145,7 +146,7 @@ var specs = map[schema.GroupResource]spec{
 	{Group: "certificates.k8s.io", Resource: "certificatesigningrequests"}: {strategy: certificates.Strategy, attrs: certificates.GetAttrs, updates: map[string]rest.RESTUpdateStrategy{
 		"status": certificates.StatusStrategy, "approval": certificates.ApprovalStrategy}},
 	{Group: "certificates.k8s.io", Resource: "clustertrustbundles"}:    {strategy: clustertrustbundle.Strategy},
-	{Group: "certificates.k8s.io", Resource: "podcertificaterequests"}: {strategy: pcrStrategy, updates: status(podcertificaterequest.NewStatusStrategy(pcrStrategy, nil, clock.RealClock{}))},
+	{Group: "certificates.k8s.io", Resource: "podcertificaterequests"}: {strategy: pcrStrategy}, // its status: subresourceStorage, which has the authorizer
 
 	{Group: "coordination.k8s.io", Resource: "leases"}: {strategy: lease.Strategy},
 

@@ -36,6 +36,11 @@ type storeHooks interface {
 	// beginUpdate runs on an update of the resource itself (not of its
 	// status), before the strategy's PrepareForUpdate and validation.
 	beginUpdate(obj, old runtime.Object)
+	// allocateUpdate runs on the same updates after validation, before the
+	// write: it allocates what the new object needs that the old one did
+	// not hold; finish(true) releases what the old one held that the new
+	// one no longer does, finish(false) what was allocated.
+	allocateUpdate(ctx context.Context, obj, old runtime.Object, dryRun bool) (finish func(success bool), err error)
 	afterDelete(obj runtime.Object)
 }
 
@@ -91,16 +96,6 @@ func (a *serviceAllocator) beginCreate(ctx context.Context, obj runtime.Object, 
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(svc.Spec.IPFamilies) == 0 {
-		svc.Spec.IPFamilies = []api.IPFamily{api.IPv4Protocol}
-	}
-	if svc.Spec.IPFamilyPolicy == nil {
-		p := api.IPFamilyPolicySingleStack
-		svc.Spec.IPFamilyPolicy = &p
-	}
-	if svc.Spec.ClusterIP == "" && len(svc.Spec.ClusterIPs) > 0 {
-		svc.Spec.ClusterIP = svc.Spec.ClusterIPs[0]
-	}
 	var ips []net.IP
 	var ports []int
 	release := func() {
@@ -111,28 +106,12 @@ func (a *serviceAllocator) beginCreate(ctx context.Context, obj runtime.Object, 
 			_ = a.ports.Release(p)
 		}
 	}
-	switch svc.Spec.ClusterIP {
-	case api.ClusterIPNone:
-		svc.Spec.ClusterIPs = []string{api.ClusterIPNone}
-	case "":
-		ip, err := a.ips.AllocateNext()
-		if err != nil {
-			return nil, apierrors.NewInternalError(fmt.Errorf("failed to allocate a serviceIP for Service %q: %w", svc.Name, err))
-		}
+	ip, err := a.allocateClusterIP(svc)
+	if err != nil {
+		return nil, err
+	}
+	if ip != nil {
 		ips = append(ips, ip)
-		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = ip.String(), []string{ip.String()}
-	default:
-		ip := net.ParseIP(svc.Spec.ClusterIP)
-		if ip != nil {
-			if err := a.ips.Allocate(ip); err != nil {
-				el := field.ErrorList{field.Invalid(field.NewPath("spec", "clusterIPs"), []string{svc.Spec.ClusterIP}, fmt.Sprintf("failed to allocate IP %v: %v", ip, err))}
-				return nil, apierrors.NewInvalid(api.Kind("Service"), svc.Name, el)
-			}
-			ips = append(ips, ip)
-		}
-		if len(svc.Spec.ClusterIPs) == 0 {
-			svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
-		}
 	}
 	if needsNodePorts(svc) {
 		for i := range svc.Spec.Ports {
@@ -248,6 +227,132 @@ func normalizeClusterIPs(newSvc, oldSvc *api.Service) {
 	if slices.Equal(oldSvc.Spec.ClusterIPs, newSvc.Spec.ClusterIPs) {
 		newSvc.Spec.ClusterIPs = []string{newSvc.Spec.ClusterIP}
 	}
+}
+
+// allocateClusterIP defaults a Service's IP families and allocates its
+// ClusterIP (the next free one, or the one it asks for), as upstream's
+// allocator does on create; it returns the IP it allocated, if any. Called
+// with a.mu held.
+func (a *serviceAllocator) allocateClusterIP(svc *api.Service) (net.IP, error) {
+	if len(svc.Spec.IPFamilies) == 0 {
+		svc.Spec.IPFamilies = []api.IPFamily{api.IPv4Protocol}
+	}
+	if svc.Spec.IPFamilyPolicy == nil {
+		p := api.IPFamilyPolicySingleStack
+		svc.Spec.IPFamilyPolicy = &p
+	}
+	if svc.Spec.ClusterIP == "" && len(svc.Spec.ClusterIPs) > 0 {
+		svc.Spec.ClusterIP = svc.Spec.ClusterIPs[0]
+	}
+	switch svc.Spec.ClusterIP {
+	case api.ClusterIPNone:
+		svc.Spec.ClusterIPs = []string{api.ClusterIPNone}
+	case "":
+		ip, err := a.ips.AllocateNext()
+		if err != nil {
+			return nil, apierrors.NewInternalError(fmt.Errorf("failed to allocate a serviceIP for Service %q: %w", svc.Name, err))
+		}
+		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = ip.String(), []string{ip.String()}
+		return ip, nil
+	default:
+		if len(svc.Spec.ClusterIPs) == 0 {
+			svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
+		}
+		if ip := net.ParseIP(svc.Spec.ClusterIP); ip != nil {
+			if err := a.ips.Allocate(ip); err != nil {
+				el := field.ErrorList{field.Invalid(field.NewPath("spec", "clusterIPs"), []string{svc.Spec.ClusterIP}, fmt.Sprintf("failed to allocate IP %v: %v", ip, err))}
+				return nil, apierrors.NewInvalid(api.Kind("Service"), svc.Name, el)
+			}
+			return ip, nil
+		}
+	}
+	return nil, nil
+}
+
+// allocateUpdate is upstream's allocateUpdate (txnUpdateClusterIPs and
+// txnUpdateNodePorts) for the transitions a type change makes: a Service
+// that becomes ClusterIP, NodePort or LoadBalancer from ExternalName gets
+// ClusterIPs; one that needs node ports gets those it has not got; an
+// ExternalName Service gives its ClusterIPs back, a ClusterIP Service its
+// node ports, once the update is written.
+func (a *serviceAllocator) allocateUpdate(_ context.Context, obj, old runtime.Object, dryRun bool) (func(bool), error) {
+	newSvc, ok := obj.(*api.Service)
+	oldSvc, ok2 := old.(*api.Service)
+	if !ok || !ok2 {
+		return func(bool) {}, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var ips []net.IP
+	var ports []int
+	release := func() {
+		for _, ip := range ips {
+			_ = a.ips.Release(ip)
+		}
+		for _, p := range ports {
+			_ = a.ports.Release(p)
+		}
+	}
+
+	oldIPs, newIPs := sets.New(oldSvc.Spec.ClusterIPs...), sets.New(newSvc.Spec.ClusterIPs...)
+	if oldSvc.Spec.Type == api.ServiceTypeExternalName && newSvc.Spec.Type != api.ServiceTypeExternalName {
+		ip, err := a.allocateClusterIP(newSvc)
+		if err != nil {
+			return nil, err
+		}
+		if ip != nil {
+			ips = append(ips, ip)
+		}
+		newIPs = sets.New(newSvc.Spec.ClusterIPs...)
+	}
+
+	oldPorts := sets.New[int]()
+	for _, p := range oldSvc.Spec.Ports {
+		if p.NodePort != 0 {
+			oldPorts.Insert(int(p.NodePort))
+		}
+	}
+	newPorts := sets.New[int]()
+	for i := range newSvc.Spec.Ports {
+		p := &newSvc.Spec.Ports[i]
+		switch {
+		case p.NodePort != 0 && !oldPorts.Has(int(p.NodePort)) && !newPorts.Has(int(p.NodePort)):
+			if err := a.ports.Allocate(int(p.NodePort)); err != nil {
+				release()
+				el := field.ErrorList{field.Invalid(field.NewPath("spec", "ports").Index(i).Child("nodePort"), p.NodePort, err.Error())}
+				return nil, apierrors.NewInvalid(api.Kind("Service"), newSvc.Name, el)
+			}
+			ports = append(ports, int(p.NodePort))
+		case p.NodePort == 0 && needsNodePorts(newSvc):
+			n, err := a.ports.AllocateNext()
+			if err != nil {
+				release()
+				return nil, apierrors.NewInternalError(fmt.Errorf("failed to allocate a nodePort: %w", err))
+			}
+			ports = append(ports, n)
+			p.NodePort = int32(n)
+		}
+		if p.NodePort != 0 {
+			newPorts.Insert(int(p.NodePort))
+		}
+	}
+
+	return func(success bool) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if !success || dryRun {
+			release()
+			return
+		}
+		for s := range oldIPs.Difference(newIPs) {
+			if ip := net.ParseIP(s); ip != nil {
+				_ = a.ips.Release(ip)
+			}
+		}
+		for p := range oldPorts.Difference(newPorts) {
+			_ = a.ports.Release(p)
+		}
+	}, nil
 }
 
 func (a *serviceAllocator) afterDelete(obj runtime.Object) {

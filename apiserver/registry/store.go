@@ -556,10 +556,18 @@ func (s *Store) update(ctx context.Context, name string, objInfo rest.UpdatedObj
 		if apiequality.Semantic.DeepEqual(obj, existing) {
 			return existing, false, nil
 		}
+		finish := func(bool) {}
+		if s.hooks != nil && strategy == s.cfg.Strategy {
+			if finish, err = s.hooks.allocateUpdate(ctx, obj, existing, isDryRun(options.DryRun)); err != nil {
+				return nil, false, err
+			}
+		}
 		if isDryRun(options.DryRun) {
+			finish(true)
 			return obj, false, nil
 		}
 		out, err := s.cfg.Storage.Update(ctx, key, obj, storage.UpdateOptions{ExpectedRevision: existingRV})
+		finish(err == nil)
 		if isCode(err, storage.ErrCodeConflict) {
 			// Changed since it was read: start over on the new state, as
 			// kube-apiserver's GuaranteedUpdate does. A patch is applied

@@ -13,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"k8s.io/klog/v2"
@@ -50,14 +51,27 @@ type result struct {
 
 func main() {
 	list := flag.String("tests", "conformance/upstream/tests.txt", "the test list")
-	kubesim := flag.String("kubesim", "conformance/upstream/results/kubesim.xml", "kubesim's JUnit report (several, comma-separated: the last with a result for a test wins)")
-	reference := flag.String("reference", "conformance/upstream/results/reference.xml", "the reference's JUnit report")
+	kubesim := flag.String("kubesim", "conformance/upstream/results/kubesim.xml", "kubesim's JUnit report of the \"run\" tests (several, comma-separated: the last with a result for a test wins)")
+	reference := flag.String("reference", "conformance/upstream/results/reference.xml", "the reference's JUnit report of the \"run\" tests")
+	kubesimReal := flag.String("kubesim-real", "conformance/upstream/results/kubesim-real.xml", "kubesim's JUnit report of the \"real\" tests, on real nodes (comma-separated parts as -kubesim)")
+	referenceReal := flag.String("reference-real", "conformance/upstream/results/reference-real.xml", "the reference's JUnit report of the \"real\" tests, on the same real nodes")
 	out := flag.String("out", "CONFORMANCE.md", "the report to write")
 	flag.Parse()
-	if err := run(*list, *kubesim, *reference, *out); err != nil {
+	passes := []pass{
+		{decision: "run", kubesim: *kubesim, reference: *reference},
+		{decision: "real", kubesim: *kubesimReal, reference: *referenceReal},
+	}
+	if err := run(*list, passes, *out); err != nil {
 		klog.ErrorS(err, "e2e-report")
 		os.Exit(1)
 	}
+}
+
+// pass is one run of make e2e-upstream: the tests of one decision in the
+// list, and where each side's report is.
+type pass struct {
+	decision           string
+	kubesim, reference string
 }
 
 type entry struct{ decision, reason, name string }
@@ -162,108 +176,143 @@ func lookup(results map[string]result, name string) result {
 	return result{outcome: "not reached"}
 }
 
-func run(listPath, kubesimPath, referencePath, outPath string) error {
+// readParts reads a report that may come in parts (a run, then the tests it
+// did not reach, or a re-run after a fix): a later part's result for a test
+// wins over an earlier one, unless it did not reach the test.
+func readParts(paths string) (map[string]result, string, error) {
+	out := map[string]result{}
+	var stamps []string
+	for _, part := range strings.Split(paths, ",") {
+		res, stamp, err := readResults(part)
+		if err != nil {
+			return nil, "", err
+		}
+		stamps = append(stamps, stamp)
+		for name, r := range res {
+			if _, ok := out[name]; !ok || r.outcome != "not reached" {
+				out[name] = r
+			}
+		}
+	}
+	return out, strings.Join(stamps, " and "), nil
+}
+
+var passTitles = map[string]string{
+	"run":  "Without containers: two Node objects kept Ready by `hack/e2e-nodes`",
+	"real": "With containers: two real nodes",
+}
+
+var passIntros = map[string]string{
+	"run": "No kubelet: the tests whose pods must start are in the next section.\n",
+	"real": "The tests that run containers, on two real nodes (the genuine kubelet and kube-proxy of the pin over\n" +
+		"containerd, in network namespaces of their own; images from `make images`): `kubesim up --real-nodes 2`,\n" +
+		"and for the reference the same nodes joined with `kubesim node run --real`. (`make e2e-upstream`, or\n" +
+		"`hack/e2e-upstream.sh kubesim|reference real` for this pass alone.)\n",
+}
+
+func run(listPath string, passes []pass, outPath string) error {
 	list, err := readList(listPath)
 	if err != nil {
 		return err
 	}
-	// kubesim's report may come in parts (a run, then the tests it did not
-	// reach, or a re-run after a fix): a later part's result for a test
-	// wins over an earlier one, unless it did not reach the test.
-	ks := map[string]result{}
-	var stamps []string
-	for _, part := range strings.Split(kubesimPath, ",") {
-		res, stamp, err := readResults(part)
-		if err != nil {
-			return err
-		}
-		stamps = append(stamps, stamp)
-		for name, r := range res {
-			if _, ok := ks[name]; !ok || r.outcome != "not reached" {
-				ks[name] = r
-			}
-		}
-	}
-	ksStamp := strings.Join(stamps, " and ")
-	ref, refStamp, refErr := readResults(referencePath)
-
 	var b strings.Builder
 	b.WriteString("# Upstream conformance\n\n")
 	b.WriteString("The `[Conformance]` tests of k8s.io/kubernetes v1.37.2 (`test/e2e`, 462 tests), run by `make e2e-upstream`\n")
 	b.WriteString("against kubesim and, as the baseline, against the genuine kube-apiserver + etcd of the pin. Both\n")
 	b.WriteString("targets run the genuine kube-controller-manager and kube-scheduler of the pin (kubesim in-process, the\n")
-	b.WriteString("reference from `hack/control-plane.sh`) and two Node objects kept Ready by `hack/e2e-nodes` (no kubelet:\n")
-	b.WriteString("tests whose pods must start are skipped). Tests run in 4 parallel processes with a suite timeout; the\n")
+	b.WriteString("reference from `hack/control-plane.sh`). Tests run in parallel processes with a suite timeout; the\n")
 	b.WriteString("tests a timed-out run did not reach run in a later part, and a later part may re-run tests after a fix\n")
 	b.WriteString("(its result wins).\n")
-	b.WriteString("The list, with the reason for every skip, is `conformance/upstream/tests.txt`.\n\n")
-	fmt.Fprintf(&b, "kubesim run: %s. Reference run: %s.\n\n", ksStamp, refStamp)
+	b.WriteString("The list, with what each test needs and the reason for every skip, is `conformance/upstream/tests.txt`.\n\n")
 
-	count := func(res map[string]result) map[string]int {
-		c := map[string]int{}
-		for _, e := range list {
-			if e.decision != "run" {
-				continue
-			}
-			c[lookup(res, e.name).outcome]++
-		}
-		return c
-	}
-	runN := 0
-	skips := map[string]int{}
-	for _, e := range list {
-		if e.decision == "run" {
-			runN++
-		} else {
-			skips[e.reason]++
-		}
-	}
-	kc := count(ks)
 	b.WriteString("| | kubesim | reference |\n|---|---|---|\n")
-	rc := map[string]int{}
-	if refErr == nil {
-		rc = count(ref)
-	}
-	fmt.Fprintf(&b, "| tests run | %d | %d |\n", runN, runN)
-	for _, o := range []string{"passed", "failed", "not reached"} {
-		fmt.Fprintf(&b, "| %s | %d | %d |\n", o, kc[o], rc[o])
-	}
-	fmt.Fprintf(&b, "| skipped by the list | %d | %d |\n\n", len(list)-runN, len(list)-runN)
+	type tally struct{ ks, ref map[string]int }
+	var sections []string
+	for _, p := range passes {
+		var names []string
+		for _, e := range list {
+			if e.decision == p.decision {
+				names = append(names, e.name)
+			}
+		}
+		ks, ksStamp, ksErr := readParts(p.kubesim)
+		ref, refStamp, refErr := readParts(p.reference)
+		count := func(res map[string]result, err error) map[string]int {
+			c := map[string]int{}
+			if err != nil {
+				return c
+			}
+			for _, n := range names {
+				c[lookup(res, n).outcome]++
+			}
+			return c
+		}
+		kc, rc := count(ks, ksErr), count(ref, refErr)
+		fmt.Fprintf(&b, "| **%s** | | |\n", passTitles[p.decision])
+		fmt.Fprintf(&b, "| tests | %d | %d |\n", len(names), len(names))
+		for _, o := range []string{"passed", "failed", "not reached"} {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", o, countCell(kc[o], ksErr), countCell(rc[o], refErr))
+		}
 
-	// Failures grouped by reason.
-	groups := map[string][]string{}
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "## %s\n\n%s\n", passTitles[p.decision], passIntros[p.decision])
+		fmt.Fprintf(&sb, "kubesim run: %s. Reference run: %s.\n\n", stampOr(ksStamp, ksErr), stampOr(refStamp, refErr))
+		// kubesim's failures grouped by reason, and whether the reference
+		// failed the same test.
+		groups := map[string][]string{}
+		for _, n := range names {
+			if r := lookup(ks, n); ksErr == nil && r.outcome == "failed" {
+				groups[r.reason] = append(groups[r.reason], n)
+			}
+		}
+		keys := make([]string, 0, len(groups))
+		for k := range groups {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool {
+			return len(groups[keys[i]]) > len(groups[keys[j]]) || (len(groups[keys[i]]) == len(groups[keys[j]]) && keys[i] < keys[j])
+		})
+		sb.WriteString("### kubesim's failures, grouped by reason\n\n")
+		if len(keys) == 0 {
+			sb.WriteString("None.\n")
+		}
+		for _, k := range keys {
+			fmt.Fprintf(&sb, "- **%s** (%d)\n", k, len(groups[k]))
+			for _, n := range groups[k] {
+				refOutcome := "-"
+				if refErr == nil {
+					refOutcome = lookup(ref, n).outcome
+				}
+				fmt.Fprintf(&sb, "  - %s (reference: %s)\n", n, refOutcome)
+			}
+		}
+		sb.WriteString("\n### Every test\n\n| test | kubesim | reference |\n|---|---|---|\n")
+		for _, n := range names {
+			k, r := result{outcome: "-"}, result{outcome: "-"}
+			if ksErr == nil {
+				k = lookup(ks, n)
+			}
+			if refErr == nil {
+				r = lookup(ref, n)
+			}
+			fmt.Fprintf(&sb, "| %s | %s | %s |\n", strings.ReplaceAll(n, "|", `\|`), k.outcome, r.outcome)
+		}
+		sections = append(sections, sb.String())
+	}
+	skips := map[string]int{}
+	nskip := 0
 	for _, e := range list {
-		if r := lookup(ks, e.name); r.outcome == "failed" {
-			groups[r.reason] = append(groups[r.reason], e.name)
+		if e.decision == "skip" {
+			skips[e.reason]++
+			nskip++
 		}
 	}
-	keys := make([]string, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
+	fmt.Fprintf(&b, "| **skipped by the list** | %d | %d |\n\n", nskip, nskip)
+	for _, s := range sections {
+		b.WriteString(s)
+		b.WriteString("\n")
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		return len(groups[keys[i]]) > len(groups[keys[j]]) || (len(groups[keys[i]]) == len(groups[keys[j]]) && keys[i] < keys[j])
-	})
-	b.WriteString("## kubesim's failures, grouped by reason\n\n")
-	for _, k := range keys {
-		fmt.Fprintf(&b, "- **%s** (%d)\n", k, len(groups[k]))
-		for _, n := range groups[k] {
-			fmt.Fprintf(&b, "  - %s\n", n)
-		}
-	}
-	b.WriteString("\n## Every test run\n\n| test | kubesim | reference |\n|---|---|---|\n")
-	for _, e := range list {
-		if e.decision != "run" {
-			continue
-		}
-		k := lookup(ks, e.name)
-		r := result{outcome: "-"}
-		if refErr == nil {
-			r = lookup(ref, e.name)
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", strings.ReplaceAll(e.name, "|", `\|`), k.outcome, r.outcome)
-	}
-	b.WriteString("\n## Skipped, by reason\n\n")
+	b.WriteString("## Skipped, by reason\n\n")
 	reasons := make([]string, 0, len(skips))
 	for k := range skips {
 		reasons = append(reasons, k)
@@ -273,4 +322,19 @@ func run(listPath, kubesimPath, referencePath, outPath string) error {
 		fmt.Fprintf(&b, "- %s: %d tests\n", k, skips[k])
 	}
 	return os.WriteFile(outPath, []byte(b.String()), 0o644)
+}
+
+// countCell is a count, or "-" for a report that is missing.
+func countCell(n int, err error) string {
+	if err != nil {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
+func stampOr(stamp string, err error) string {
+	if err != nil {
+		return "none (" + err.Error() + ")"
+	}
+	return stamp
 }

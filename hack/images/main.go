@@ -1,6 +1,7 @@
 // Command images builds, without a docker daemon or a registry, the container
-// images the pinned upstream e2e suite needs on a real node, as docker-archive
-// tarballs that `ctr -n k8s.io images import FILE` imports under their names:
+// images the pinned upstream e2e suite's [Conformance] tests run on a real
+// node, as docker-archive tarballs that `ctr -n k8s.io images import FILE`
+// imports under their names:
 //
 //	go run ./hack/images -out DIR
 //
@@ -8,21 +9,31 @@
 // inputs, for linux/amd64, under exactly the names the pinned suite asks for
 // (k8s.io/kubernetes test/utils/image/manifest.go; checked at run time):
 //
-//   - DIR/pause.tar, registry.k8s.io/pause:3.10.2: build/pause/linux/pause.c
-//     of the pinned k8s.io/kubernetes module, compiled with gcc -static as
+//   - pause.tar, registry.k8s.io/pause:3.10.2: build/pause/linux/pause.c of
+//     the pinned k8s.io/kubernetes module, compiled with gcc -static as
 //     upstream's build/pause/Makefile does; config as its Dockerfile
 //     (USER 65535:65535, ENTRYPOINT ["/pause"]).
-//   - DIR/busybox.tar, registry.k8s.io/e2e-test-images/busybox:1.37.0-2: the
-//     host's static busybox (Debian's busybox-static) at /bin/busybox with a
-//     symlink per applet, /etc/passwd and /etc/group (root, nobody), /tmp and
-//     /root; CMD ["sh"].
-//   - DIR/agnhost.tar, registry.k8s.io/e2e-test-images/agnhost:2.66.1: a
-//     static build of k8s.io/kubernetes/test/images/agnhost at the pinned
-//     version on top of the same busybox layer (standing in for upstream's
-//     alpine base), plus what upstream's test/images/agnhost/Dockerfile adds
-//     that can be made offline: /agnhost-2, /uploads, the porter certificate,
-//     the image-defined user and group, the exposed ports; ENTRYPOINT
-//     ["/agnhost"], CMD ["pause"].
+//   - busybox.tar, e2e-test-images/busybox:1.37.0-2: the host's static
+//     busybox (Debian's busybox-static) at /bin/busybox with a symlink per
+//     applet (at its own path and in /bin, as docker's busybox image has
+//     them), Debian's bash as /bin/sh (see shellTools), /etc/passwd and
+//     /etc/group (root, nobody), /tmp and /root; CMD ["sh"]. Every other
+//     image but pause is built on this rootfs.
+//   - agnhost.tar, e2e-test-images/agnhost:2.66.1: a static build of
+//     k8s.io/kubernetes/test/images/agnhost at the pinned version, plus what
+//     upstream's test/images/agnhost/Dockerfile adds that can be made
+//     offline: the tools its alpine base gets (agnhostTools: Debian's dig,
+//     curl, nc, socat, ip, getent, with their libraries), /agnhost-2,
+//     /uploads, the porter certificate, the image-defined user and group, the
+//     exposed ports; ENTRYPOINT ["/agnhost"], CMD ["pause"].
+//   - agnhost-prev.tar (agnhost:2.55), kitten.tar and nautilus.tar (1.8):
+//     the same agnhost, with a label of its own, or with upstream's html/
+//     files and CMD ["test-webserver"].
+//   - glibc-dns-testing.tar (2.1.1): the rootfs with the same tools.
+//   - nonroot.tar (1.5, USER 1234) and nonewprivs.tar (1.4, nnp.go built
+//     static, setuid root), as upstream's Dockerfiles.
+//   - nginx.tar and nginx-new.tar (nginx:1.27.0-2, 1.28.0-2): stand-ins,
+//     busybox's httpd on port 80 serving /usr/share/nginx/html.
 //
 // Layers are owned by root and have fixed timestamps, so a rebuild from the
 // same inputs gives the same digests. An image is rebuilt only when its
@@ -64,12 +75,21 @@ const (
 	busyboxRef = "registry.k8s.io/e2e-test-images/busybox:1.37.0-2"
 	agnhostRef = "registry.k8s.io/e2e-test-images/agnhost:2.66.1"
 
+	// The other images the [Conformance] tests of the pinned suite run.
+	agnhostPrevRef = "registry.k8s.io/e2e-test-images/agnhost:2.55"
+	nginxRef       = "registry.k8s.io/e2e-test-images/nginx:1.27.0-2"
+	nginxNewRef    = "registry.k8s.io/e2e-test-images/nginx:1.28.0-2"
+	nonrootRef     = "registry.k8s.io/e2e-test-images/nonroot:1.5"
+	nonewprivsRef  = "registry.k8s.io/e2e-test-images/nonewprivs:1.4"
+	kittenRef      = "registry.k8s.io/e2e-test-images/kitten:1.8"
+	nautilusRef    = "registry.k8s.io/e2e-test-images/nautilus:1.8"
+
 	// busyboxBin is the static busybox of Debian's busybox-static package.
 	busyboxBin = "/bin/busybox"
 
 	// builderVersion is part of every stamp: bump it when a change to this
 	// program changes the images it makes.
-	builderVersion = "1"
+	builderVersion = "5"
 
 	defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
@@ -126,6 +146,9 @@ type env struct {
 	goVersion   string
 	kubeVersion string
 	kubeDir     string
+
+	// agnhost holds agnhost's layers once built: four images share them.
+	agnhost []v1.Layer
 }
 
 // imageSpec is one image: its tarball name, its reference, the inputs that
@@ -141,6 +164,14 @@ var images = []imageSpec{
 	{file: "pause.tar", ref: pauseRef, inputs: pauseInputs, build: buildPause},
 	{file: "busybox.tar", ref: busyboxRef, inputs: busyboxInputs, build: buildBusybox},
 	{file: "agnhost.tar", ref: agnhostRef, inputs: agnhostInputs, build: buildAgnhost},
+	{file: "agnhost-prev.tar", ref: agnhostPrevRef, inputs: agnhostInputs, build: buildAgnhostPrev},
+	{file: "nginx.tar", ref: nginxRef, inputs: busyboxInputs, build: buildNginx(nginxRef)},
+	{file: "nginx-new.tar", ref: nginxNewRef, inputs: busyboxInputs, build: buildNginx(nginxNewRef)},
+	{file: "glibc-dns-testing.tar", ref: glibcDNSTestingRef, inputs: glibcInputs, build: buildGlibcDNSTesting},
+	{file: "nonroot.tar", ref: nonrootRef, inputs: busyboxInputs, build: buildNonroot},
+	{file: "nonewprivs.tar", ref: nonewprivsRef, inputs: nonewprivsInputs, build: buildNonewprivs},
+	{file: "kitten.tar", ref: kittenRef, inputs: htmlInputs("kitten"), build: buildHTMLImage("kitten")},
+	{file: "nautilus.tar", ref: nautilusRef, inputs: htmlInputs("nautilus"), build: buildHTMLImage("nautilus")},
 }
 
 // buildAll writes every image tarball to outDir that is missing or whose
@@ -291,7 +322,11 @@ func checkPinnedNames(kubeDir string) error {
 			registries[m[1]] = m[2]
 		}
 	}
-	want := map[string]string{"Pause": pauseRef, "BusyBox": busyboxRef, "Agnhost": agnhostRef}
+	want := map[string]string{
+		"Pause": pauseRef, "BusyBox": busyboxRef, "Agnhost": agnhostRef, "AgnhostPrev": agnhostPrevRef,
+		"Nginx": nginxRef, "NginxNew": nginxNewRef, "NonRoot": nonrootRef, "Nonewprivs": nonewprivsRef,
+		"Kitten": kittenRef, "Nautilus": nautilusRef, "GlibcDnsTesting": glibcDNSTestingRef,
+	}
 	for id, ref := range want {
 		re := regexp.MustCompile(`configs\[` + id + `\] = Config\{list\.(\w+), "([^"]+)", "([^"]+)"\}`)
 		m := re.FindStringSubmatch(src)
@@ -352,12 +387,26 @@ func buildPause(ctx context.Context, e *env, tmp string) (v1.Image, error) {
 
 // busybox
 
-func busyboxInputs(_ context.Context, _ *env) ([]string, error) {
+// shellTools is the shell of every image: Debian's bash, as /bin/sh and
+// /bin/bash. Debian's static busybox (1.35) has two ways its ash differs
+// from the sh of upstream's images (busybox 1.37 for busybox, alpine's for
+// agnhost) that e2e tests see: it prefers its own applets to PATH in a
+// shell's forked commands ("echo x | nc -v ..." runs busybox's nc, which has
+// no -v), and it drops environment variables whose names are not shell
+// names (envFrom with prefixes such as "1-"), which upstream's keeps. Bash
+// does neither. The applets stay busybox's.
+var shellTools = []hostTool{{"/usr/bin/bash", "bash"}}
+
+func busyboxInputs(ctx context.Context, _ *env) ([]string, error) {
 	sum, err := fileSHA256(busyboxBin)
 	if err != nil {
 		return nil, err
 	}
-	return []string{"busybox=" + sum}, nil
+	sh, err := toolsInputs(ctx, shellTools)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{"busybox=" + sum}, sh...), nil
 }
 
 var (
@@ -380,11 +429,15 @@ func busyboxLayer(ctx context.Context) (v1.Layer, error) {
 	if len(applets) == 0 {
 		return nil, fmt.Errorf("%s --list-full listed no applets", busyboxBin)
 	}
+	sh, err := toolFiles(ctx, shellTools)
+	if err != nil {
+		return nil, err
+	}
 	var l layerWriter
 	l.file("bin/busybox", 0o755, data)
 	for _, a := range applets {
 		a = strings.TrimPrefix(path.Clean("/"+a), "/")
-		if a == "bin/busybox" {
+		if a == "bin/busybox" || a == "bin/sh" || a == "bin/bash" {
 			continue
 		}
 		// Relative, so the links also resolve in an unpacked rootfs.
@@ -394,6 +447,30 @@ func busyboxLayer(ctx context.Context) (v1.Layer, error) {
 		}
 		l.symlink(a, filepath.ToSlash(target))
 	}
+	// Upstream's busybox image (docker's) has every applet in /bin, and
+	// tests run them there (/bin/sysctl, /bin/hostname).
+	inBin := map[string]bool{}
+	for _, a := range applets {
+		inBin[strings.TrimPrefix(path.Clean("/"+a), "/")] = true
+	}
+	for _, a := range applets {
+		b := "bin/" + path.Base(a)
+		if inBin[b] || b == "bin/sh" || b == "bin/bash" {
+			continue
+		}
+		inBin[b] = true
+		l.symlink(b, "busybox")
+	}
+	var keys []string
+	for k := range sh {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		l.file(k, 0o755, sh[k])
+	}
+	l.symlink("bin/sh", "../usr/local/bin/bash")
+	l.symlink("bin/bash", "../usr/local/bin/bash")
 	l.file("etc/passwd", 0o644, []byte(rootPasswd))
 	l.file("etc/group", 0o644, []byte(rootGroup))
 	l.dir("root", 0o700)
@@ -442,12 +519,16 @@ func agnhostInputs(ctx context.Context, e *env) ([]string, error) {
 	}
 	sort.Strings(list)
 	h := sha256.Sum256([]byte(strings.Join(list, "\n")))
-	return []string{
+	tools, err := toolsInputs(ctx, agnhostTools)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{
 		"go=" + e.goVersion,
 		"k8s.io/kubernetes=" + e.kubeVersion,
 		"modules=" + hex.EncodeToString(h[:]),
 		"busybox=" + bb,
-	}, nil
+	}, tools...), nil
 }
 
 // agnhostPasswd and agnhostGroup add what upstream's Dockerfile creates with
@@ -457,7 +538,111 @@ var (
 	agnhostGroup  = rootGroup + "user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n"
 )
 
-func buildAgnhost(ctx context.Context, e *env, tmp string) (v1.Image, error) {
+// agnhostTools are the programs upstream's Dockerfile adds to agnhost's
+// alpine base (apk add bind-tools curl netcat-openbsd iproute2 bash socat),
+// which e2e tests exec in agnhost pods (dig in the DNS tests, nc and curl in
+// the Service tests): the host's Debian builds (make realnode-deps installs
+// bind9-dnsutils, curl, netcat-openbsd, iproute2, bash and socat), each with
+// the shared libraries ldd lists, under /usr/local/bin, ahead of busybox's
+// applets in PATH. iperf is left out (no [Conformance] test runs it).
+//
+// (/bin/sh is bash, in every image: see shellTools.)
+type hostTool struct{ host, name string }
+
+var agnhostTools = []hostTool{
+	{"/usr/bin/dig", "dig"},
+	{"/usr/bin/nslookup", "nslookup"},
+	{"/usr/bin/host", "host"},
+	{"/usr/bin/curl", "curl"},
+	{"/usr/bin/nc.openbsd", "nc"},
+	{"/usr/bin/socat", "socat"},
+	{"/usr/sbin/ip", "ip"},
+	{"/usr/bin/getent", "getent"}, // alpine's musl-utils; the DNS tests run it
+}
+
+// toolFiles are the files of agnhostTools: each program and every shared
+// library it loads, keyed by the path it has in the image.
+func toolFiles(ctx context.Context, tools []hostTool) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	for _, t := range tools {
+		b, err := os.ReadFile(t.host)
+		if err != nil {
+			return nil, fmt.Errorf("%w (make realnode-deps installs it)", err)
+		}
+		files["usr/local/bin/"+t.name] = b
+		out, err := output(ctx, nil, "ldd", t.host)
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(out, "\n") {
+			// "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or
+			// "/lib64/ld-linux-x86-64.so.2 (0x...)"; linux-vdso has no file.
+			f := strings.Fields(line)
+			var lib string
+			switch {
+			case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+				lib = f[2]
+			case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+				lib = f[0]
+			default:
+				continue
+			}
+			key := strings.TrimPrefix(path.Clean(lib), "/")
+			if _, ok := files[key]; ok {
+				continue
+			}
+			b, err := os.ReadFile(lib) // follows the soname link
+			if err != nil {
+				return nil, err
+			}
+			files[key] = b
+		}
+	}
+	return files, nil
+}
+
+func toolsInputs(ctx context.Context, tools []hostTool) ([]string, error) {
+	files, err := toolFiles(ctx, tools)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for k := range files {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		sum := sha256.Sum256(files[k])
+		fmt.Fprintf(h, "%s %x\n", k, sum)
+	}
+	return []string{"tools=" + hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// toolsLayer holds agnhostTools.
+func toolsLayer(ctx context.Context) (v1.Layer, error) {
+	tools, err := toolFiles(ctx, agnhostTools)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for k := range tools {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var l layerWriter
+	for _, k := range keys {
+		l.file(k, 0o755, tools[k])
+	}
+	return l.layer()
+}
+
+// agnhostLayers are the layers of the agnhost image: the busybox rootfs,
+// the tools, then agnhost with what upstream's Dockerfile adds.
+func agnhostLayers(ctx context.Context, e *env, tmp string) ([]v1.Layer, error) {
+	if e.agnhost != nil {
+		return e.agnhost, nil
+	}
 	version, err := os.ReadFile(filepath.Join(e.kubeDir, "test/images/agnhost/VERSION"))
 	if err != nil {
 		return nil, err
@@ -486,7 +671,10 @@ func buildAgnhost(ctx context.Context, e *env, tmp string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-
+	tools, err := toolsLayer(ctx)
+	if err != nil {
+		return nil, err
+	}
 	base, err := busyboxLayer(ctx)
 	if err != nil {
 		return nil, err
@@ -504,16 +692,216 @@ func buildAgnhost(ctx context.Context, e *env, tmp string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.agnhost = []v1.Layer{base, tools, top}
+	return e.agnhost, nil
+}
+
+func agnhostConfig() v1.Config {
 	ports := map[string]struct{}{}
 	for _, p := range []string{"80", "8080", "8081", "9376", "5000"} {
 		ports[p+"/tcp"] = struct{}{}
 	}
-	return newImage(v1.Config{
+	return v1.Config{
 		Env:          []string{defaultPath},
 		Entrypoint:   []string{"/agnhost"},
 		Cmd:          []string{"pause"},
 		ExposedPorts: ports,
-	}, base, top)
+	}
+}
+
+func buildAgnhost(ctx context.Context, e *env, tmp string) (v1.Image, error) {
+	layers, err := agnhostLayers(ctx, e, tmp)
+	if err != nil {
+		return nil, err
+	}
+	return newImage(agnhostConfig(), layers...)
+}
+
+// buildAgnhostPrev is the "previous" agnhost tests update from
+// (AgnhostPrev: StatefulSet and Deployment image updates): the pinned agnhost
+// again, with a label of its own so that its image ID differs, as the two
+// upstream releases' do.
+func buildAgnhostPrev(ctx context.Context, e *env, tmp string) (v1.Image, error) {
+	layers, err := agnhostLayers(ctx, e, tmp)
+	if err != nil {
+		return nil, err
+	}
+	cfg := agnhostConfig()
+	cfg.Labels = map[string]string{"io.kubesim.stands-in-for": agnhostPrevRef}
+	return newImage(cfg, layers...)
+}
+
+// nginx
+
+// nginxIndex is the page upstream's nginx image serves.
+const nginxIndex = `<!DOCTYPE html>
+<html>
+<head>
+<title>Welcome to nginx!</title>
+</head>
+<body>
+<h1>Welcome to nginx!</h1>
+<p>If you see this page, the nginx web server is successfully installed and
+working. Further configuration is required.</p>
+</body>
+</html>
+`
+
+// nginxEntrypoint runs busybox's httpd as the web server, and exits at once
+// on SIGTERM or SIGQUIT (nginx's stop signal), as nginx does; a shell
+// without the trap would, as PID 1, ignore them for the whole grace period.
+const nginxEntrypoint = `#!/bin/sh
+httpd -f -v -p 80 -h /usr/share/nginx/html &
+trap 'kill $! 2>/dev/null; exit 0' TERM QUIT INT
+wait
+`
+
+// buildNginx is a stand-in for upstream's nginx e2e image (a mirror of
+// nginx:1.2x-alpine; no registry is reachable here): busybox's httpd on port
+// 80 serving /usr/share/nginx/html, as nginx's default site does. The
+// [Conformance] tests that run it need a container that starts, serves port
+// 80 and stops on its stop signal.
+func buildNginx(ref string) func(ctx context.Context, e *env, tmp string) (v1.Image, error) {
+	return func(ctx context.Context, _ *env, _ string) (v1.Image, error) {
+		base, err := busyboxLayer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var l layerWriter
+		l.file("docker-entrypoint.sh", 0o755, []byte(nginxEntrypoint))
+		l.file("usr/share/nginx/html/index.html", 0o644, []byte(nginxIndex))
+		l.file("usr/share/nginx/html/50x.html", 0o644, []byte("<html><body><h1>An error occurred.</h1></body></html>\n"))
+		top, err := l.layer()
+		if err != nil {
+			return nil, err
+		}
+		return newImage(v1.Config{
+			Env:          []string{defaultPath},
+			Entrypoint:   []string{"/docker-entrypoint.sh"},
+			ExposedPorts: map[string]struct{}{"80/tcp": {}},
+			StopSignal:   "SIGQUIT",
+			Labels:       map[string]string{"io.kubesim.stands-in-for": ref},
+		}, base, top)
+	}
+}
+
+// glibc-dns-testing: upstream's test/images/glibc-dns-testing is Debian with
+// dnsutils, for the DNS tests' glibc prober (dig, getent); here the busybox
+// rootfs and the same Debian tools layer as agnhost's.
+const glibcDNSTestingRef = "registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1"
+
+func glibcInputs(ctx context.Context, e *env) ([]string, error) {
+	bb, err := busyboxInputs(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	tools, err := toolsInputs(ctx, agnhostTools)
+	if err != nil {
+		return nil, err
+	}
+	return append(bb, tools...), nil
+}
+
+func buildGlibcDNSTesting(ctx context.Context, _ *env, _ string) (v1.Image, error) {
+	base, err := busyboxLayer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tools, err := toolsLayer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return newImage(v1.Config{Env: []string{defaultPath}, Cmd: []string{"bash"}}, base, tools)
+}
+
+// nonroot: upstream's test/images/nonroot (USER 1234 on a base image).
+func buildNonroot(ctx context.Context, _ *env, _ string) (v1.Image, error) {
+	base, err := busyboxLayer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return newImage(v1.Config{Env: []string{defaultPath}, Cmd: []string{"sh"}, User: "1234"}, base)
+}
+
+// nonewprivs: upstream's test/images/nonewprivs, nnp.go built static and
+// installed setuid root at /usr/local/bin/nnp.
+const nonewprivsPkg = "k8s.io/kubernetes/test/images/nonewprivs"
+
+func nonewprivsInputs(ctx context.Context, e *env) ([]string, error) {
+	bb, err := busyboxInputs(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	src, err := fileSHA256(filepath.Join(e.kubeDir, "test/images/nonewprivs/nnp.go"))
+	if err != nil {
+		return nil, err
+	}
+	return append(bb, "go="+e.goVersion, "nnp.go="+src), nil
+}
+
+func buildNonewprivs(ctx context.Context, e *env, tmp string) (v1.Image, error) {
+	bin := filepath.Join(tmp, "nnp")
+	if _, err := output(ctx, agnhostBuildEnv, e.goBin, "build", "-trimpath", "-ldflags", "-w", "-o", bin, nonewprivsPkg); err != nil {
+		return nil, err
+	}
+	data, err := readStatic(bin)
+	if err != nil {
+		return nil, err
+	}
+	base, err := busyboxLayer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var l layerWriter
+	l.file("usr/local/bin/nnp", 0o4755, data)
+	top, err := l.layer()
+	if err != nil {
+		return nil, err
+	}
+	return newImage(v1.Config{Env: []string{defaultPath}, Cmd: []string{"nnp"}}, base, top)
+}
+
+// kitten and nautilus: upstream's test/images/{kitten,nautilus}, agnhost's
+// test-webserver serving the image's html/ files from /.
+func htmlInputs(name string) func(ctx context.Context, e *env) ([]string, error) {
+	return func(ctx context.Context, e *env) ([]string, error) {
+		in, err := agnhostInputs(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range []string{name + ".jpg", "data.json"} {
+			sum, err := fileSHA256(filepath.Join(e.kubeDir, "test/images", name, "html", f))
+			if err != nil {
+				return nil, err
+			}
+			in = append(in, f+"="+sum)
+		}
+		return in, nil
+	}
+}
+
+func buildHTMLImage(name string) func(ctx context.Context, e *env, tmp string) (v1.Image, error) {
+	return func(ctx context.Context, e *env, tmp string) (v1.Image, error) {
+		layers, err := agnhostLayers(ctx, e, tmp)
+		if err != nil {
+			return nil, err
+		}
+		var l layerWriter
+		for _, f := range []string{name + ".jpg", "data.json"} {
+			b, err := os.ReadFile(filepath.Join(e.kubeDir, "test/images", name, "html", f))
+			if err != nil {
+				return nil, err
+			}
+			l.file(f, 0o644, b)
+		}
+		top, err := l.layer()
+		if err != nil {
+			return nil, err
+		}
+		cfg := agnhostConfig()
+		cfg.Cmd = []string{"test-webserver"}
+		return newImage(cfg, append(layers, top)...)
+	}
 }
 
 // image assembly

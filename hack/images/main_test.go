@@ -43,10 +43,17 @@ func TestBuildAll(t *testing.T) {
 	if len(first) != len(images) {
 		t.Fatalf("got %d results, want %d", len(first), len(images))
 	}
+	ids := map[string]string{}
 	for _, r := range first {
 		if !r.Built {
 			t.Errorf("%s: first build into an empty directory reported up to date", r.Ref)
 		}
+		if other, ok := ids[r.ID]; ok {
+			// Tests that update a pod from one image to another (agnhost
+			// 2.55 to 2.66.1, nginx to nginx-new) need them to differ.
+			t.Errorf("%s and %s have the same image ID %s", other, r.Ref, r.ID)
+		}
+		ids[r.ID] = r.Ref
 	}
 
 	for _, tc := range []struct {
@@ -73,8 +80,9 @@ func TestBuildAll(t *testing.T) {
 			cmd:  []string{"sh"},
 			files: map[string]entry{
 				"bin/busybox":  {typ: tar.TypeReg, mode: 0o755},
-				"bin/sh":       {typ: tar.TypeSymlink, link: "busybox"},
+				"bin/sh":       {typ: tar.TypeSymlink, link: "../usr/local/bin/bash"}, // see shellTools
 				"usr/bin/wget": {typ: tar.TypeSymlink, link: "../../bin/busybox"},
+				"bin/sysctl":   {typ: tar.TypeSymlink, link: "busybox"}, // docker's busybox: every applet in /bin
 				"etc/passwd":   {typ: tar.TypeReg, contains: "nobody:x:65534:65534:"},
 				"etc/group":    {typ: tar.TypeReg, contains: "root:x:0:"},
 				"tmp":          {typ: tar.TypeDir, mode: 0o1777},
@@ -90,12 +98,57 @@ func TestBuildAll(t *testing.T) {
 			files: map[string]entry{
 				"agnhost":       {typ: tar.TypeReg, mode: 0o755},
 				"agnhost-2":     {typ: tar.TypeSymlink, link: "agnhost"},
-				"bin/sh":        {typ: tar.TypeSymlink, link: "busybox"},
+				"bin/sh":        {typ: tar.TypeSymlink, link: "../usr/local/bin/bash"}, // see shellTools
 				"bin/busybox":   {typ: tar.TypeReg},
 				"localhost.crt": {typ: tar.TypeReg, contains: "BEGIN CERTIFICATE"},
 				"uploads":       {typ: tar.TypeDir},
 				"etc/group":     {typ: tar.TypeReg, contains: "group-defined-in-image:x:50000:user-defined-in-image"},
+				// What e2e tests exec in agnhost pods, with their libraries.
+				"usr/local/bin/dig":              {typ: tar.TypeReg, mode: 0o755},
+				"usr/local/bin/curl":             {typ: tar.TypeReg, mode: 0o755},
+				"usr/local/bin/nc":               {typ: tar.TypeReg, mode: 0o755},
+				"bin/bash":                       {typ: tar.TypeSymlink, link: "../usr/local/bin/bash"},
+				"lib64/ld-linux-x86-64.so.2":     {typ: tar.TypeReg},
+				"lib/x86_64-linux-gnu/libc.so.6": {typ: tar.TypeReg},
 			},
+		},
+		{
+			file:       "agnhost-prev.tar",
+			ref:        "registry.k8s.io/e2e-test-images/agnhost:2.55",
+			entrypoint: []string{"/agnhost"},
+			cmd:        []string{"pause"},
+			ports:      []string{"5000/tcp", "8080/tcp", "8081/tcp", "80/tcp", "9376/tcp"},
+			files:      map[string]entry{"agnhost": {typ: tar.TypeReg, mode: 0o755}},
+		},
+		{
+			file:       "nginx.tar",
+			ref:        "registry.k8s.io/e2e-test-images/nginx:1.27.0-2",
+			entrypoint: []string{"/docker-entrypoint.sh"},
+			ports:      []string{"80/tcp"},
+			files: map[string]entry{
+				"docker-entrypoint.sh":            {typ: tar.TypeReg, mode: 0o755, contains: "httpd -f"},
+				"usr/share/nginx/html/index.html": {typ: tar.TypeReg, contains: "Welcome to nginx!"},
+			},
+		},
+		{
+			file: "nonroot.tar",
+			ref:  "registry.k8s.io/e2e-test-images/nonroot:1.5",
+			cmd:  []string{"sh"},
+			user: "1234",
+		},
+		{
+			file:  "nonewprivs.tar",
+			ref:   "registry.k8s.io/e2e-test-images/nonewprivs:1.4",
+			cmd:   []string{"nnp"},
+			files: map[string]entry{"usr/local/bin/nnp": {typ: tar.TypeReg, mode: 0o4755}},
+		},
+		{
+			file:       "kitten.tar",
+			ref:        "registry.k8s.io/e2e-test-images/kitten:1.8",
+			entrypoint: []string{"/agnhost"},
+			cmd:        []string{"test-webserver"},
+			ports:      []string{"5000/tcp", "8080/tcp", "8081/tcp", "80/tcp", "9376/tcp"},
+			files:      map[string]entry{"kitten.jpg": {typ: tar.TypeReg}, "data.json": {typ: tar.TypeReg}},
 		},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
