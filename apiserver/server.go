@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"k8s.io/kubernetes/pkg/capabilities"
 	netutils "k8s.io/utils/net"
 	"net"
 	"net/http"
@@ -197,6 +198,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MinRequestTimeout == 0 {
 		cfg.MinRequestTimeout = 30 * time.Minute
 	}
+	// Privileged containers are allowed, as kubeadm and kind run
+	// kube-apiserver (--allow-privileged=true; the reference peer too).
+	// Process-wide, as in kube-apiserver; the first setting wins.
+	capabilities.Setup(true, 0)
 	if len(cfg.KubeletPreferredAddressTypes) == 0 {
 		cfg.KubeletPreferredAddressTypes = []string{"InternalIP", "ExternalIP", "Hostname"}
 	}
@@ -279,6 +284,7 @@ func New(cfg Config) (*Server, error) {
 		KubeletConn:          kubeletConn,
 		ProxyTransport:       webhookProxyTransport(),
 		PodDisruptionBudgets: loopback.PolicyV1(),
+		Namespaces:           loopback.CoreV1().Namespaces(),
 		EventTTL:             cfg.EventTTL,
 	})
 	if err != nil {

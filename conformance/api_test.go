@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubesim/kubesim/conformance/framework"
 )
@@ -294,6 +295,20 @@ var _ = Describe("API semantics", func() {
 		Expect(svc.Spec.ClusterIP).To(BeEmpty())
 		_, err = svcs.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ip"}, Spec: corev1.ServiceSpec{ClusterIP: ip, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
+	})
+
+	It("accepts privileged containers, as kubeadm's kube-apiserver (--allow-privileged=true)", func(ctx SpecContext) {
+		const ns = "conformance-privileged"
+		newNamespace(ctx, ns)
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "privileged"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "c", Image: "busybox", SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
+			}}},
+		}
+		got, err := target.Clientset().CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(*got.Spec.Containers[0].SecurityContext.Privileged).To(BeTrue())
 	})
 
 	It("answers in YAML when asked", func(ctx SpecContext) {

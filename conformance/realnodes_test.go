@@ -62,7 +62,7 @@ var _ = Describe("control plane: real nodes", Ordered, Label("realnodes"), func(
 			cp = target
 			caDir := referenceCADir(cp.Kubeconfig)
 			// hack/control-plane.sh's --cluster-cidr.
-			stopReal, realLogs, err := framework.StartRealNodes(ctx, cp.Kubeconfig, caDir, "--nodes", "2", "--cluster-cidr", "10.128.0.0/9")
+			stopReal, realLogs, err := framework.StartRealNodes(ctx, cp.Kubeconfig, caDir, "--nodes", "2", "--cluster-cidr", "10.128.0.0/10")
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(func() { Expect(stopReal()).To(Succeed(), realLogs.String()) })
 		default:

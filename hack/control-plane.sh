@@ -12,7 +12,7 @@
 # the cluster's CA as the root CA they publish. Logs are RUNDIR/kube-controller-manager.log and
 # RUNDIR/kube-scheduler.log. They serve /healthz on KCM_PORT and SCHED_PORT
 # when set (default: no serving port). Node IPAM allocates /24 podCIDRs from
-# CLUSTER_CIDR (default 10.128.0.0/9, kubesim's for more than 256 nodes: the
+# CLUSTER_CIDR (default 10.128.0.0/10, kubesim's for more than 256 nodes: the
 # real-node specs run 1,002 nodes).
 set -euo pipefail
 REFERENCE_DIR="${REFERENCE_DIR:-$HOME/.cache/kubesim-reference}"
@@ -46,7 +46,7 @@ PY
     --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
     --secure-port "${KCM_PORT:-0}" --bind-address 127.0.0.1 --leader-elect=false --controllers='*' --use-service-account-credentials=false \
     --service-account-private-key-file "$run/sa.key" --root-ca-file "$run/ca.crt" \
-    --allocate-node-cidrs=true --cluster-cidr="${CLUSTER_CIDR:-10.128.0.0/9}" --service-cluster-ip-range=10.96.0.0/16 \
+    --allocate-node-cidrs=true --cluster-cidr="${CLUSTER_CIDR:-10.128.0.0/10}" --service-cluster-ip-range=10.96.0.0/16 \
     --kube-api-qps=${KUBE_API_QPS:-200} --kube-api-burst=${KUBE_API_BURST:-400} \
     >"$run/kube-controller-manager.log" 2>&1 &
   echo $! > "$run/kube-controller-manager.pid"

@@ -72,7 +72,7 @@ if [ "$decision" = run ]; then
   "$run/e2e-nodes" --kubeconfig "$kc" --nodes 2 >"$run/e2e-nodes.log" 2>&1 &
   pids+=($!)
 elif [ "$target" = reference ]; then
-  bin/kubesim node run --real --kubeconfig "$kc" --nodes 2 --cluster-cidr 10.128.0.0/9 \
+  bin/kubesim node run --real --kubeconfig "$kc" --nodes 2 --cluster-cidr 10.128.0.0/10 \
     --ca-cert-file "$REFERENCE_DIR/run/pki/ca.crt" --ca-key-file "$REFERENCE_DIR/run/pki/ca.key" >"$run/realnodes.log" 2>&1 &
   pids+=($!)
 fi

@@ -164,7 +164,17 @@ func routeServiceCIDR(ctx context.Context, n int, serviceCIDR, gw string) error 
 	if err != nil {
 		return fmt.Errorf("ip route show: %w", err)
 	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+	if err := serviceRouteConflict(string(out), svc, hostLink(n)); err != nil {
+		return err
+	}
+	return ipCmd(ctx, "route", "replace", serviceCIDR, "via", gw, "dev", hostLink(n))
+}
+
+// serviceRouteConflict finds, in routes (ip -o -4 route show), a route
+// other than the default one and those through link that covers part of
+// svc.
+func serviceRouteConflict(routes string, svc *net.IPNet, link string) error {
+	for _, line := range strings.Split(strings.TrimSpace(routes), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 || f[0] == "default" {
 			continue
@@ -177,12 +187,12 @@ func routeServiceCIDR(ctx context.Context, n int, serviceCIDR, gw string) error 
 		if err != nil || !(r.Contains(svc.IP) || svc.Contains(r.IP)) {
 			continue
 		}
-		if strings.Contains(" "+line+" ", " dev "+hostLink(n)+" ") {
+		if strings.Contains(" "+line+" ", " dev "+link+" ") {
 			continue // ours
 		}
-		return fmt.Errorf("the host routes %s (%q): not routing the Service range %s into the nodes", dst, line, serviceCIDR)
+		return fmt.Errorf("the host routes %s (%q): not routing the Service range %s into the nodes", dst, line, svc)
 	}
-	return ipCmd(ctx, "route", "replace", serviceCIDR, "via", gw, "dev", hostLink(n))
+	return nil
 }
 
 // routePodCIDR makes cidr reachable via gw in netns ns ("" is the host's).

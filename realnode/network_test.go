@@ -56,3 +56,29 @@ func TestClaimsAreExclusiveAndSweepSparesTheLiving(t *testing.T) {
 		}
 	}
 }
+
+// The Service range is routed into the nodes unless the host already routes
+// part of it elsewhere than by its default route or our own link.
+func TestServiceRouteConflict(t *testing.T) {
+	_, svc, _ := net.ParseCIDR("10.96.0.0/16")
+	for _, tc := range []struct {
+		name, routes string
+		conflict     bool
+	}{
+		{"default route only", "default via 192.0.2.1 dev eth0\n192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2", false},
+		{"ours already", "default via 192.0.2.1 dev eth0\n10.96.0.0/16 via 10.250.0.10 dev kubesim0", false},
+		{"pod routes through our link", "10.244.0.0/24 via 10.250.0.10 dev kubesim0\n10.250.0.0/24 dev kubesim0 proto kernel scope link src 10.250.0.1", false},
+		{"a wider LAN", "10.0.0.0/8 dev eth1 proto kernel scope link src 10.1.2.3", true},
+		{"a narrower route", "10.96.5.0/24 via 192.0.2.9 dev eth0", true},
+		{"one host", "10.96.0.10 via 192.0.2.9 dev eth0", true},
+		{"another cluster's link", "10.96.0.0/16 via 10.250.1.10 dev kubesim1", true},
+		{"empty", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := serviceRouteConflict(tc.routes, svc, "kubesim0")
+			if (err != nil) != tc.conflict {
+				t.Fatalf("conflict %v, want %v (err %v)", err != nil, tc.conflict, err)
+			}
+		})
+	}
+}

@@ -102,6 +102,23 @@ func (c *Config) complete() error {
 	if err != nil {
 		return fmt.Errorf("real nodes: service CIDR: %w", err)
 	}
+	_, pods, err := netutils.ParseCIDRSloppy(c.ClusterCIDR)
+	if err != nil {
+		return fmt.Errorf("real nodes: cluster CIDR: %w", err)
+	}
+	// kube-proxy masquerades traffic to a ClusterIP only from outside the
+	// cluster CIDR: the nodes' network (where the API server's traffic
+	// comes from) must be outside it, or replies from pods on other nodes
+	// would bypass the node that translated the request.
+	_, nodesNet, _ := net.ParseCIDR(netPrefix + ".0.0/16")
+	for _, r := range []struct {
+		name string
+		n    *net.IPNet
+	}{{"cluster", pods}, {"service", svc}} {
+		if r.n.Contains(nodesNet.IP) || nodesNet.Contains(r.n.IP) {
+			return fmt.Errorf("real nodes: the %s CIDR %s overlaps the nodes' network %s", r.name, r.n, nodesNet)
+		}
+	}
 	if c.ClusterDNS == "" {
 		ip, err := netutils.GetIndexedIP(svc, 10)
 		if err != nil {

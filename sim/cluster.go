@@ -106,10 +106,10 @@ type Config struct {
 }
 
 // defaultClusterCIDRs are the podCIDR ranges used when Config.ClusterCIDR
-// is empty: kind's for up to 256 nodes (a /24 each), a /9 for more.
+// is empty: kind's for up to 256 nodes (a /24 each), a /10 for more (up to 16,384 nodes; outside 10.250.0.0/16, the real nodes' network).
 const (
 	defaultClusterCIDR      = "10.244.0.0/16"
-	defaultLargeClusterCIDR = "10.128.0.0/9"
+	defaultLargeClusterCIDR = "10.128.0.0/10"
 )
 
 func (c *Config) complete() error {

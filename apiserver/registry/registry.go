@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	policyclient "k8s.io/client-go/kubernetes/typed/policy/v1"
 	"k8s.io/kubernetes/pkg/registry/certificates/podcertificaterequest"
+	"k8s.io/kubernetes/pkg/registry/resource/resourceclaim"
+	"k8s.io/kubernetes/pkg/registry/resource/resourceclaimtemplate"
 	"net/http"
 	"path"
 	"sort"
@@ -107,6 +110,10 @@ type Config struct {
 	// PodDisruptionBudgets with (kube-apiserver's loopback client); nil
 	// leaves pods/eviction unserved.
 	PodDisruptionBudgets policyclient.PodDisruptionBudgetsGetter
+	// Namespaces is the client ResourceClaims and ResourceClaimTemplates
+	// read a namespace's DRA admin-access label with (kube-apiserver's
+	// loopback client).
+	Namespaces corev1client.NamespaceInterface
 }
 
 // Endpoint is one resource or subresource at one group version.
@@ -146,6 +153,9 @@ type Registry struct {
 	Stores map[schema.GroupResource]*Store
 
 	alloc *serviceAllocator
+	// claimStatus is the ResourceClaim status strategy built with the
+	// claims' own (storeFor).
+	claimStatus rest.RESTUpdateStrategy
 	// storageVersions are the groups' preferred versions, what
 	// kube-apiserver stores objects at.
 	storageVersions map[string]schema.GroupVersion
@@ -309,6 +319,16 @@ func (r *Registry) storeFor(cfg Config, alloc *serviceAllocator, gr schema.Group
 	if table == nil {
 		table = tableConvertor(newListFunc())
 	}
+	strategy := sp.strategy
+	switch gr {
+	case resourceClaims:
+		// Upstream's strategies that ask the authorizer and read
+		// namespaces: built with this server's.
+		cs := resourceclaim.NewStrategy(cfg.Namespaces, authorizerOrAllow(cfg.Authorizer))
+		strategy, r.claimStatus = cs, resourceclaim.NewStatusStrategy(cs)
+	case resourceClaimTemplates:
+		strategy = resourceclaimtemplate.NewStrategy(cfg.Namespaces)
+	}
 	s, err := NewStore(StoreConfig{
 		Storage:             cfg.Storage,
 		Resource:            gr,
@@ -316,7 +336,7 @@ func (r *Registry) storeFor(cfg Config, alloc *serviceAllocator, gr schema.Group
 		Namespaced:          res.Namespaced,
 		NewFunc:             newFunc,
 		NewListFunc:         newListFunc,
-		Strategy:            sp.strategy,
+		Strategy:            strategy,
 		Attrs:               sp.attrs,
 		ReturnDeletedObject: sp.returnDeleted,
 		TableConvertor:      table,
@@ -399,14 +419,13 @@ func (r *Registry) subresourceStorage(cfg Config, gr schema.GroupResource, paren
 			return st
 		}
 	}
-	if gr == podCertificateRequests && sub == "status" {
+	switch {
+	case gr == podCertificateRequests && sub == "status":
 		// Its status strategy asks the authorizer whether the caller may
 		// "sign" for the signer, as kube-apiserver's does.
-		authz := cfg.Authorizer
-		if authz == nil {
-			authz = authorizerfactory.NewAlwaysAllowAuthorizer()
-		}
-		return NewStrategySubresource(store, podcertificaterequest.NewStatusStrategy(pcrStrategy, authz, store.cfg.Clock))
+		return NewStrategySubresource(store, podcertificaterequest.NewStatusStrategy(pcrStrategy, authorizerOrAllow(cfg.Authorizer), store.cfg.Clock))
+	case gr == resourceClaims && sub == "status" && r.claimStatus != nil:
+		return NewStrategySubresource(store, r.claimStatus)
 	}
 	if strategy, ok := specs[owner].updates[sub]; ok {
 		if gr == (schema.GroupResource{Resource: "namespaces"}) && sub == "finalize" {
@@ -580,3 +599,12 @@ func componentStatuses() rest.Storage {
 // kubeSchedulerPort is kube-scheduler's default secure port
 // (k8s.io/kubernetes/pkg/scheduler/apis/config DefaultKubeSchedulerPort).
 const kubeSchedulerPort = 10259
+
+// authorizerOrAllow is a, or for a registry without one (tests) an
+// authorizer that allows everything.
+func authorizerOrAllow(a authorizer.UnconditionalAuthorizer) authorizer.UnconditionalAuthorizer {
+	if a == nil {
+		return authorizerfactory.NewAlwaysAllowAuthorizer()
+	}
+	return a
+}

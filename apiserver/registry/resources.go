@@ -93,15 +93,18 @@ func status(s rest.RESTUpdateStrategy) map[string]rest.RESTUpdateStrategy {
 
 var coreEvents = schema.GroupResource{Resource: "events"}
 
-// Strategies that take collaborators. kubesim has no authorizer or
-// resource resolver yet; upstream's strategies use them only for checks
-// that need them (parameter kinds, the DRA admin-access namespace label).
+// Strategies that take collaborators, built here without them: the
+// admission policy ones skip their parameter-kind checks without an
+// authorizer; the ResourceClaim ones are built again per registry with its
+// authorizer and namespace client (storeFor).
 var (
 	vapStrategy   = validatingadmissionpolicy.NewStrategy(nil, nil)
 	claimStrategy = resourceclaim.NewStrategy(nil, nil)
 	pcrStrategy   = podcertificaterequest.NewStrategy()
 
 	podCertificateRequests = schema.GroupResource{Group: "certificates.k8s.io", Resource: "podcertificaterequests"}
+	resourceClaims         = schema.GroupResource{Group: "resource.k8s.io", Resource: "resourceclaims"}
+	resourceClaimTemplates = schema.GroupResource{Group: "resource.k8s.io", Resource: "resourceclaimtemplates"}
 )
 
 // specs lists every resource kubesim stores, by group and resource.
@@ -174,7 +177,7 @@ var specs = map[schema.GroupResource]spec{
 
 	{Group: "resource.k8s.io", Resource: "deviceclasses"}:          {strategy: deviceclass.Strategy, returnDeleted: true},
 	{Group: "resource.k8s.io", Resource: "devicetaintrules"}:       {strategy: devicetaintrule.Strategy, updates: status(devicetaintrule.StatusStrategy)},
-	{Group: "resource.k8s.io", Resource: "resourceclaims"}:         {strategy: claimStrategy, attrs: resourceclaim.GetAttrs, returnDeleted: true, updates: status(resourceclaim.NewStatusStrategy(claimStrategy))},
+	{Group: "resource.k8s.io", Resource: "resourceclaims"}:         {strategy: claimStrategy, attrs: resourceclaim.GetAttrs, returnDeleted: true}, // strategy and status: per registry (storeFor)
 	{Group: "resource.k8s.io", Resource: "resourceclaimtemplates"}: {strategy: resourceclaimtemplate.NewStrategy(nil), attrs: resourceclaimtemplate.GetAttrs, returnDeleted: true},
 	{Group: "resource.k8s.io", Resource: "resourceslices"}:         {strategy: resourceslice.Strategy, attrs: resourceslice.GetAttrs, returnDeleted: true},
 

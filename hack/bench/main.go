@@ -32,13 +32,16 @@ import (
 )
 
 type options struct {
-	bin         string
-	realNodes   bool
-	out         string
-	objects     int
-	concurrency int
-	watchers    int
-	startRuns   int
+	bin       string
+	realNodes bool
+	// onlyRealNodes measures the real-node rows alone and prints them
+	// (BENCHMARKS.md is left as it is).
+	onlyRealNodes bool
+	out           string
+	objects       int
+	concurrency   int
+	watchers      int
+	startRuns     int
 	// referenceDir holds the reference binaries; referenceStartRuns how
 	// many times it is started.
 	referenceDir       string
@@ -65,6 +68,7 @@ func main() {
 	flag.IntVar(&o.large, "large", 100000, "ConfigMaps stored for the large-memory row (0 skips it)")
 	flag.IntVar(&o.fixtureRuns, "fixture-runs", 20, "starts of each operator test fixture (sim.Start, envtest); 0 skips them")
 	flag.BoolVar(&o.realNodes, "real-nodes", true, "measure clusters with a real node (needs root and make images)")
+	flag.BoolVar(&o.onlyRealNodes, "only-real-nodes", false, "measure the real-node rows alone and print them, without writing -out")
 	flag.Parse()
 	ctrllog.SetLogger(klog.Background())
 	if o.bin == "" {
@@ -119,6 +123,11 @@ func run(ctx context.Context, o options) error {
 			r.refer = m
 		}
 		fmt.Printf("%-10s %-45s %-14s %s\n", side, name, m.text, m.detail)
+	}
+
+	if o.onlyRealNodes {
+		reference := o.referenceDir != "" && fileExists(filepath.Join(o.referenceDir, "bin", "kube-apiserver"))
+		return realNodeRows(ctx, o, reference, set)
 	}
 
 	// Start-to-ready of `kubesim up` as a process: until the kubeconfig is

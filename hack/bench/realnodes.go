@@ -111,7 +111,7 @@ func referenceWithRealNode(ctx context.Context, o options, measure bool, set fun
 		}
 	}
 	node := exec.Command(o.bin, "node", "run", "--real", "--kubeconfig", kc, "--name-prefix", "bench-real-",
-		"--cluster-cidr", "10.128.0.0/9", "--ca-cert-file", filepath.Join(pki, "ca.crt"), "--ca-key-file", filepath.Join(pki, "ca.key"))
+		"--cluster-cidr", "10.128.0.0/10", "--ca-cert-file", filepath.Join(pki, "ca.crt"), "--ca-key-file", filepath.Join(pki, "ca.key"))
 	var logs strings.Builder
 	node.Stdout, node.Stderr = &logs, &logs
 	if err := node.Start(); err != nil {

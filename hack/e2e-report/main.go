@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"encoding/xml"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -253,6 +254,14 @@ func run(listPath string, passes []pass, outPath string) error {
 		for _, o := range []string{"passed", "failed", "not reached"} {
 			fmt.Fprintf(&b, "| %s | %s | %s |\n", o, countCell(kc[o], ksErr), countCell(rc[o], refErr))
 		}
+		// The target: kubesim passes every test the reference passes.
+		behind := 0
+		for _, n := range names {
+			if ksErr == nil && refErr == nil && lookup(ref, n).outcome == "passed" && lookup(ks, n).outcome != "passed" {
+				behind++
+			}
+		}
+		fmt.Fprintf(&b, "| not passed where the reference passed | %s | |\n", countCell(behind, errors.Join(ksErr, refErr)))
 
 		var sb strings.Builder
 		fmt.Fprintf(&sb, "## %s\n\n%s\n", passTitles[p.decision], passIntros[p.decision])

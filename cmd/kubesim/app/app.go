@@ -84,7 +84,7 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().StringVar(&o.cluster.SchedulerConfigFile, "scheduler-config", "", "a KubeSchedulerConfiguration file for the scheduler (its clientConnection and leaderElection are ignored)")
 	cmd.Flags().BoolVar(&o.controller, "controller-manager", true, "run the genuine kube-controller-manager controllers")
 	cmd.Flags().StringSliceVar(&o.cluster.Controllers, "controllers", []string{"*"}, "the controllers to run, as kube-controller-manager's --controllers: '*' is every controller on by default, 'foo' enables foo, '-foo' disables foo")
-	cmd.Flags().StringVar(&o.cluster.ClusterCIDR, "cluster-cidr", "", "the range node IPAM allocates podCIDRs from (default 10.244.0.0/16, or 10.128.0.0/9 for more than 256 nodes)")
+	cmd.Flags().StringVar(&o.cluster.ClusterCIDR, "cluster-cidr", "", "the range node IPAM allocates podCIDRs from (default 10.244.0.0/16, or 10.128.0.0/10 for more than 256 nodes)")
 	cmd.Flags().IntVar(&o.cluster.RealNodes, "real-nodes", 0, "real nodes to run: the genuine kubelet and kube-proxy over containerd, in network namespaces with no route off the machine (needs root, Debian's containerd, runc, iptables and CNI plugins, and make images)")
 	cmd.Flags().StringVar(&o.cluster.RealNodeImages, "real-node-images", "", "the image tarballs real nodes import (default $KUBESIM_IMAGES or ~/.cache/kubesim/images)")
 	cmd.Flags().IntVar(&o.nodes, "nodes", 0, "simulated nodes to run, with the default capacity (32 cpu, 256Gi memory, 110 pods) and lifecycle profile; added to --node-config's pools")
