@@ -311,6 +311,17 @@ var _ = Describe("API semantics", func() {
 		Expect(*got.Spec.Containers[0].SecurityContext.Privileged).To(BeTrue())
 	})
 
+	It("selects PodCertificateRequests and ClusterTrustBundles by spec.signerName, as signers and the kubelet watch them", func(ctx SpecContext) {
+		cs := target.Clientset()
+		sel := metav1.ListOptions{FieldSelector: "spec.signerName=example.com/conformance"}
+		_, err := cs.CertificatesV1().PodCertificateRequests("default").List(ctx, sel)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = cs.CertificatesV1().ClusterTrustBundles().List(ctx, sel)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = cs.CertificatesV1().PodCertificateRequests("default").List(ctx, metav1.ListOptions{FieldSelector: "spec.noSuchField=x"})
+		Expect(apierrors.IsBadRequest(err)).To(BeTrue(), "%v", err)
+	})
+
 	It("answers in YAML when asked", func(ctx SpecContext) {
 		client, err := rest.HTTPClientFor(target.Config)
 		Expect(err).NotTo(HaveOccurred())

@@ -183,6 +183,21 @@ var _ = Describe("control plane: simulated nodes", Ordered, func() {
 				g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
 			}
 		}).WithTimeout(30 * time.Second).Should(Succeed())
+		// The evicted pod gets the DisruptionTarget condition before it is
+		// deleted (a finalizer keeps this one to be looked at).
+		held := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "held", Finalizers: []string{"conformance.kubesim.io/hold"}}, Spec: podSpec("nginx:1.27")}
+		_, err = cs.CoreV1().Pods(ns).Create(ctx, held, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) {
+			_, _ = cs.CoreV1().Pods(ns).Patch(ctx, "held", types.JSONPatchType, []byte(`[{"op":"remove","path":"/metadata/finalizers"}]`), metav1.PatchOptions{})
+		})
+		Expect(cs.CoreV1().Pods(ns).EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "held", Namespace: ns}})).To(Succeed())
+		got, err := cs.CoreV1().Pods(ns).Get(ctx, "held", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.DeletionTimestamp).NotTo(BeNil())
+		Expect(got.Status.Conditions).To(ContainElement(And(
+			HaveField("Type", corev1.DisruptionTarget), HaveField("Status", corev1.ConditionTrue), HaveField("Reason", "EvictionByEvictionAPI"))))
+
 		_, err = cs.CoreV1().Pods(ns).Get(ctx, "no-such-pod", metav1.GetOptions{})
 		Expect(apierrors.IsNotFound(err)).To(BeTrue())
 		err = cs.CoreV1().Pods(ns).EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "no-such-pod", Namespace: ns}})

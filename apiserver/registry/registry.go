@@ -410,7 +410,10 @@ func (r *Registry) subresourceStorage(cfg Config, gr schema.GroupResource, paren
 		}
 	case gr == schema.GroupResource{Resource: "pods"} && sub == "eviction":
 		if cfg.PodDisruptionBudgets != nil {
-			return NewEvictionREST(store, cfg.PodDisruptionBudgets)
+			// As upstream: eviction writes the pod's DisruptionTarget
+			// condition through the status strategy.
+			status := NewStrategySubresource(store, specs[gr].updates["status"])
+			return NewEvictionREST(statusUpdates{Store: store, status: status}, cfg.PodDisruptionBudgets)
 		}
 	case gr == schema.GroupResource{Resource: "pods"} && sub == "binding":
 		return &BindingSubresource{pods: store}
@@ -607,4 +610,15 @@ func authorizerOrAllow(a authorizer.UnconditionalAuthorizer) authorizer.Uncondit
 		return authorizerfactory.NewAlwaysAllowAuthorizer()
 	}
 	return a
+}
+
+// statusUpdates is a store whose updates go through its status
+// subresource, as the status store upstream's eviction is given.
+type statusUpdates struct {
+	*Store
+	status *StrategySubresource
+}
+
+func (s statusUpdates) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
+	return s.status.Update(ctx, name, objInfo, createValidation, updateValidation, forceAllowCreate, options)
 }

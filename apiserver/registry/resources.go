@@ -1,12 +1,19 @@
 package registry
 
 import (
+	"fmt"
+
 	"k8s.io/apiextensions-apiserver/pkg/registry/customresourcedefinition"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/registry/rest"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/component-base/featuregate"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
+	certificatesapi "k8s.io/kubernetes/pkg/apis/certificates"
 	"k8s.io/kubernetes/pkg/features"
 
 	"k8s.io/kubernetes/pkg/registry/admissionregistration/mutatingadmissionpolicy"
@@ -87,6 +94,32 @@ type spec struct {
 	table rest.TableConvertor
 }
 
+// podCertificateRequestAttrs and clusterTrustBundleAttrs are upstream's
+// getAttrs of their storage packages (unexported there): the fields they can
+// be selected by (signers watch their requests by spec.signerName, the
+// kubelet its bundles).
+func podCertificateRequestAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
+	req, ok := obj.(*certificatesapi.PodCertificateRequest)
+	if !ok {
+		return nil, nil, fmt.Errorf("not a podcertificaterequest")
+	}
+	return labels.Set(req.Labels), generic.MergeFieldsSets(generic.ObjectMetaFieldsSet(&req.ObjectMeta, true), fields.Set{
+		"spec.signerName": req.Spec.SignerName,
+		"spec.podName":    req.Spec.PodName,
+		"spec.nodeName":   string(req.Spec.NodeName),
+	}), nil
+}
+
+func clusterTrustBundleAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
+	bundle, ok := obj.(*certificatesapi.ClusterTrustBundle)
+	if !ok {
+		return nil, nil, fmt.Errorf("not a clustertrustbundle")
+	}
+	return labels.Set(bundle.Labels), generic.MergeFieldsSets(generic.ObjectMetaFieldsSet(&bundle.ObjectMeta, false), fields.Set{
+		"spec.signerName": bundle.Spec.SignerName,
+	}), nil
+}
+
 func status(s rest.RESTUpdateStrategy) map[string]rest.RESTUpdateStrategy {
 	return map[string]rest.RESTUpdateStrategy{"status": s}
 }
@@ -148,8 +181,8 @@ var specs = map[schema.GroupResource]spec{
 
 	{Group: "certificates.k8s.io", Resource: "certificatesigningrequests"}: {strategy: certificates.Strategy, attrs: certificates.GetAttrs, updates: map[string]rest.RESTUpdateStrategy{
 		"status": certificates.StatusStrategy, "approval": certificates.ApprovalStrategy}},
-	{Group: "certificates.k8s.io", Resource: "clustertrustbundles"}:    {strategy: clustertrustbundle.Strategy},
-	{Group: "certificates.k8s.io", Resource: "podcertificaterequests"}: {strategy: pcrStrategy}, // its status: subresourceStorage, which has the authorizer
+	{Group: "certificates.k8s.io", Resource: "clustertrustbundles"}:    {strategy: clustertrustbundle.Strategy, attrs: clusterTrustBundleAttrs},
+	{Group: "certificates.k8s.io", Resource: "podcertificaterequests"}: {strategy: pcrStrategy, attrs: podCertificateRequestAttrs}, // its status: subresourceStorage, which has the authorizer
 
 	{Group: "coordination.k8s.io", Resource: "leases"}: {strategy: lease.Strategy},
 
