@@ -59,7 +59,11 @@ type Config struct {
 	// ClusterDomain is the cluster's DNS domain. Default: cluster.local.
 	ClusterDomain string
 	// ImagesDir holds the image tarballs imported into every node's
-	// containerd (make images builds them). Default: DefaultImagesDir().
+	// containerd (make images builds them). A node imports the bundle of
+	// make images' images (BundleFile) if there is one, and every other
+	// docker-archive or OCI tarball NAME.tar there that make images did
+	// not write (it has no NAME.tar.stamp beside it), so users can add
+	// their own. Default: DefaultImagesDir().
 	ImagesDir string
 	// Labels go on every node, besides kubesim.io/node-type=real.
 	Labels map[string]string
@@ -68,6 +72,10 @@ type Config struct {
 	// process's executable.
 	Executable string
 }
+
+// BundleFile, in ImagesDir, holds every image make images builds, each
+// layer once (their own tarballs repeat the agnhost layers four times).
+const BundleFile = "all-images.bundle"
 
 // DefaultImagesDir is where make images writes the image tarballs:
 // $KUBESIM_IMAGES, else kubesim/images in the user's cache directory.

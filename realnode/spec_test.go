@@ -2,6 +2,7 @@ package realnode
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -113,5 +114,35 @@ func TestPreflightNamesWhatIsMissing(t *testing.T) {
 	}
 	if os.Geteuid() != 0 && !strings.Contains(err.Error(), "root") {
 		t.Errorf("error does not name root: %v", err)
+	}
+}
+
+func TestImageTarballs(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files []string // in the images directory
+		want  []string
+	}{
+		{"no bundle: every tarball", []string{"a.tar", "a.tar.stamp", "b.tar"}, []string{"a.tar", "b.tar"}},
+		{"bundle instead of make images' tarballs, users' own beside it",
+			[]string{BundleFile, BundleFile + ".stamp", "a.tar", "a.tar.stamp", "mine.tar", "notes.txt"},
+			[]string{BundleFile, "mine.tar"}},
+		{"empty", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []string
+			for _, f := range imageTarballs(dir) {
+				got = append(got, filepath.Base(f))
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("imageTarballs = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

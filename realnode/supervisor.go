@@ -257,11 +257,10 @@ func waitSocket(ctx context.Context, path string) error {
 	}
 }
 
-// importImages imports every image tarball of ImagesDir into containerd's
+// importImages imports the image tarballs of ImagesDir into containerd's
 // k8s.io namespace (where CRI looks) and pins the sandbox image, as the
 // CRI plugin pins its own.
 func importImages(ctx context.Context, s *spec) error {
-	tars, _ := filepath.Glob(filepath.Join(s.ImagesDir, "*.tar"))
 	ctr := func(args ...string) error {
 		args = append([]string{"--address", s.containerdSocket(), "--namespace", "k8s.io"}, args...)
 		out, err := exec.CommandContext(ctx, "ctr", args...).CombinedOutput()
@@ -270,10 +269,28 @@ func importImages(ctx context.Context, s *spec) error {
 		}
 		return nil
 	}
-	for _, t := range tars {
+	for _, t := range imageTarballs(s.ImagesDir) {
 		if err := ctr("images", "import", t); err != nil {
 			return err
 		}
 	}
 	return ctr("images", "label", PauseImage, "io.cri-containerd.pinned=pinned")
+}
+
+// imageTarballs lists what a node imports from dir: BundleFile, if there,
+// instead of the tarballs make images wrote (those with a .stamp), and
+// every other *.tar.
+func imageTarballs(dir string) []string {
+	tars, _ := filepath.Glob(filepath.Join(dir, "*.tar"))
+	bundle := filepath.Join(dir, BundleFile)
+	if _, err := os.Stat(bundle); err != nil {
+		return tars
+	}
+	files := []string{bundle}
+	for _, t := range tars {
+		if _, err := os.Stat(t + ".stamp"); err != nil {
+			files = append(files, t)
+		}
+	}
+	return files
 }

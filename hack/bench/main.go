@@ -217,9 +217,29 @@ func run(ctx context.Context, o options) error {
 	return write(o, rows, reference)
 }
 
+// restConfig loads a kubeconfig with its CA's bytes in the config rather
+// than its file's name. client-go (ClientsAllowCARotation, on by default)
+// caches transports by the CA file's name and rereads the file only every
+// 5 minutes, so a cluster restarted with a new CA under the same file
+// (the reference peer, between runs) would be refused as "certificate
+// signed by unknown authority" for minutes.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.CAFile != "" && len(cfg.CAData) == 0 {
+		if cfg.CAData, err = os.ReadFile(cfg.CAFile); err != nil {
+			return nil, err
+		}
+		cfg.CAFile = ""
+	}
+	return cfg, nil
+}
+
 // workloads runs the throughput, list, memory and fan-out benchmarks.
 func workloads(ctx context.Context, o options, c *cluster, set func(name, unit string, higher bool, m *measurement)) error {
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	cfg, err := restConfig(c.kubeconfig)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubesim/kubesim/realnode"
 )
@@ -69,12 +68,7 @@ func realNodeRows(ctx context.Context, o options, reference bool, set func(side,
 	for i := 0; i < runs; i++ {
 		d, err := referenceWithRealNode(ctx, o, i == runs-1, set)
 		if err != nil {
-			// Known open bug (2026-12-05): the harness's poll does not see
-			// the reference's real node Ready although kubectl does. The
-			// rows are left without a reference figure rather than failing
-			// the whole run.
-			fmt.Println("reference real-node rows not measured:", err)
-			return nil
+			return err
 		}
 		refs = append(refs, d)
 	}
@@ -118,7 +112,7 @@ func referenceWithRealNode(ctx context.Context, o options, measure bool, set fun
 		return 0, err
 	}
 	defer func() { _ = node.Process.Signal(os.Interrupt); _ = node.Wait() }()
-	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+	cfg, err := restConfig(kc)
 	if err != nil {
 		return 0, err
 	}
@@ -154,7 +148,7 @@ func referenceWithRealNode(ctx context.Context, o options, measure bool, set fun
 // podsToRunning creates 50 pods bound to node and times each from its
 // create call to the watch event that shows it Running.
 func podsToRunning(ctx context.Context, side, kubeconfig, node string, set func(name, unit string, higher bool, m *measurement)) error {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	cfg, err := restConfig(kubeconfig)
 	if err != nil {
 		return err
 	}

@@ -235,6 +235,48 @@ func TestBuildAll(t *testing.T) {
 		}
 	}
 
+	// The bundle holds every image under its name, with the same digest,
+	// and each layer once; it is not rewritten when nothing changed.
+	if built, err := writeBundle(out, second); err != nil || !built {
+		t.Fatalf("writeBundle into a directory without one: built=%v, %v", built, err)
+	}
+	bundle := filepath.Join(out, bundleFile)
+	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(bundle) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers := map[string]bool{}
+	for _, d := range m {
+		for _, l := range d.Layers {
+			layers[l] = true
+		}
+	}
+	var layerFiles int
+	for i, r := range second {
+		tag, err := name.NewTag(r.Ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := tarball.ImageFromPath(bundle, &tag)
+		if err != nil {
+			t.Fatalf("%s in the bundle: %v", r.Ref, err)
+		}
+		if d, err := img.Digest(); err != nil || d.String() != first[i].Digest {
+			t.Errorf("%s in the bundle: digest %v (%v), want %s", r.Ref, d, err, first[i].Digest)
+		}
+		ls, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		layerFiles += len(ls)
+	}
+	if len(layers) >= layerFiles {
+		t.Errorf("the bundle stores %d layer files for %d image layers: shared layers are not stored once", len(layers), layerFiles)
+	}
+	if built, err := writeBundle(out, second); err != nil || built {
+		t.Errorf("writeBundle with nothing changed: built=%v, %v; want up to date", built, err)
+	}
+
 	// Without stamps everything is rebuilt, to the same digests.
 	for _, spec := range images {
 		if err := os.Remove(filepath.Join(out, spec.file+".stamp")); err != nil {
