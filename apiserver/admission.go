@@ -9,9 +9,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/admission/initializer"
@@ -41,16 +43,24 @@ import (
 // and NodeRestriction (on in every kubeadm cluster, with the Node
 // authorizer), in its order: the built-in ones, MutatingAdmissionPolicy,
 // MutatingAdmissionWebhook, ValidatingAdmissionPolicy,
-// ValidatingAdmissionWebhook and ResourceQuota.
-func admissionPlugins() []string {
+// ValidatingAdmissionWebhook and ResourceQuota; less those disabled, as
+// --disable-admission-plugins. A disabled name that is not a plugin is an
+// error, as kube-apiserver's.
+func admissionPlugins(disabled []string) ([]string, error) {
 	off := kubeoptions.DefaultOffAdmissionPlugins()
+	known := sets.New(kubeoptions.AllOrderedPlugins...)
+	for _, n := range disabled {
+		if !known.Has(n) {
+			return nil, fmt.Errorf("DisableAdmissionPlugins: %q is not an admission plugin; known: %s", n, strings.Join(kubeoptions.AllOrderedPlugins, ", "))
+		}
+	}
 	var names []string
 	for _, n := range kubeoptions.AllOrderedPlugins {
-		if !off.Has(n) || n == noderestriction.PluginName {
+		if (!off.Has(n) || n == noderestriction.PluginName) && !slices.Contains(disabled, n) {
 			names = append(names, n)
 		}
 	}
-	return names
+	return names, nil
 }
 
 // admissionConfig is what the admission chain is built from.
@@ -67,6 +77,8 @@ type admissionConfig struct {
 	// openAPIPaths lists the group versions of /openapi/v3 without
 	// building their documents.
 	openAPIPaths func() (map[string]string, error)
+	// disabled are plugins turned off (Config.DisableAdmissionPlugins).
+	disabled []string
 }
 
 // newAdmission builds kube-apiserver's admission chain the way
@@ -115,7 +127,11 @@ func newAdmission(cfg admissionConfig) (admission.Interface, func(), error) {
 		kubeapiserveradmission.NewPluginInitializer(),
 		controlplaneadmission.NewPluginInitializer(quotaConfiguration, exclusion.Excluded()),
 	}
-	chain, err := plugins.NewFromPlugins(admissionPlugins(), noPluginConfig{}, initializers,
+	enabled, err := admissionPlugins(cfg.disabled)
+	if err != nil {
+		return nil, nil, err
+	}
+	chain, err := plugins.NewFromPlugins(enabled, noPluginConfig{}, initializers,
 		admission.Decorators{admission.DecoratorFunc(admissionmetrics.WithControllerMetrics)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("unable to build admission plugins: %w", err)

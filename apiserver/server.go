@@ -104,6 +104,18 @@ type Config struct {
 	// fields, which none of them reads. In-process components pass one
 	// that also shares objects with their own caches.
 	InformerTransform cache.TransformFunc
+	// DisableAdmissionPlugins turns off admission plugins that are on by
+	// default, as kube-apiserver's --disable-admission-plugins: for
+	// scheduler_perf's workloads, which run with ServiceAccount,
+	// TaintNodesByCondition and Priority off. A name that is not a
+	// plugin is an error. Default: none.
+	DisableAdmissionPlugins []string
+	// NonResourceHandlers serve more non-resource paths (each key a path
+	// prefix ending in "/"), behind the same authentication and
+	// authorization as /metrics: a user needs the nonResourceURLs
+	// permission. kubesim's own endpoints (the scheduler's explanations)
+	// are served so. Default: none.
+	NonResourceHandlers map[string]http.Handler
 }
 
 // Server is a running kubesim API server.
@@ -188,6 +200,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Port < 0 || cfg.Port > 65535 {
 		return nil, fmt.Errorf("unable to create apiserver: port %d out of range", cfg.Port)
+	}
+	for prefix := range cfg.NonResourceHandlers {
+		if !strings.HasPrefix(prefix, "/") || !strings.HasSuffix(prefix, "/") || strings.HasPrefix(prefix, "/api/") || strings.HasPrefix(prefix, "/apis/") || prefix == "/" {
+			return nil, fmt.Errorf("unable to create apiserver: non-resource handler path %q must start and end with / and not be under /api or /apis", prefix)
+		}
 	}
 	if cfg.MaxRequestBodyBytes == 0 {
 		cfg.MaxRequestBodyBytes = 3 * 1024 * 1024
@@ -411,6 +428,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 		apiServerID:     "kube-apiserver-" + string(uuid.NewUUID()),
 		stop:            s.drained.Done(),
 		openAPIPaths:    func() (map[string]string, error) { return s.openapi.DiscoveryPaths() },
+		disabled:        s.cfg.DisableAdmissionPlugins,
 	})
 	if err != nil {
 		return nil, err
@@ -427,6 +445,9 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	s.installHealth(r)
 	r.HandleFunc("/version", s.version)
 	r.Handle("/metrics", metricsHandler(s.registry))
+	for prefix, h := range s.cfg.NonResourceHandlers {
+		r.PathPrefix(prefix).Handler(h)
+	}
 	// Profiling, as kube-apiserver's default --profiling=true serves it.
 	// (gorilla/mux takes the first route that matches: the named handlers
 	// before the index's prefix.)

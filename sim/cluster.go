@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -172,8 +173,19 @@ type Cluster struct {
 	dir        string
 	kubeconfig string
 
+	// explain records the scheduler's attempts (Explain).
+	explain *explainer
+
 	mu   sync.Mutex
 	errs []error
+}
+
+// Explain returns why the scheduler placed a pod where it did, or why it
+// could not: its attempts, with each filter plugin's rejections by reason.
+// The pod must have been tried by this cluster's scheduler and not
+// deleted since.
+func (c *Cluster) Explain(namespace, name string) (*Explanation, bool) {
+	return c.explain.get(namespace, name)
 }
 
 // nodesBeforeControllers is the number of initial nodes from which the
@@ -194,6 +206,13 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.APIServer.InformerTransform == nil {
 		cfg.APIServer.InformerTransform = pods.transform
 	}
+	// The scheduler's explanations are served by the API server.
+	explain := newExplainer()
+	handlers := map[string]http.Handler{ExplainPath: explain}
+	for k, v := range cfg.APIServer.NonResourceHandlers {
+		handlers[k] = v
+	}
+	cfg.APIServer.NonResourceHandlers = handlers
 	api, err := apiserver.New(cfg.APIServer)
 	if err != nil {
 		return nil, err
@@ -204,7 +223,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
-	c := &Cluster{API: api, cancel: cancel, stopAPI: stopAPI, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
+	c := &Cluster{API: api, cancel: cancel, stopAPI: stopAPI, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig"), explain: explain}
 	// The label goes into the context too: the API server serves its
 	// in-process requests in goroutines labelled from it.
 	c.goRun(&c.wg, func() (err error) {
@@ -275,7 +294,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			if err != nil {
 				return nil, nil, err
 			}
-			run, err := newScheduler(ctx, cfg, restConfig, pods)
+			run, err := newScheduler(ctx, cfg, restConfig, pods, c.explain)
 			return restConfig, run, err
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
@@ -21,7 +22,7 @@ import (
 // as kube-scheduler's Setup builds it, starts its informers and waits for them
 // to sync; the returned function schedules until ctx is done. Its pods are
 // interned with the controller manager's (pods).
-func newScheduler(ctx context.Context, cfg Config, restConfig *rest.Config, pods *podInterner) (func() error, error) {
+func newScheduler(ctx context.Context, cfg Config, restConfig *rest.Config, pods *podInterner, ex *explainer) (func() error, error) {
 	logger := klog.FromContext(ctx).WithName("kube-scheduler").V(componentVerbosity)
 	ctx = klog.NewContext(ctx, logger)
 	cc, err := latest.Default()
@@ -67,6 +68,19 @@ func newScheduler(ctx context.Context, cfg Config, restConfig *rest.Config, pods
 		scheduler.WithParallelism(cc.Parallelism),
 	)
 	if err != nil {
+		return nil, err
+	}
+	ex.wrap(sched)
+	if _, err := informerFactory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			if p, ok := obj.(*corev1.Pod); ok {
+				ex.forget(p.Namespace, p.Name)
+			}
+		},
+	}); err != nil {
 		return nil, err
 	}
 	broadcaster.StartRecordingToSink(ctx.Done())

@@ -39,7 +39,7 @@ func NewCommand() *cobra.Command {
 	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(fs)
 	root.PersistentFlags().AddGoFlag(fs.Lookup("v"))
-	root.AddCommand(newUpCommand(), newNodeCommand(), newVersionCommand())
+	root.AddCommand(newUpCommand(), newNodeCommand(), newExperimentCommand(), newExplainCommand(), newVersionCommand())
 	return root
 }
 

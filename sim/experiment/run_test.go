@@ -1,0 +1,254 @@
+package experiment
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func upstreamDir(t *testing.T) string {
+	t.Helper()
+	dir, err := SchedulerPerfDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestRunUpstreamWorkload runs scheduler_perf's SchedulingBasic/5Nodes,
+// from its own file, and checks what a user reads: every pod scheduled
+// and Running on the simulated nodes, the data items perf-dash reads,
+// summary.md and plots that decode.
+func TestRunUpstreamWorkload(t *testing.T) {
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Options{
+		File:   filepath.Join(upstreamDir(t), "misc", "performance-config.yaml"),
+		Filter: "^SchedulingBasic$/^5Nodes$",
+		OutDir: out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Workloads) != 1 {
+		t.Fatalf("%d workloads ran, want 1", len(res.Workloads))
+	}
+	w := res.Workloads[0]
+	if w.Err != nil || len(w.ThresholdFailures) > 0 {
+		t.Fatalf("workload failed: %v %v", w.Err, w.ThresholdFailures)
+	}
+	if res.Topic != "misc" {
+		t.Errorf("topic %q, want misc (the file's directory)", res.Topic)
+	}
+	// 5 initial and 10 measured pods on 5 nodes.
+	if w.Nodes != 5 || w.Pods != 15 {
+		t.Errorf("%d nodes and %d pods, want 5 and 15", w.Nodes, w.Pods)
+	}
+	if len(w.SchedulingLatency) != 10 {
+		t.Errorf("%d measured pods with a scheduling latency, want 10", len(w.SchedulingLatency))
+	}
+	// The nodes run their pods: all 15 reach Running.
+	deadline := len(w.StartupLatency)
+	if deadline != 10 {
+		t.Errorf("%d measured pods seen Running, want 10", deadline)
+	}
+	if w.Attempts["scheduled"] != 15 {
+		t.Errorf("scheduled attempts %v, want 15", w.Attempts["scheduled"])
+	}
+	var cpu *Utilisation
+	for i := range w.Utilisation {
+		if w.Utilisation[i].Resource == "cpu" {
+			cpu = &w.Utilisation[i]
+		}
+	}
+	// 15 pods of 100m on 5 nodes of 4 CPUs.
+	if cpu == nil || cpu.Requested != 1.5 || cpu.Allocatable != 20 {
+		t.Errorf("cpu utilisation %+v, want 1.5 of 20", cpu)
+	}
+
+	var items DataItems
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &items); err != nil {
+		t.Fatal(err)
+	}
+	metrics := map[string]bool{}
+	for _, it := range items.DataItems {
+		metrics[it.Labels["Metric"]] = true
+		if it.Labels["Name"] == "" {
+			t.Errorf("data item without a Name: %+v", it)
+		}
+	}
+	for _, m := range []string{"SchedulingThroughput", "scheduler_scheduling_attempt_duration_seconds",
+		"scheduler_framework_extension_point_duration_seconds",
+		"kubesim_pod_scheduling_latency", "kubesim_pod_startup_latency", "apiserver_request_duration_seconds"} {
+		if !metrics[m] {
+			t.Errorf("results.json has no %s item; it has %v", m, metrics)
+		}
+	}
+	sum, err := os.ReadFile(filepath.Join(out, "summary.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(sum), "## SchedulingBasic/5Nodes") {
+		t.Errorf("summary.md has no section for the workload:\n%s", sum)
+	}
+	for _, k := range plotKinds {
+		for _, ext := range []string{"png", "svg"} {
+			path := filepath.Join(out, "SchedulingBasic_5Nodes-"+k.file+"."+ext)
+			f, err := os.Open(path)
+			if err != nil {
+				t.Error(err)
+				continue
+			}
+			if ext == "png" {
+				if _, err := png.Decode(f); err != nil {
+					t.Errorf("%s: %v", path, err)
+				}
+			}
+			f.Close()
+		}
+	}
+}
+
+// TestUnschedulableReasons: a pod that asks for more CPU than any node
+// has is left unschedulable, counted under the reason the scheduler gave
+// it, with the node counts of its FailedScheduling event.
+func TestUnschedulableReasons(t *testing.T) {
+	path := writeFiles(t, map[string]string{
+		"performance-config.yaml": `- name: Unschedulable
+  workloadTemplate:
+  - opcode: createNodes
+    count: 3
+  - opcode: startCollectingMetrics
+    name: unsched
+    namespaces: [big]
+  - opcode: createPods
+    count: 1
+    namespace: big
+    podTemplatePath: big.yaml
+    skipWaitToCompletion: true
+  - opcode: barrier
+    stageRequirement: Attempted
+  - opcode: stopCollectingMetrics
+  workloads:
+  - name: 3Nodes
+`,
+		"big.yaml": strings.Replace(goodPod, "    name: pause\n", "    name: pause\n    resources:\n      requests:\n        cpu: \"100\"\n", 1),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Options{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := res.Workloads[0]
+	if w.Err != nil {
+		t.Fatal(w.Err)
+	}
+	if len(w.Unschedulable) != 1 {
+		t.Fatalf("unschedulable reasons %v, want one", w.Unschedulable)
+	}
+	for reason, n := range w.Unschedulable {
+		if n != 1 || !strings.HasPrefix(reason, "0/3 nodes are available: 3 Insufficient cpu.") {
+			t.Errorf("%d pods unschedulable because %q, want 1 because of 3 nodes' insufficient cpu", n, reason)
+		}
+	}
+	// The scheduler's explanation of the pod: the reason's node counts,
+	// per plugin, as its FailedScheduling message has them.
+	var explained bool
+	for _, ex := range w.Explanations {
+		if ex.Namespace != "big" {
+			continue
+		}
+		a := ex.Attempts[len(ex.Attempts)-1]
+		if w.Unschedulable[a.Message] != 1 {
+			t.Errorf("the explanation's message %q is not the pod's condition's (%v)", a.Message, w.Unschedulable)
+		}
+		if len(a.Rejections) != 1 || a.Rejections[0].Plugin != "NodeResourcesFit" || a.Rejections[0].Reason != "Insufficient cpu" || a.Rejections[0].Nodes != 3 {
+			t.Errorf("rejections %+v, want NodeResourcesFit: Insufficient cpu: 3 nodes", a.Rejections)
+		}
+		explained = true
+	}
+	if !explained {
+		t.Errorf("no explanation of the unschedulable pod among %d", len(w.Explanations))
+	}
+	if w.Attempts["unschedulable"] < 1 {
+		t.Errorf("unschedulable attempts %v", w.Attempts)
+	}
+}
+
+// TestCompare runs a workload under two scheduler configurations and
+// reports each figure's spread and the medians' ratio.
+func TestCompare(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func(name string, pct int) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(fmt.Sprintf("apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\npercentageOfNodesToScore: %d\n", pct)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b := cfg("all.yaml", 100), cfg("half.yaml", 50)
+	out := filepath.Join(dir, "out")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, err := Compare(ctx, Options{File: filepath.Join(upstreamDir(t), "misc", "performance-config.yaml"), Filter: "^SchedulingBasic$/^5Nodes$", OutDir: out}, []string{a, b}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Runs) != 2 || len(c.Runs[0]) != 2 || len(c.Runs[1]) != 2 {
+		t.Fatalf("runs %v, want 2 of each", c.Runs)
+	}
+	md, err := os.ReadFile(filepath.Join(out, "compare.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"A = `" + a + "`", "B = `" + b + "`", "## SchedulingBasic/5Nodes", "| scheduling latency p99 |", "B / A (medians)"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("compare.md lacks %q:\n%s", want, md)
+		}
+	}
+	for _, sub := range []string{"all-1", "all-2", "half-1", "half-2"} {
+		if _, err := os.Stat(filepath.Join(out, sub, "results.json")); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestExtensions runs kubesim's extensions of the format: a node pool
+// with a lifecycle profile, a Deployment and a Job from templates, pods
+// that run for a while, a time scale.
+func TestExtensions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Options{File: filepath.Join("..", "..", "testdata", "experiments", "mixed-workloads.yaml"), Filter: "/^20Nodes$"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := res.Workloads[0]
+	if w.Err != nil {
+		t.Fatal(w.Err)
+	}
+	last := w.Phases[len(w.Phases)-1]
+	if last.Running < 50 || last.Finished < 20 || w.Nodes != 20 {
+		t.Errorf("at the end %+v on %d nodes, want the Deployment's 50 pods Running and the Job's 20 done on 20 nodes", last, w.Nodes)
+	}
+	// The profile's image pull and start (3 s, 0.3 s at time scale 10)
+	// come before Running.
+	if len(w.StartupLatency) < 70 {
+		t.Fatalf("%d pods with a startup latency, want 70", len(w.StartupLatency))
+	}
+	if min := percentile(w.StartupLatency, 0); min < 300*time.Millisecond {
+		t.Errorf("fastest startup %s, want at least the profile's 300 ms", min)
+	}
+}

@@ -1,0 +1,219 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+)
+
+// ExplainPath is where the API server serves the scheduler's
+// explanations: GET ExplainPath + "namespaces/NS/pods/NAME" (kubesim
+// explain pod). Reading it takes the nonResourceURLs permission of that
+// path, as /metrics does.
+const ExplainPath = "/kubesim/v1/explain/"
+
+// Explanation is why the genuine scheduler placed a pod where it did, or
+// why it could not, attempt by attempt: recorded from the scheduler's own
+// results (its ScheduleResult and FitError diagnosis) in the process, not
+// in annotations, so that its size does not grow with the nodes.
+type Explanation struct {
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	UID       types.UID `json:"uid"`
+	Attempts  []Attempt `json:"attempts"`
+}
+
+// Attempt is one scheduling attempt.
+type Attempt struct {
+	// Time is when the attempt started and Duration how long the
+	// scheduling algorithm took.
+	Time     time.Time     `json:"time"`
+	Duration time.Duration `json:"duration"`
+	// Result is scheduled, unschedulable or error.
+	Result string `json:"result"`
+	// Node is the chosen node; EvaluatedNodes and FeasibleNodes the
+	// nodes filtered and the nodes that passed.
+	Node           string `json:"node,omitempty"`
+	EvaluatedNodes int    `json:"evaluatedNodes,omitempty"`
+	FeasibleNodes  int    `json:"feasibleNodes,omitempty"`
+	// AllNodes is how many nodes the scheduler knew.
+	AllNodes int `json:"allNodes,omitempty"`
+	// Message is the FailedScheduling event's message.
+	Message string `json:"message,omitempty"`
+	// Rejections are the nodes each plugin rejected, by reason, as the
+	// FailedScheduling message counts them.
+	Rejections []Rejection `json:"rejections,omitempty"`
+	// PreFilter and PostFilter are those plugins' messages (preemption's
+	// among them).
+	PreFilter  string `json:"preFilter,omitempty"`
+	PostFilter string `json:"postFilter,omitempty"`
+}
+
+// Rejection counts the nodes a plugin rejected for one reason.
+type Rejection struct {
+	Plugin string `json:"plugin"`
+	Reason string `json:"reason"`
+	Nodes  int    `json:"nodes"`
+}
+
+// explainer keeps the explanations of the pods the scheduler tried.
+type explainer struct {
+	mu   sync.Mutex
+	pods map[string]*Explanation
+	// maxAttempts bounds the attempts kept per pod: the first and the
+	// latest ones.
+	maxAttempts int
+	// started holds the start of a failed attempt until the failure
+	// handler records it, by pod UID.
+	started sync.Map
+}
+
+func newExplainer() *explainer {
+	return &explainer{pods: map[string]*Explanation{}, maxAttempts: 20}
+}
+
+func (e *explainer) add(pod *corev1.Pod, a Attempt) {
+	key := pod.Namespace + "/" + pod.Name
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ex := e.pods[key]
+	if ex == nil || ex.UID != pod.UID {
+		ex = &Explanation{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}
+		e.pods[key] = ex
+	}
+	if len(ex.Attempts) >= e.maxAttempts {
+		// Keep the first attempt and the latest ones.
+		ex.Attempts = append(ex.Attempts[:1], ex.Attempts[2:]...)
+	}
+	ex.Attempts = append(ex.Attempts, a)
+}
+
+// forget drops a deleted pod's explanation.
+func (e *explainer) forget(namespace, name string) {
+	e.mu.Lock()
+	delete(e.pods, namespace+"/"+name)
+	e.mu.Unlock()
+}
+
+func (e *explainer) get(namespace, name string) (*Explanation, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ex, ok := e.pods[namespace+"/"+name]
+	if !ok {
+		return nil, false
+	}
+	c := *ex
+	c.Attempts = append([]Attempt(nil), ex.Attempts...)
+	return &c, true
+}
+
+// wrap records each attempt of sched: its result from SchedulePod, its
+// diagnosis from FailureHandler (where PostFilter's message is known).
+func (e *explainer) wrap(sched *scheduler.Scheduler) {
+	schedulePod := sched.SchedulePod
+	sched.SchedulePod = func(ctx context.Context, f framework.Framework, state fwk.CycleState, podInfo *framework.QueuedPodInfo) (scheduler.ScheduleResult, error) {
+		start := time.Now()
+		r, err := schedulePod(ctx, f, state, podInfo)
+		if err == nil {
+			e.add(podInfo.Pod, Attempt{Time: start, Duration: time.Since(start), Result: "scheduled", Node: r.SuggestedHost,
+				EvaluatedNodes: r.EvaluatedNodes, FeasibleNodes: r.FeasibleNodes})
+		} else {
+			// Recorded by the failure handler, which knows PostFilter's
+			// result, with this start.
+			e.started.Store(podInfo.Pod.UID, attemptTimes{start, time.Since(start)})
+		}
+		return r, err
+	}
+	failure := sched.FailureHandler
+	sched.FailureHandler = func(ctx context.Context, f framework.Framework, podInfo *framework.QueuedPodInfo, status *fwk.Status, nominating *fwk.NominatingInfo, start time.Time) {
+		a := Attempt{Time: start, Result: "error", Message: status.Message()}
+		if v, ok := e.started.LoadAndDelete(podInfo.Pod.UID); ok {
+			t := v.(attemptTimes)
+			a.Time, a.Duration = t.start, t.d
+		}
+		var fitErr *framework.FitError
+		if status.IsRejected() {
+			a.Result = "unschedulable"
+		}
+		if errors.As(status.AsError(), &fitErr) {
+			a.Result = "unschedulable"
+			a.Message = fitErr.Error()
+			a.AllNodes = fitErr.NumAllNodes
+			a.PreFilter = fitErr.Diagnosis.PreFilterMsg
+			a.PostFilter = fitErr.Diagnosis.PostFilterMsg
+			a.Rejections = rejections(fitErr)
+		}
+		e.add(podInfo.Pod, a)
+		failure(ctx, f, podInfo, status, nominating, start)
+	}
+}
+
+type attemptTimes struct {
+	start time.Time
+	d     time.Duration
+}
+
+// rejections counts, per plugin and reason, the nodes rejected, as
+// FitError.Error counts reasons for the FailedScheduling message.
+func rejections(f *framework.FitError) []Rejection {
+	type key struct{ plugin, reason string }
+	counts := map[key]int{}
+	if f.Diagnosis.PreFilterMsg == "" {
+		f.Diagnosis.NodeToStatus.ForEachExplicitNode(func(_ string, s *fwk.Status) {
+			for _, r := range s.Reasons() {
+				counts[key{s.Plugin(), r}]++
+			}
+		})
+		if absent := f.NumAllNodes - f.Diagnosis.NodeToStatus.Len(); absent > 0 {
+			s := f.Diagnosis.NodeToStatus.AbsentNodesStatus()
+			for _, r := range s.Reasons() {
+				counts[key{s.Plugin(), r}] += absent
+			}
+		}
+	} else {
+		for p := range f.Diagnosis.UnschedulablePlugins {
+			counts[key{p, f.Diagnosis.PreFilterMsg}] = f.NumAllNodes
+		}
+	}
+	out := make([]Rejection, 0, len(counts))
+	for k, n := range counts {
+		out = append(out, Rejection{Plugin: k.plugin, Reason: k.reason, Nodes: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Nodes != out[j].Nodes {
+			return out[i].Nodes > out[j].Nodes
+		}
+		if out[i].Plugin != out[j].Plugin {
+			return out[i].Plugin < out[j].Plugin
+		}
+		return out[i].Reason < out[j].Reason
+	})
+	return out
+}
+
+// ServeHTTP serves GET ExplainPath + "namespaces/NS/pods/NAME".
+func (e *explainer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, ExplainPath), "/")
+	if r.Method != http.MethodGet || len(parts) != 4 || parts[0] != "namespaces" || parts[2] != "pods" {
+		http.Error(w, "not found: GET "+ExplainPath+"namespaces/NS/pods/NAME", http.StatusNotFound)
+		return
+	}
+	ex, ok := e.get(parts[1], parts[3])
+	if !ok {
+		http.Error(w, "the scheduler has not tried pod "+parts[1]+"/"+parts[3], http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(ex)
+}
