@@ -24,7 +24,7 @@ export KUBESIM_IMAGES ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kubesim/images
 REALNODE_PACKAGES := containerd runc iptables conntrack containernetworking-plugins busybox-static iproute2 util-linux gcc \
   bind9-dnsutils curl netcat-openbsd socat bash
 
-.PHONY: all build kubectl-pin run realnode-deps images bench-compare e2e-upstream test deps vet unit conformance operator conformance-reference reference-peer bench bench-scale clean
+.PHONY: all build kubectl-pin run realnode-deps images bench-compare e2e-upstream test deps vet unit conformance operator conformance-reference reference-peer bench bench-scale bench-scheduler clean
 
 all: build
 
@@ -122,6 +122,13 @@ bench: build reference-peer
 	KUBESIM_BIN=$(abspath $(BIN)) $(GO) run ./hack/bench -out BENCHMARKS.md
 
 ## bench-scale: 5,000 simulated nodes and 150,000 pods in one process (slow: not part of make test).
+# scheduler_perf's workloads through upstream scheduler_perf (its
+# integration kube-apiserver and the reference's etcd) and through
+# kubesim experiments, side by side, into BENCHMARKS.md. Slow: about 30 min.
+bench-scheduler: reference-peer
+	$(GO) test -c -o $(dir $(KUBESIM_IMAGES))scheduler-perf.test ./hack/bench-scheduler/upstream
+	$(GO) run ./hack/bench-scheduler -upstream-bin $(dir $(KUBESIM_IMAGES))scheduler-perf.test -out BENCHMARKS.md $(BENCH_SCHEDULER_ARGS)
+
 bench-scale:
 	$(GO) run ./hack/bench-scale $(BENCH_SCALE_ARGS)
 

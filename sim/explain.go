@@ -47,6 +47,10 @@ type Attempt struct {
 	Node           string `json:"node,omitempty"`
 	EvaluatedNodes int    `json:"evaluatedNodes,omitempty"`
 	FeasibleNodes  int    `json:"feasibleNodes,omitempty"`
+	// TopScores are the best-scored nodes (at most five), their total
+	// and each Score plugin's normalized, weighted score; none when a
+	// single node was feasible (the scheduler does not score then).
+	TopScores []NodeScore `json:"topScores,omitempty"`
 	// AllNodes is how many nodes the scheduler knew.
 	AllNodes int `json:"allNodes,omitempty"`
 	// Message is the FailedScheduling event's message.
@@ -58,6 +62,59 @@ type Attempt struct {
 	// among them).
 	PreFilter  string `json:"preFilter,omitempty"`
 	PostFilter string `json:"postFilter,omitempty"`
+}
+
+// NodeScore is a node's score in an attempt.
+type NodeScore struct {
+	Node    string        `json:"node"`
+	Total   int64         `json:"total"`
+	Plugins []PluginScore `json:"plugins"`
+}
+
+// PluginScore is one Score plugin's normalized, weighted score.
+type PluginScore struct {
+	Plugin string `json:"plugin"`
+	Score  int64  `json:"score"`
+}
+
+// topScores keeps a pod's best-scored nodes.
+const topScores = 5
+
+// scoreCapture passes the scheduling algorithm a framework that keeps the
+// best scores of its Score plugins.
+type scoreCapture struct {
+	framework.Framework
+	top []NodeScore
+}
+
+func (s *scoreCapture) RunScorePlugins(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) ([]fwk.NodePluginScores, *fwk.Status) {
+	scores, status := s.Framework.RunScorePlugins(ctx, state, pod, nodes)
+	// The best few, by a partial selection: scoring covers hundreds of
+	// nodes at 5,000.
+	best := make([]int, 0, topScores+1)
+	for i := range scores {
+		j := len(best)
+		for j > 0 && scores[best[j-1]].TotalScore < scores[i].TotalScore {
+			j--
+		}
+		if j < topScores {
+			best = append(best, 0)
+			copy(best[j+1:], best[j:])
+			best[j] = i
+			if len(best) > topScores {
+				best = best[:topScores]
+			}
+		}
+	}
+	s.top = s.top[:0]
+	for _, i := range best {
+		ns := NodeScore{Node: scores[i].Name, Total: scores[i].TotalScore}
+		for _, ps := range scores[i].Scores {
+			ns.Plugins = append(ns.Plugins, PluginScore{Plugin: ps.Name, Score: ps.Score})
+		}
+		s.top = append(s.top, ns)
+	}
+	return scores, status
 }
 
 // Rejection counts the nodes a plugin rejected for one reason.
@@ -124,10 +181,11 @@ func (e *explainer) wrap(sched *scheduler.Scheduler) {
 	schedulePod := sched.SchedulePod
 	sched.SchedulePod = func(ctx context.Context, f framework.Framework, state fwk.CycleState, podInfo *framework.QueuedPodInfo) (scheduler.ScheduleResult, error) {
 		start := time.Now()
-		r, err := schedulePod(ctx, f, state, podInfo)
+		capture := &scoreCapture{Framework: f}
+		r, err := schedulePod(ctx, capture, state, podInfo)
 		if err == nil {
 			e.add(podInfo.Pod, Attempt{Time: start, Duration: time.Since(start), Result: "scheduled", Node: r.SuggestedHost,
-				EvaluatedNodes: r.EvaluatedNodes, FeasibleNodes: r.FeasibleNodes})
+				EvaluatedNodes: r.EvaluatedNodes, FeasibleNodes: r.FeasibleNodes, TopScores: capture.top})
 		} else {
 			// Recorded by the failure handler, which knows PostFilter's
 			// result, with this start.

@@ -128,6 +128,29 @@ func TestExplain(t *testing.T) {
 	if last.Result != "scheduled" || last.Node != bound.Spec.NodeName || last.FeasibleNodes != 3 {
 		t.Errorf("last attempt %+v, want scheduled on %s with 3 feasible nodes", last, bound.Spec.NodeName)
 	}
+	// Its scores: the chosen node among the best, each with the default
+	// profile's Score plugins.
+	if len(last.TopScores) != 3 {
+		t.Errorf("top scores %+v, want the 3 feasible nodes", last.TopScores)
+	} else {
+		found := false
+		for i, s := range last.TopScores {
+			found = found || s.Node == last.Node
+			if i > 0 && s.Total > last.TopScores[i-1].Total {
+				t.Errorf("top scores not in order: %+v", last.TopScores)
+			}
+			plugins := map[string]bool{}
+			for _, p := range s.Plugins {
+				plugins[p.Plugin] = true
+			}
+			if !plugins["NodeResourcesFit"] || !plugins["TaintToleration"] {
+				t.Errorf("scores of %s by %v, want the default profile's Score plugins", s.Node, plugins)
+			}
+		}
+		if !found || last.TopScores[0].Total < last.TopScores[len(last.TopScores)-1].Total {
+			t.Errorf("chosen node %s not among the top scores %+v", last.Node, last.TopScores)
+		}
+	}
 	if _, err := cs.CoreV1().RESTClient().Get().AbsPath(ExplainPath, "namespaces", "default", "pods", "nope").DoRaw(ctx); err == nil {
 		t.Error("explanation of a pod never tried: no error")
 	}

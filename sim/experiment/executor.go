@@ -26,7 +26,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -72,7 +71,13 @@ type executor struct {
 }
 
 func newExecutor(ctx context.Context, o Options, p *plan, tmpls *templates, cluster *sim.Cluster, wr *WorkloadResult) (*executor, error) {
-	cfg := rest.CopyConfig(cluster.RESTConfig())
+	// The experiment is a client in kubesim's process: it calls the API
+	// server's handler directly, as the scheduler and controllers do,
+	// with the cluster admin's identity.
+	cfg, err := cluster.API.InProcessRESTConfig("kubesim-experiment", "system:masters")
+	if err != nil {
+		return nil, err
+	}
 	cfg.QPS, cfg.Burst = 5000, 5000
 	cfg.UserAgent = "kubesim-experiment"
 	client, err := kubernetes.NewForConfig(cfg)
@@ -134,7 +139,9 @@ func (e *executor) goBackground(fn func(ctx context.Context) error) {
 }
 
 func (e *executor) runOp(ctx context.Context, i int, op Op) error {
-	opIndex := e.p.opIndex[i]
+	// Names (namespace-N, node-N-) use the index in the unrolled ops, as
+	// scheduler_perf's do.
+	opIndex := i
 	switch o := op.(type) {
 	case *createNodesOp:
 		return e.createNodes(ctx, opIndex, o)

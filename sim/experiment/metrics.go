@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/component-base/metrics/testutil"
@@ -342,6 +343,9 @@ func (e *executor) stopCollecting() {
 	items = append(items, histogramItems(e.p.tc.MetricsCollectorConfig, labels0)...)
 	items = append(items, memoryItems(labels0, c.heap, end.Sub(c.start))...)
 	items = append(items, DataItem{Labels: with(labels0, "Metric", "SchedulingDuration"), Data: map[string]float64{"Duration": end.Sub(c.start).Seconds()}, Unit: "s"})
+	// The measured pods' startup latency needs them Running: scheduling
+	// is done, their kubelets may still be starting them.
+	e.waitStarted(c.namespaces, labels.SelectorFromSet(c.selector))
 	sched, startup := e.tracker.latencies(e.pods.GetIndexer(), c.namespaces, labels.SelectorFromSet(c.selector), time.Time{})
 	items = append(items, latencyItem(with(labels0, "Metric", "kubesim_pod_scheduling_latency"), sched))
 	items = append(items, latencyItem(with(labels0, "Metric", "kubesim_pod_startup_latency"), startup))
@@ -353,6 +357,31 @@ func (e *executor) stopCollecting() {
 	}
 	e.wr.DataItems = append(e.wr.DataItems, items...)
 }
+
+// waitStarted waits, at most startWait, until no bound pod of the
+// namespaces is Pending.
+func (e *executor) waitStarted(namespaces sets.Set[string], sel labels.Selector) {
+	ctx, cancel := context.WithTimeout(e.bgCtx, startWait)
+	defer cancel()
+	_ = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+		for ns := range namespaces {
+			pods, err := e.podLister.Pods(ns).List(sel)
+			if err != nil {
+				return false, err
+			}
+			for _, p := range pods {
+				if p.Spec.NodeName != "" && p.Status.Phase == corev1.PodPending {
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	})
+}
+
+// startWait bounds waitStarted: pods whose kubelet never starts them
+// (a profile that fails them) are left out of the startup latency.
+const startWait = 2 * time.Minute
 
 func with(m map[string]string, k, v string) map[string]string {
 	out := maps.Clone(m)

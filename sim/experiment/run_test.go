@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,7 +70,7 @@ func TestRunUpstreamWorkload(t *testing.T) {
 		}
 	}
 	// 15 pods of 100m on 5 nodes of 4 CPUs.
-	if cpu == nil || cpu.Requested != 1.5 || cpu.Allocatable != 20 {
+	if cpu == nil || math.Abs(cpu.Requested-1.5) > 1e-9 || math.Abs(cpu.Allocatable-20) > 1e-9 {
 		t.Errorf("cpu utilisation %+v, want 1.5 of 20", cpu)
 	}
 

@@ -92,6 +92,19 @@ func printExplanation(w io.Writer, ex *sim.Explanation) {
 			}
 			tw.Flush()
 		}
+		if len(a.TopScores) > 0 {
+			fmt.Fprintln(w, "  Best-scored nodes (normalized, weighted plugin scores):")
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "    NODE\tTOTAL\tPLUGINS")
+			for _, s := range a.TopScores {
+				var ps []string
+				for _, p := range s.Plugins {
+					ps = append(ps, fmt.Sprintf("%s=%d", p.Plugin, p.Score))
+				}
+				fmt.Fprintf(tw, "    %s\t%d\t%s\n", s.Node, s.Total, strings.Join(ps, " "))
+			}
+			tw.Flush()
+		}
 		if a.PreFilter != "" {
 			fmt.Fprintf(w, "  PreFilter: %s\n", a.PreFilter)
 		}
