@@ -126,7 +126,7 @@ bench: build reference-peer
 # integration kube-apiserver and the reference's etcd) and through
 # kubesim experiments, side by side, into BENCHMARKS.md. Slow: about 30 min.
 bench-scheduler: reference-peer
-	$(GO) test -c -o $(dir $(KUBESIM_IMAGES))scheduler-perf.test ./hack/bench-scheduler/upstream
+	$(GO) test -tags schedulerperf -c -o $(dir $(KUBESIM_IMAGES))scheduler-perf.test ./hack/bench-scheduler/upstream
 	$(GO) run ./hack/bench-scheduler -upstream-bin $(dir $(KUBESIM_IMAGES))scheduler-perf.test -out BENCHMARKS.md $(BENCH_SCHEDULER_ARGS)
 
 bench-scale:

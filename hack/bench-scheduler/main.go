@@ -38,6 +38,7 @@ type workload struct {
 var workloads = []workload{
 	{"misc/performance-config.yaml", "^SchedulingBasic$/^500Nodes$"},
 	{"misc/performance-config.yaml", "^SchedulingBasic$/^5000Nodes_10000Pods$"},
+	{"misc/performance-config.yaml", "^SchedulingBasic$/^5000Nodes_50000Pods$"},
 	{"affinity/performance-config.yaml", "^SchedulingNodeAffinity$/^500Nodes$"},
 	{"affinity/performance-config.yaml", "^SchedulingNodeAffinity$/^5000Nodes_10000Pods$"},
 	{"affinity/performance-config.yaml", "^SchedulingPodAntiAffinity$/^500Nodes$"},

@@ -259,3 +259,31 @@ func TestFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestThroughputItem: the average and nearest-rank percentiles of the
+// per-second samples, as scheduler_perf's throughputCollector.
+func TestThroughputItem(t *testing.T) {
+	for _, tc := range []struct {
+		samples []float64
+		want    map[string]float64
+	}{
+		{nil, nil},
+		{[]float64{100}, map[string]float64{"Average": 100, "Perc50": 100, "Perc90": 100, "Perc95": 100, "Perc99": 100}},
+		{[]float64{400, 100, 300, 200}, map[string]float64{"Average": 250, "Perc50": 200, "Perc90": 400, "Perc95": 400, "Perc99": 400}},
+		{[]float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, map[string]float64{"Average": 5.5, "Perc50": 5, "Perc90": 9, "Perc95": 10, "Perc99": 10}},
+	} {
+		item := throughputItem(map[string]string{"Name": "n"}, tc.samples)
+		if len(item.Data) != len(tc.want) {
+			t.Errorf("%v: data %v, want %v", tc.samples, item.Data, tc.want)
+			continue
+		}
+		for k, v := range tc.want {
+			if item.Data[k] != v {
+				t.Errorf("%v: %s %v, want %v", tc.samples, k, item.Data[k], v)
+			}
+		}
+		if tc.want != nil && (item.Labels["Metric"] != "SchedulingThroughput" || item.Unit != "pods/s") {
+			t.Errorf("%v: labels %v unit %q", tc.samples, item.Labels, item.Unit)
+		}
+	}
+}

@@ -338,7 +338,9 @@ func (e *executor) stopCollecting() {
 	c.cancel()
 	<-c.done
 	_ = e.pods.RemoveEventHandler(c.handle)
-	labels0 := map[string]string{"Name": e.p.name + "/" + c.name}
+	// scheduler_perf's Name: its benchmark's sub-test name and the
+	// collection's (the namespace of a createPods op).
+	labels0 := map[string]string{"Name": dataItemName(e.p.name) + "/" + c.name}
 	items := []DataItem{throughputItem(labels0, c.throughputs)}
 	items = append(items, histogramItems(e.p.tc.MetricsCollectorConfig, labels0)...)
 	items = append(items, memoryItems(labels0, c.heap, end.Sub(c.start))...)
@@ -383,6 +385,10 @@ func (e *executor) waitStarted(namespaces sets.Set[string], sel labels.Selector)
 // (a profile that fails them) are left out of the startup latency.
 const startWait = 2 * time.Minute
 
+// dataItemName is a workload's name in data items, as scheduler_perf's
+// benchmark names it.
+func dataItemName(workload string) string { return "BenchmarkPerfScheduling/" + workload }
+
 func with(m map[string]string, k, v string) map[string]string {
 	out := maps.Clone(m)
 	out[k] = v
@@ -392,10 +398,12 @@ func with(m map[string]string, k, v string) map[string]string {
 // throughputItem is scheduler_perf's SchedulingThroughput: the average and
 // nearest-rank percentiles of the per-second samples.
 func throughputItem(l map[string]string, samples []float64) DataItem {
-	item := DataItem{Labels: with(l, "Metric", "SchedulingThroughput"), Unit: "pods/s"}
 	if len(samples) == 0 {
-		return item
+		// As scheduler_perf's: no samples (every pod scheduled within a
+		// second), no Metric label and no data.
+		return DataItem{Labels: maps.Clone(l)}
 	}
+	item := DataItem{Labels: with(l, "Metric", "SchedulingThroughput"), Unit: "pods/s"}
 	s := append([]float64(nil), samples...)
 	sort.Float64s(s)
 	sum := 0.0
@@ -670,7 +678,7 @@ func (e *executor) recordState(context.Context) {
 		}
 		wr.Utilisation = append(wr.Utilisation, u)
 		if u.Allocatable > 0 {
-			wr.DataItems = append(wr.DataItems, DataItem{Unit: "%", Labels: map[string]string{"Name": e.p.name, "Metric": "kubesim_utilisation", "resource": u.Resource},
+			wr.DataItems = append(wr.DataItems, DataItem{Unit: "%", Labels: map[string]string{"Name": dataItemName(e.p.name), "Metric": "kubesim_utilisation", "resource": u.Resource},
 				Data: map[string]float64{"Requested": u.Requested, "Allocatable": u.Allocatable, "Ratio": 100 * u.Requested / u.Allocatable}})
 		}
 	}
@@ -686,7 +694,7 @@ func (e *executor) recordState(context.Context) {
 	wr.Explanations = e.explanations(pods)
 	wr.APILatency = apiLatency()
 	for _, a := range wr.APILatency {
-		wr.DataItems = append(wr.DataItems, DataItem{Unit: "ms", Labels: map[string]string{"Name": e.p.name, "Metric": "apiserver_request_duration_seconds", "verb": a.Verb},
+		wr.DataItems = append(wr.DataItems, DataItem{Unit: "ms", Labels: map[string]string{"Name": dataItemName(e.p.name), "Metric": "apiserver_request_duration_seconds", "verb": a.Verb},
 			Data: map[string]float64{"Perc50": float64(a.P50.Microseconds()) / 1000, "Perc99": float64(a.P99.Microseconds()) / 1000, "Count": float64(a.Count)}})
 	}
 }

@@ -89,7 +89,17 @@ func TestRunUpstreamWorkload(t *testing.T) {
 			t.Errorf("data item without a Name: %+v", it)
 		}
 	}
-	for _, m := range []string{"SchedulingThroughput", "scheduler_scheduling_attempt_duration_seconds",
+	// 10 pods scheduled within a second give no throughput sample: as
+	// scheduler_perf's, the item is there with its Name and no Metric.
+	if !metrics["not applicable"] {
+		t.Errorf("no throughput item without samples; items: %v", metrics)
+	}
+	for _, it := range items.DataItems {
+		if it.Labels["Metric"] == "scheduler_scheduling_attempt_duration_seconds" && it.Labels["Name"] != "BenchmarkPerfScheduling/SchedulingBasic/5Nodes/namespace-2" {
+			t.Errorf("Name %q, want scheduler_perf's BenchmarkPerfScheduling/SchedulingBasic/5Nodes/namespace-2", it.Labels["Name"])
+		}
+	}
+	for _, m := range []string{"scheduler_scheduling_attempt_duration_seconds",
 		"scheduler_framework_extension_point_duration_seconds",
 		"kubesim_pod_scheduling_latency", "kubesim_pod_startup_latency", "apiserver_request_duration_seconds"} {
 		if !metrics[m] {

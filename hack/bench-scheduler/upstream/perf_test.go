@@ -1,3 +1,5 @@
+//go:build schedulerperf
+
 package upstream
 
 import (
