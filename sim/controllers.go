@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	cacheddiscovery "k8s.io/client-go/discovery/cached/memory"
@@ -86,6 +87,9 @@ func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, fi
 	// before it collects anything.
 	for _, gr := range unservedResources {
 		s.GarbageCollectorController.GCIgnoredResources = append(s.GarbageCollectorController.GCIgnoredResources, gcconfig.GroupResource{Group: gr.Group, Resource: gr.Resource})
+	}
+	if cfg.NodeMonitorGracePeriod > 0 {
+		s.NodeLifecycleController.NodeMonitorGracePeriod = metav1.Duration{Duration: cfg.NodeMonitorGracePeriod}
 	}
 	s.SAController.RootCAFile = files.CA
 	s.SAController.ServiceAccountKeyFile = files.ServiceAccountKey

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ func newExperimentCommand() *cobra.Command {
 	var o experiment.Options
 	var compare []string
 	var repeat int
+	var cpuProfile string
 	run := &cobra.Command{
 		Use:   "run FILE",
 		Short: "Run the workloads of a scheduler_perf workload file on kubesim and measure them",
@@ -51,6 +53,17 @@ checked before anything starts.`,
 			o.Terminal = term.IsTerminal(int(os.Stderr.Fd()))
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			if len(compare) > 0 {
 				c, err := experiment.Compare(ctx, o, compare, repeat)
 				if err != nil {
@@ -98,6 +111,9 @@ checked before anything starts.`,
 	run.Flags().StringVar(&o.SchedulerConfigFile, "scheduler-config", "", "a KubeSchedulerConfiguration for every workload, instead of the test cases' own")
 	run.Flags().DurationVar(&o.WorkloadTimeout, "timeout", 30*time.Minute, "give up on a workload after this long")
 	run.Flags().StringSliceVar(&compare, "compare", nil, "compare KubeSchedulerConfigurations: --compare A.yaml B.yaml runs the workloads under each, --repeat times, and prints min/median/max of each figure and the ratios")
+	run.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run here; its samples carry each component's label (kubesim.component: kube-apiserver, kube-scheduler, ...)")
+	run.Flags().BoolVar(&o.KubeletHeartbeats, "kubelet-heartbeats", false, "simulated nodes renew their leases every 10 s as kubelets do (default: every minute, with a 5 min node-monitor grace period: 5,000 nodes at kubelet's pace are 500 API writes a second)")
+	run.Flags().IntVar(&o.GCPercent, "gc-percent", 0, "the Go garbage collector's target while the experiment runs (GOGC; 0: 400 unless GOGC is set, -1: the process's own)")
 	run.Flags().IntVar(&repeat, "repeat", 3, "with --compare, how many runs of each configuration")
 	cmd.AddCommand(run)
 	return cmd
