@@ -57,6 +57,9 @@ type executor struct {
 	// scheduler_perf's numPodsScheduledPerNamespace.
 	podsPerNamespace map[string]int
 	nextNode         int
+	// prefixes are the node name prefixes of the pools so far: each pool
+	// needs its own.
+	prefixes map[string]bool
 
 	tracker     *podTracker
 	sampleStart time.Time
@@ -96,6 +99,7 @@ func newExecutor(ctx context.Context, o Options, p *plan, tmpls *templates, clus
 		mapper:           restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery())),
 		podsPerNamespace: map[string]int{},
 		tracker:          newPodTracker(),
+		prefixes:         map[string]bool{},
 	}
 	e.bgCtx, e.bgCancel = context.WithCancel(ctx)
 	e.factory = informers.NewSharedInformerFactory(client, 0)
@@ -219,7 +223,7 @@ func (e *executor) runOp(ctx context.Context, i int, op Op) error {
 // createNodes adds the op's nodes as simulated kubelets and waits for
 // their Nodes.
 func (e *executor) createNodes(ctx context.Context, opIndex int, op *createNodesOp) error {
-	pools, err := nodePools(e.tmpls, op, opIndex, e.nextNode)
+	pools, err := nodePools(e.tmpls, op, opIndex, e.nextNode, e.prefixes)
 	if err != nil {
 		return err
 	}
@@ -548,9 +552,12 @@ func (e *executor) createPodsSteadily(ctx context.Context, ns string, src *podSo
 // waitScheduled waits until want pods of a namespace are scheduled (or,
 // attempted, until they were at least tried), as scheduler_perf's
 // waitUntilPodsScheduledInNamespace; it gives up after 10 minutes, as it.
+// It looks every second, as it: the throughput collector's last sample
+// depends on it (a measurement that ends as soon as the last pod is bound
+// can end before its second sample).
 func (e *executor) waitScheduled(ctx context.Context, ns string, selector map[string]string, want int, attempted bool) error {
 	var pending *corev1.Pod
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 10*time.Minute, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 10*time.Minute, true, func(context.Context) (bool, error) {
 		pods, err := e.podLister.Pods(ns).List(labels.SelectorFromSet(selector))
 		if err != nil {
 			return false, err

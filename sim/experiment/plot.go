@@ -129,6 +129,8 @@ func plotLatencyCDF(w *WorkloadResult) (*plot.Plot, error) {
 // plotPhases: the workload's pods by phase, every second.
 func plotPhases(w *WorkloadResult) (*plot.Plot, error) {
 	p := newPlot(w.Name+": pods by phase", "seconds since the workload's first op", "pods")
+	// Running climbs to the top right: the legend goes left.
+	p.Legend.Left = true
 	series := []struct {
 		name string
 		get  func(PhaseSample) int

@@ -375,7 +375,7 @@ func runWorkload(ctx context.Context, o Options, p *plan, tmpls *templates) *Wor
 			cfg.Nodes = []kubeletsim.NodePool{cp.Pool}
 			first = 1
 		} else if cn, ok := p.ops[0].(*createNodesOp); ok {
-			pools, err := nodePools(tmpls, cn, 0, 0)
+			pools, err := nodePools(tmpls, cn, 0, 0, map[string]bool{})
 			if err != nil {
 				wr.Err = err
 				return wr
@@ -407,6 +407,9 @@ func runWorkload(ctx context.Context, o Options, p *plan, tmpls *templates) *Wor
 		return wr
 	}
 	defer e.stop()
+	for _, pool := range cfg.Nodes {
+		e.prefixes[pool.NamePrefix] = true
+	}
 	if first == 1 {
 		n := 0
 		for _, pool := range cfg.Nodes {
@@ -494,8 +497,11 @@ func setFeatureGates(gates map[string]bool) (func(), error) {
 
 // nodePools turns a createNodes op into simulated node pools: the node
 // template (scheduler_perf's default node without one) rendered for each
-// node, the op's strategy applied, consecutive identical nodes in one pool.
-func nodePools(t *templates, op *createNodesOp, opIndex, firstIndex int) ([]kubeletsim.NodePool, error) {
+// node, the op's strategy applied, identical nodes in one pool. Each pool
+// gets a name prefix of its own (kubeletsim's pools may not share one),
+// recorded in used: scheduler_perf's node names are random, what tells
+// nodes apart is their labels, capacity and taints.
+func nodePools(t *templates, op *createNodesOp, opIndex, firstIndex int, used map[string]bool) ([]kubeletsim.NodePool, error) {
 	base := defaultNode()
 	var ot *objectTemplate
 	static := true
@@ -525,7 +531,7 @@ func nodePools(t *templates, op *createNodesOp, opIndex, firstIndex int) ([]kube
 			s := op.LabelNodePrepareStrategy
 			pool.Labels[s.LabelKey] = s.LabelValues[(firstIndex+i)%len(s.LabelValues)]
 		case op.UniqueNodeLabelStrategy != nil:
-			pool.Labels[op.UniqueNodeLabelStrategy.LabelKey] = fmt.Sprintf("%s-%d", pool.NamePrefix, firstIndex+i)
+			pool.Labels[op.UniqueNodeLabelStrategy.LabelKey] = fmt.Sprintf("%s%d", pool.NamePrefix, firstIndex+i)
 		case op.NodeAllocatableStrategy != nil:
 			for name, v := range op.NodeAllocatableStrategy.NodeAllocatable {
 				q, err := resource.ParseQuantity(v)
@@ -535,11 +541,27 @@ func nodePools(t *templates, op *createNodesOp, opIndex, firstIndex int) ([]kube
 				pool.Allocatable[corev1.ResourceName(name)] = q
 			}
 		}
-		if n := len(pools); n > 0 && samePool(&pools[n-1], &pool) {
-			pools[n-1].Count++
-			continue
+		merged := false
+		for j := range pools {
+			if samePool(&pools[j], &pool) {
+				pools[j].Count++
+				merged = true
+				break
+			}
 		}
-		pools = append(pools, pool)
+		if !merged {
+			pools = append(pools, pool)
+		}
+	}
+	// Own prefixes: the first pool keeps the template's when it is free.
+	for j := range pools {
+		prefix := pools[j].NamePrefix
+		for k := 0; used[prefix]; k++ {
+			prefix = fmt.Sprintf("%s%d-", pools[j].NamePrefix, k)
+		}
+		used[prefix] = true
+		pools[j].NamePrefix = prefix
+		pools[j].Name = strings.TrimSuffix(prefix, "-")
 	}
 	return pools, nil
 }

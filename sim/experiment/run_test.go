@@ -263,3 +263,36 @@ func TestExtensions(t *testing.T) {
 		t.Errorf("fastest startup %s, want at least the profile's 300 ms", min)
 	}
 }
+
+// TestNodePools: a label strategy's round robin makes one pool per value,
+// each with a name prefix of its own, also across ops.
+func TestNodePools(t *testing.T) {
+	used := map[string]bool{}
+	op := &createNodesOp{Count: 7, LabelNodePrepareStrategy: &labelNodePrepareStrategy{LabelKey: "zone", LabelValues: []string{"a", "b", "c"}}}
+	pools, err := nodePools(newTemplates(t.TempDir()), op, 0, 0, used)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	prefixes := map[string]bool{}
+	for _, p := range pools {
+		counts[p.Labels["zone"]] += p.Count
+		if prefixes[p.NamePrefix] {
+			t.Errorf("prefix %q used twice", p.NamePrefix)
+		}
+		prefixes[p.NamePrefix] = true
+		if p.Capacity.Cpu().String() != "4" || p.Allocatable.Memory().String() != "32Gi" {
+			t.Errorf("pool %+v: want scheduler_perf's default node (4 CPUs, 32Gi)", p)
+		}
+	}
+	if len(pools) != 3 || counts["a"] != 3 || counts["b"] != 2 || counts["c"] != 2 {
+		t.Errorf("pools %+v: want 3, with 3, 2 and 2 nodes", pools)
+	}
+	more, err := nodePools(newTemplates(t.TempDir()), &createNodesOp{Count: 2}, 0, 7, used)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(more) != 1 || prefixes[more[0].NamePrefix] {
+		t.Errorf("second op's pools %+v reuse a prefix of %v", more, prefixes)
+	}
+}
