@@ -584,6 +584,21 @@ func (p *params) templateParams(in map[string]any) (map[string]any, error) {
 	return out, nil
 }
 
+// countAndTemplate fills in createAny's and updateAny's count parameter
+// and template parameters.
+func (p *params) countAndTemplate(countParam string, count **int, tp *map[string]any) error {
+	if countParam != "" {
+		n, err := p.int(countParam)
+		if err != nil {
+			return err
+		}
+		*count = &n
+	}
+	var err error
+	*tp, err = p.templateParams(*tp)
+	return err
+}
+
 func validCount(allowParams bool, count int, countParam string) bool {
 	if !allowParams || countParam == "" {
 		return count >= 0
@@ -802,15 +817,7 @@ func (o *createAnyOp) validate(bool) error {
 }
 func (o *createAnyOp) collectsMetrics() bool { return false }
 func (o createAnyOp) patch(p *params) (Op, error) {
-	if o.CountParam != "" {
-		n, err := p.int(o.CountParam)
-		if err != nil {
-			return nil, err
-		}
-		o.Count = &n
-	}
-	var err error
-	if o.TemplateParams, err = p.templateParams(o.TemplateParams); err != nil {
+	if err := p.countAndTemplate(o.CountParam, &o.Count, &o.TemplateParams); err != nil {
 		return nil, err
 	}
 	return &o, o.validate(false)
@@ -839,15 +846,7 @@ func (o *updateAnyOp) validate(bool) error {
 }
 func (o *updateAnyOp) collectsMetrics() bool { return false }
 func (o updateAnyOp) patch(p *params) (Op, error) {
-	if o.CountParam != "" {
-		n, err := p.int(o.CountParam)
-		if err != nil {
-			return nil, err
-		}
-		o.Count = &n
-	}
-	var err error
-	if o.TemplateParams, err = p.templateParams(o.TemplateParams); err != nil {
+	if err := p.countAndTemplate(o.CountParam, &o.Count, &o.TemplateParams); err != nil {
 		return nil, err
 	}
 	return &o, o.validate(false)

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -504,13 +505,8 @@ func histogramItems(mcc *MetricsCollectorConfig, l map[string]string) []DataItem
 	if err != nil {
 		return nil
 	}
-	metricNames := make([]string, 0, len(mcc.Metrics))
-	for m := range mcc.Metrics {
-		metricNames = append(metricNames, m)
-	}
-	sort.Strings(metricNames)
 	var items []DataItem
-	for _, metric := range metricNames {
+	for _, metric := range slices.Sorted(maps.Keys(mcc.Metrics)) {
 		for _, lv := range uniqueLVCombos(mcc.Metrics[metric]) {
 			vec, err := gm.GetHistogramVec(metric, lv)
 			if err != nil || vec.Validate() != nil || vec.GetAggregatedSampleCount() == 0 {

@@ -3,7 +3,9 @@ package experiment
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -110,13 +112,8 @@ func summary(res *Result) string {
 		for _, f := range w.ThresholdFailures {
 			fmt.Fprintf(&b, "**Threshold missed:** %s\n\n", f)
 		}
-		keys := make([]string, 0, len(w.Params))
-		for k := range w.Params {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		var ps []string
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(w.Params)) {
 			ps = append(ps, fmt.Sprintf("%s=%v", k, w.Params[k]))
 		}
 		fmt.Fprintf(&b, "Parameters: %s. At the end: %d nodes, %d pods. Ran %s.\n\n", strings.Join(ps, ", "), w.Nodes, w.Pods, w.Duration.Round(time.Millisecond))
