@@ -18,7 +18,10 @@ import (
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/admission/initializer"
 	admissionmetrics "k8s.io/apiserver/pkg/admission/metrics"
+	validatingadmissionpolicy "k8s.io/apiserver/pkg/admission/plugin/policy/validating"
 	webhookinit "k8s.io/apiserver/pkg/admission/plugin/webhook/initializer"
+	mutatingwebhook "k8s.io/apiserver/pkg/admission/plugin/webhook/mutating"
+	validatingwebhook "k8s.io/apiserver/pkg/admission/plugin/webhook/validating"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
@@ -29,6 +32,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/compatibility"
 	"k8s.io/kube-openapi/pkg/handler3"
 	controlplaneadmission "k8s.io/kubernetes/pkg/controlplane/apiserver/admission"
@@ -132,7 +136,7 @@ func newAdmission(cfg admissionConfig) (admission.Interface, func(), error) {
 		return nil, nil, err
 	}
 	chain, err := plugins.NewFromPlugins(enabled, noPluginConfig{}, initializers,
-		admission.Decorators{admission.DecoratorFunc(admissionmetrics.WithControllerMetrics)})
+		admission.Decorators{skipUnconfigured(cfg.factory), admission.DecoratorFunc(admissionmetrics.WithControllerMetrics)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("unable to build admission plugins: %w", err)
 	}
@@ -223,4 +227,62 @@ func (a *trackedAdmission) Validate(ctx context.Context, attr admission.Attribut
 	a.inflight.begin()
 	defer a.inflight.end()
 	return v.Validate(ctx, attr, o)
+}
+
+// skipUnconfigured leaves out the webhook and policy admission plugins
+// while nothing configures them: with no webhook configuration or policy,
+// kube-apiserver's plugins do nothing but cost (the mutating webhook
+// plugin copies every object it is shown; 3% of the API server's CPU in a
+// scheduler experiment). The plugins still run, and answer as they do,
+// until their informers have synced, and as soon as a configuration
+// exists.
+func skipUnconfigured(factory informers.SharedInformerFactory) admission.Decorator {
+	return admission.DecoratorFunc(func(handler admission.Interface, name string) admission.Interface {
+		var informer cache.SharedIndexInformer
+		switch name {
+		case mutatingwebhook.PluginName:
+			informer = factory.Admissionregistration().V1().MutatingWebhookConfigurations().Informer()
+		case validatingwebhook.PluginName:
+			informer = factory.Admissionregistration().V1().ValidatingWebhookConfigurations().Informer()
+		case validatingadmissionpolicy.PluginName:
+			informer = factory.Admissionregistration().V1().ValidatingAdmissionPolicies().Informer()
+		default:
+			return handler
+		}
+		unconfigured := func() bool { return informer.HasSynced() && len(informer.GetStore().ListKeys()) == 0 }
+		switch h := handler.(type) {
+		case admission.MutationInterface:
+			if _, ok := handler.(admission.ValidationInterface); ok {
+				return handler // both: not one of the plugins above
+			}
+			return &skippedMutation{MutationInterface: h, unconfigured: unconfigured}
+		case admission.ValidationInterface:
+			return &skippedValidation{ValidationInterface: h, unconfigured: unconfigured}
+		}
+		return handler
+	})
+}
+
+type skippedMutation struct {
+	admission.MutationInterface
+	unconfigured func() bool
+}
+
+func (s *skippedMutation) Admit(ctx context.Context, a admission.Attributes, o admission.ObjectInterfaces) error {
+	if s.unconfigured() {
+		return nil
+	}
+	return s.MutationInterface.Admit(ctx, a, o)
+}
+
+type skippedValidation struct {
+	admission.ValidationInterface
+	unconfigured func() bool
+}
+
+func (s *skippedValidation) Validate(ctx context.Context, a admission.Attributes, o admission.ObjectInterfaces) error {
+	if s.unconfigured() {
+		return nil
+	}
+	return s.ValidationInterface.Validate(ctx, a, o)
 }

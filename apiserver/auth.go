@@ -66,15 +66,89 @@ func newCredentialAuthenticator(ca *x509.Certificate, tokens authenticator.Token
 	))
 }
 
-// newAuthorizer is kube-apiserver's authorizer with
-// --authorization-mode=Node,RBAC, as kubeadm runs it: members of
-// system:masters first, then the Node authorizer (a kubelet, system:node:NAME
-// in system:nodes, reaches only its own node's objects and what its pods
-// use, from a graph of nodes, pods, PVs, VolumeAttachments, ResourceSlices
-// and PodCertificateRequests), then the RBAC authorizer over the
-// bootstrapped policy, read through informers. The RBAC authorizer also
-// resolves rules for SelfSubjectRulesReviews.
-func newAuthorizer(factory informers.SharedInformerFactory) (authorizer.Authorizer, authorizer.RuleResolver, error) {
+// Authorization modes, as kube-apiserver's --authorization-mode names them.
+const (
+	AuthorizationModeNode        = "Node"
+	AuthorizationModeRBAC        = "RBAC"
+	AuthorizationModeAlwaysAllow = "AlwaysAllow"
+	AuthorizationModeAlwaysDeny  = "AlwaysDeny"
+)
+
+// defaultAuthorizationModes is --authorization-mode=Node,RBAC, as kubeadm
+// runs kube-apiserver.
+var defaultAuthorizationModes = []string{AuthorizationModeNode, AuthorizationModeRBAC}
+
+// validateAuthorizationModes checks modes as kube-apiserver checks its
+// --authorization-mode: known modes, each once.
+func validateAuthorizationModes(modes []string) error {
+	seen := map[string]bool{}
+	for _, m := range modes {
+		switch m {
+		case AuthorizationModeNode, AuthorizationModeRBAC, AuthorizationModeAlwaysAllow, AuthorizationModeAlwaysDeny:
+		default:
+			return fmt.Errorf("AuthorizationModes: authorization mode %q is not one of %s, %s, %s, %s", m,
+				AuthorizationModeAlwaysAllow, AuthorizationModeAlwaysDeny, AuthorizationModeNode, AuthorizationModeRBAC)
+		}
+		if seen[m] {
+			return fmt.Errorf("AuthorizationModes: authorization mode %q is given twice", m)
+		}
+		seen[m] = true
+	}
+	return nil
+}
+
+// newAuthorizer is kube-apiserver's authorizer with --authorization-mode
+// set to modes (Node,RBAC by default, as kubeadm runs it): members of
+// system:masters first, then each mode in order. The Node authorizer (a
+// kubelet, system:node:NAME in system:nodes, reaches only its own node's
+// objects and what its pods use) reads a graph of nodes, pods, PVs,
+// VolumeAttachments, ResourceSlices and PodCertificateRequests; the RBAC
+// authorizer the bootstrapped policy, through informers. The RBAC
+// authorizer also resolves rules for SelfSubjectRulesReviews, or the
+// first of AlwaysAllow and AlwaysDeny without it.
+func newAuthorizer(factory informers.SharedInformerFactory, modes []string) (authorizer.Authorizer, authorizer.RuleResolver, error) {
+	authorizers := []authzunion.NamedAuthorizer{
+		{AuthorizerName: "kubernetes.io/system-privileged-group", Authorizer: authorizerfactory.NewPrivilegedGroups(user.SystemPrivilegedGroup)},
+	}
+	var resolvers []authorizer.RuleResolver
+	for _, mode := range modes {
+		switch mode {
+		case AuthorizationModeNode:
+			authorizers = append(authorizers, authzunion.NamedAuthorizer{AuthorizerName: "node", Authorizer: newNodeAuthorizer(factory)})
+		case AuthorizationModeRBAC:
+			r := factory.Rbac().V1()
+			rbacAuthorizer := rbac.New(
+				&rbac.RoleGetter{Lister: r.Roles().Lister()},
+				&rbac.RoleBindingLister{Lister: r.RoleBindings().Lister()},
+				&rbac.ClusterRoleGetter{Lister: r.ClusterRoles().Lister()},
+				&rbac.ClusterRoleBindingLister{Lister: r.ClusterRoleBindings().Lister()},
+			)
+			authorizers = append(authorizers, authzunion.NamedAuthorizer{AuthorizerName: "rbac", Authorizer: rbacAuthorizer})
+			resolvers = append([]authorizer.RuleResolver{rbacAuthorizer}, resolvers...)
+		case AuthorizationModeAlwaysAllow:
+			a := authorizerfactory.NewAlwaysAllowAuthorizer()
+			authorizers = append(authorizers, authzunion.NamedAuthorizer{AuthorizerName: "always-allow", Authorizer: a})
+			resolvers = append(resolvers, a)
+		case AuthorizationModeAlwaysDeny:
+			a := authorizerfactory.NewAlwaysDenyAuthorizer()
+			authorizers = append(authorizers, authzunion.NamedAuthorizer{AuthorizerName: "always-deny", Authorizer: a})
+			resolvers = append(resolvers, a)
+		default:
+			return nil, nil, validateAuthorizationModes([]string{mode})
+		}
+	}
+	authz, err := authzunion.New(authorizers...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("unable to build the authorizer: %w", err)
+	}
+	if len(resolvers) == 0 {
+		return authz, authorizerfactory.NewAlwaysDenyAuthorizer(), nil // Node alone resolves no rules
+	}
+	return authz, resolvers[0], nil
+}
+
+// newNodeAuthorizer is the Node authorizer over a graph its informers keep.
+func newNodeAuthorizer(factory informers.SharedInformerFactory) authorizer.Authorizer {
 	var slices resourceinformers.ResourceSliceInformer
 	if utilfeature.DefaultFeatureGate.Enabled(features.DynamicResourceAllocation) {
 		slices = factory.Resource().V1().ResourceSlices()
@@ -87,23 +161,7 @@ func newAuthorizer(factory informers.SharedInformerFactory) (authorizer.Authoriz
 	graph := node.NewGraph()
 	c := factory.Core().V1()
 	node.AddGraphEventHandlers(graph, c.Nodes(), c.Pods(), c.PersistentVolumes(), factory.Storage().V1().VolumeAttachments(), slices, pcrs)
-	nodeAuthorizer := node.NewAuthorizer(graph, nodeidentifier.NewDefaultNodeIdentifier(), bootstrappolicy.NodeRules())
-	r := factory.Rbac().V1()
-	rbacAuthorizer := rbac.New(
-		&rbac.RoleGetter{Lister: r.Roles().Lister()},
-		&rbac.RoleBindingLister{Lister: r.RoleBindings().Lister()},
-		&rbac.ClusterRoleGetter{Lister: r.ClusterRoles().Lister()},
-		&rbac.ClusterRoleBindingLister{Lister: r.ClusterRoleBindings().Lister()},
-	)
-	authz, err := authzunion.New(
-		authzunion.NamedAuthorizer{AuthorizerName: "kubernetes.io/system-privileged-group", Authorizer: authorizerfactory.NewPrivilegedGroups(user.SystemPrivilegedGroup)},
-		authzunion.NamedAuthorizer{AuthorizerName: "node", Authorizer: nodeAuthorizer},
-		authzunion.NamedAuthorizer{AuthorizerName: "rbac", Authorizer: rbacAuthorizer},
-	)
-	if err != nil {
-		return nil, nil, fmt.Errorf("unable to build the authorizer: %w", err)
-	}
-	return authz, rbacAuthorizer, nil
+	return node.NewAuthorizer(graph, nodeidentifier.NewDefaultNodeIdentifier(), bootstrappolicy.NodeRules())
 }
 
 // nodeAuthorizerMetrics registers the Node authorizer's metrics once per

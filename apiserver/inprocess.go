@@ -341,15 +341,22 @@ func bodyAllowed(status int) bool {
 // fails the writes and cancels the request, as a client resetting its
 // stream does.
 type windowPipe struct {
-	mu       sync.Mutex
-	cond     *sync.Cond
+	mu   sync.Mutex
+	cond *sync.Cond
+	// buf[off:] waits for the reader. buf is kept for the next writes once
+	// read (a watch writes an event at a time: a buffer each was a sixth
+	// of what a pod's writes allocated in the API server), unless large.
 	buf      []byte
+	off      int
 	window   int
 	readErr  error // the reader sees it once buf is drained (io.EOF when the handler is done)
 	readDone bool  // the reader closed the body
 	stopped  bool  // the request ended: writes fail
 	cancel   context.CancelFunc
 }
+
+// maxKeptBuffer is the largest buffer a pipe keeps once read.
+const maxKeptBuffer = 64 << 10
 
 func newWindowPipe(window int, cancel context.CancelFunc) *windowPipe {
 	p := &windowPipe{window: window, cancel: cancel}
@@ -362,7 +369,7 @@ func (p *windowPipe) write(b []byte) (int, error) {
 	defer p.mu.Unlock()
 	n := 0
 	for len(b) > 0 {
-		for len(p.buf) >= p.window && !p.readDone && !p.stopped && p.readErr == nil {
+		for len(p.buf)-p.off >= p.window && !p.readDone && !p.stopped && p.readErr == nil {
 			p.cond.Wait()
 		}
 		if p.readDone || p.stopped {
@@ -371,7 +378,12 @@ func (p *windowPipe) write(b []byte) (int, error) {
 		if p.readErr != nil {
 			return n, errors.New("http: response written after the handler returned")
 		}
-		m := min(len(b), p.window-len(p.buf))
+		if p.off > 0 && p.off >= len(p.buf)/2 {
+			// What was read makes room: the unread part moves down.
+			p.buf = p.buf[:copy(p.buf, p.buf[p.off:])]
+			p.off = 0
+		}
+		m := min(len(b), p.window-(len(p.buf)-p.off))
 		p.buf = append(p.buf, b[:m]...)
 		b = b[m:]
 		n += m
@@ -384,19 +396,23 @@ func (p *windowPipe) write(b []byte) (int, error) {
 func (p *windowPipe) Read(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for len(p.buf) == 0 && p.readErr == nil && !p.readDone {
+	for len(p.buf) == p.off && p.readErr == nil && !p.readDone {
 		p.cond.Wait()
 	}
 	if p.readDone {
 		return 0, errors.New("http: read on closed response body")
 	}
-	if len(p.buf) == 0 {
+	if len(p.buf) == p.off {
 		return 0, p.readErr
 	}
-	n := copy(b, p.buf)
-	p.buf = p.buf[n:]
-	if len(p.buf) == 0 {
-		p.buf = nil // let a large response's buffer go
+	n := copy(b, p.buf[p.off:])
+	p.off += n
+	if p.off == len(p.buf) {
+		p.off = 0
+		p.buf = p.buf[:0]
+		if cap(p.buf) > maxKeptBuffer {
+			p.buf = nil // let a large response's buffer go
+		}
 	}
 	p.cond.Broadcast()
 	return n, nil
@@ -412,7 +428,7 @@ func (p *windowPipe) Close() error {
 func (p *windowPipe) closeRead() {
 	p.mu.Lock()
 	p.readDone = true
-	p.buf = nil
+	p.buf, p.off = nil, 0
 	p.cond.Broadcast()
 	p.mu.Unlock()
 	p.cancel()

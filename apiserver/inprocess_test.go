@@ -21,8 +21,14 @@ import (
 // when the returned function is called.
 func startServer(t *testing.T) (*Server, func()) {
 	t.Helper()
+	return startServerWith(t, Config{AnyPort: true})
+}
+
+// startServerWith is startServer with cfg.
+func startServerWith(t *testing.T, cfg Config) (*Server, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(Config{AnyPort: true})
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/user"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 )
 
@@ -20,25 +18,9 @@ import (
 // the in-process transport in protobuf, as kubeletsim sends it. With 5,000
 // nodes this is 500 requests a second, the bulk of an idle cluster's work.
 func BenchmarkLeaseRenewal(b *testing.B) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, err := New(Config{AnyPort: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); s.Start(ctx) }()
-	defer func() { cancel(); <-done }()
-	<-s.Ready()
-	cfg, err := s.InProcessRESTConfig("system:kubesim:kubeletsim", user.SystemPrivilegedGroup)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg = rest.CopyConfig(cfg)
-	cfg.ContentType = "application/vnd.kubernetes.protobuf"
-	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	cfg.QPS, cfg.Burst = -1, 0
-	client := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	client := benchServer(b, Config{AnyPort: true})("system:kubesim:kubeletsim", user.SystemPrivilegedGroup)
+	var err error
 	leases := client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
 	const n = 64
 	held := make([]*coordinationv1.Lease, n)

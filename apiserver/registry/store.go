@@ -91,6 +91,8 @@ type Store struct {
 	hooks  storeHooks
 	// expiry, when set, deletes objects a TTL after their last write.
 	expiry *expiry
+	// encoded shares the encodings of a change among its watches.
+	encoded encodedObjects
 }
 
 var (
@@ -980,7 +982,7 @@ func (w *storeWatch) run(ctx context.Context) {
 	defer close(w.result)
 	defer w.inner.Stop()
 	for _, obj := range w.initial {
-		if !w.send(watch.Event{Type: watch.Added, Object: obj}) {
+		if !w.send(watch.Event{Type: watch.Added, Object: w.store.encoded.wrap(obj)}) {
 			return
 		}
 	}
@@ -1018,6 +1020,7 @@ func (w *storeWatch) run(ctx context.Context) {
 			if rv, err := resourceVersion(e.Object); err == nil {
 				w.lastRV = rv
 			}
+			e.Object = w.store.encoded.wrap(e.Object)
 			if !w.send(e) {
 				return
 			}
@@ -1098,21 +1101,57 @@ func (w *closedWatch) Stop()                          {}
 func (w *closedWatch) ResultChan() <-chan watch.Event { return w.ch }
 
 // normalize gives obj what kube-apiserver's storage round trip gives it:
-// conversion to the storage version, defaulting, conversion back.
+// conversion to the storage version, defaulting, conversion back. obj is
+// the caller's to give: the conversions may share its memory, and the
+// defaulting may write to it (a copy of the object at each step was two of
+// the five copies of a pod a write made).
 func (s *Store) normalize(obj runtime.Object) (runtime.Object, error) {
 	if s.cfg.Scheme == nil || s.cfg.StorageVersion.Empty() {
+		truncateServerTimes(obj)
 		return obj, nil
 	}
-	versioned, err := s.cfg.Scheme.ConvertToVersion(obj, s.cfg.StorageVersion)
+	versioned, err := s.cfg.Scheme.UnsafeConvertToVersion(obj, s.cfg.StorageVersion)
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("unable to convert to the storage version %s: %w", s.cfg.StorageVersion, err))
 	}
 	s.cfg.Scheme.Default(versioned)
-	internal, err := s.cfg.Scheme.ConvertToVersion(versioned, schema.GroupVersion{Group: s.cfg.StorageVersion.Group, Version: runtime.APIVersionInternal})
+	internal, err := s.cfg.Scheme.UnsafeConvertToVersion(versioned, schema.GroupVersion{Group: s.cfg.StorageVersion.Group, Version: runtime.APIVersionInternal})
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("unable to convert from the storage version %s: %w", s.cfg.StorageVersion, err))
 	}
+	truncateServerTimes(internal)
 	return internal, nil
+}
+
+// truncateServerTimes gives the times the server sets in an object's
+// metadata (its creation and deletion, its managed fields' updates) the
+// second precision of their serialized form, as kube-apiserver's storage
+// round trip does. Otherwise the stored object holds nanoseconds that no
+// client can send back: the first update that changes nothing (kubectl
+// patch with the same data) would differ from it and be written, where
+// kube-apiserver answers that nothing changed.
+func truncateServerTimes(obj runtime.Object) {
+	a, err := meta.Accessor(obj)
+	if err != nil {
+		return
+	}
+	if t := a.GetCreationTimestamp(); t.Nanosecond() != 0 {
+		a.SetCreationTimestamp(t.Rfc3339Copy())
+	}
+	if t := a.GetDeletionTimestamp(); t != nil && t.Nanosecond() != 0 {
+		c := t.Rfc3339Copy()
+		a.SetDeletionTimestamp(&c)
+	}
+	if _, ok := obj.(runtime.Unstructured); ok {
+		return // its managed fields are read from, and written to, maps
+	}
+	entries := a.GetManagedFields()
+	for i := range entries {
+		if t := entries[i].Time; t != nil && t.Nanosecond() != 0 {
+			c := t.Rfc3339Copy()
+			entries[i].Time = &c
+		}
+	}
 }
 
 // Count is the number of objects stored, what kube-apiserver reports as

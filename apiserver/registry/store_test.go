@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	api "k8s.io/kubernetes/pkg/apis/core"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -62,6 +64,40 @@ func TestUpdateThatChangesNothingWritesNothing(t *testing.T) {
 	}
 	if got, want := out.(*api.ConfigMap).ResourceVersion, created.(*api.ConfigMap).ResourceVersion; got != want {
 		t.Errorf("a no-op update moved resourceVersion from %s to %s", want, got)
+	}
+}
+
+// TestUpdateOfTheServedObjectWritesNothing: a client sends back the object
+// it was served, whose times have the second precision of their serialized
+// form (kubectl patch with the same data): nothing changes, as with
+// kube-apiserver, whose storage round trip truncates the times it sets.
+func TestUpdateOfTheServedObjectWritesNothing(t *testing.T) {
+	r, _ := newTestRegistry(t)
+	s := r.Stores[schema.GroupResource{Resource: "configmaps"}]
+	ctx := requestCtx("configmaps", "ns")
+	cm := configMap("served")
+	now := metav1.NewTime(time.Now().Truncate(time.Second).Add(123456789 * time.Nanosecond))
+	cm.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl-create", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", Time: &now,
+		FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{".":{},"f:k":{}}}`)}}}
+	created, err := s.Create(ctx, cm, nil, &metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := legacyscheme.Codecs.LegacyCodec(corev1.SchemeGroupVersion)
+	b, err := runtime.Encode(codec, created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, err := runtime.Decode(legacyscheme.Codecs.UniversalDecoder(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := s.Update(ctx, "served", rest.DefaultUpdatedObjectInfo(served), nil, nil, false, &metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.(*api.ConfigMap).ResourceVersion, created.(*api.ConfigMap).ResourceVersion; got != want {
+		t.Errorf("sending back the served object moved resourceVersion from %s to %s", want, got)
 	}
 }
 

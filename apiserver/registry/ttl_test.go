@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -101,7 +102,8 @@ func TestEventsExpire(t *testing.T) {
 		select {
 		case e := <-w.ResultChan():
 			if e.Type == watch.Deleted {
-				deleted = append(deleted, e.Object.(*api.Event).Name)
+				// Watch events share their encodings among watches.
+				deleted = append(deleted, e.Object.(runtime.CacheableObject).GetObject().(*api.Event).Name)
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("watch saw %v deleted, want old and refreshed", deleted)

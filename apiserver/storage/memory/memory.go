@@ -46,6 +46,10 @@ type Store struct {
 	compactRev int64
 	// tree holds one record per key ever written and not yet compacted away.
 	tree *btree.BTreeG[*record]
+	// byKey indexes tree's records by key for point reads and writes: a
+	// B-tree lookup compares strings down its height (4% of the API
+	// server's CPU in a 110,000-object scheduler experiment).
+	byKey map[string]*record
 	// events holds one event per revision: events[i] is revision firstRev+i.
 	events   []event
 	firstRev int64
@@ -129,6 +133,7 @@ func New(cfg Config) (*Store, error) {
 		rev:       1,
 		firstRev:  2,
 		tree:      btree.NewG(32, func(a, b *record) bool { return a.key < b.key }),
+		byKey:     map[string]*record{},
 		wake:      make(chan struct{}),
 		waiters:   map[string]*waiter{},
 		templates: map[string]weak.Pointer[template]{},
@@ -217,7 +222,7 @@ func (r *record) latest() *version {
 // latest returns the latest live version of key, or nil. It must be called
 // with mu held.
 func (s *Store) latest(key string) *version {
-	r, _ := s.tree.Get(&record{key: key})
+	r := s.byKey[key]
 	return r.latest()
 }
 
@@ -241,7 +246,7 @@ func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (run
 	tmpl := s.shareWithReplicas(stored)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.tree.Get(&record{key: key})
+	r, ok := s.byKey[key]
 	if ok && r.latest() != nil {
 		return nil, storage.NewError(storage.ErrCodeKeyExists, key, 0, "")
 	}
@@ -251,6 +256,7 @@ func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (run
 	if !ok {
 		r = &record{key: key}
 		s.tree.ReplaceOrInsert(r)
+		s.byKey[key] = r
 	}
 	s.commit(r, watch.Added, stored, nil, interned, tmpl)
 	return stored.DeepCopyObject(), nil
@@ -293,7 +299,7 @@ func (s *Store) Get(ctx context.Context, key string, opts storage.GetOptions) (r
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	r, _ := s.tree.Get(&record{key: key})
+	r := s.byKey[key]
 	v := r.latest()
 	if v == nil {
 		return nil, storage.NewError(storage.ErrCodeNotFound, key, 0, "")
@@ -320,7 +326,7 @@ func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, opts
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, _ := s.tree.Get(&record{key: key})
+	r := s.byKey[key]
 	cur := r.latest()
 	if cur == nil {
 		return nil, storage.NewError(storage.ErrCodeNotFound, key, 0, "")
@@ -339,7 +345,7 @@ func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, opts
 func (s *Store) Delete(ctx context.Context, key string, opts storage.DeleteOptions) (runtime.Object, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, _ := s.tree.Get(&record{key: key})
+	r := s.byKey[key]
 	cur := r.latest()
 	if cur == nil {
 		return nil, storage.NewError(storage.ErrCodeNotFound, key, 0, "")
@@ -491,6 +497,7 @@ func (s *Store) Compact(ctx context.Context, revision int64) error {
 	})
 	for _, r := range drop {
 		s.tree.Delete(r)
+		delete(s.byKey, r.key)
 	}
 	if n := revision - s.firstRev + 1; n > 0 {
 		if n > int64(len(s.events)) {
