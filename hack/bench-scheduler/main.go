@@ -14,16 +14,13 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
-	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/google/pprof/profile"
 	"k8s.io/klog/v2"
 
-	"github.com/kubesim/kubesim/sim"
 	"github.com/kubesim/kubesim/sim/experiment"
 )
 
@@ -67,7 +64,6 @@ func main() {
 	only := flag.String("only", "", "a regular expression: run the rows whose TestCase/Workload match it")
 	out := flag.String("out", "BENCHMARKS.md", "the file whose scheduler section is rewritten (empty: print only)")
 	outDir := flag.String("results", "", "where kubesim's results.json, summary.md and plots of each row go (default: a temporary directory)")
-	cpuRow := flag.String("cpu-shares", "SchedulingBasic/5000Nodes", "rows whose kubesim run is profiled for each component's CPU share (a regular expression)")
 	klog.InitFlags(nil)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -80,7 +76,6 @@ func main() {
 	if *only != "" {
 		onlyRE = regexp.MustCompile(*only)
 	}
-	cpuRE := regexp.MustCompile(*cpuRow)
 	if *outDir == "" {
 		*outDir, err = os.MkdirTemp("", "bench-scheduler-")
 		if err != nil {
@@ -102,7 +97,7 @@ func main() {
 			report("upstream", r.upstream)
 		}
 		fmt.Printf("%s: kubesim...\n", name)
-		r.kubesim = runKubesim(ctx, file, w.filter, filepath.Join(*outDir, fileName(name)), cpuRE.MatchString(name))
+		r.kubesim = runKubesim(ctx, file, w.filter, filepath.Join(*outDir, fileName(name)))
 		report("kubesim", r.kubesim)
 		if ctx.Err() != nil {
 			break
@@ -214,22 +209,12 @@ func runUpstream(ctx context.Context, bin, etcdDir, file, filter string) side {
 	return side{err: fmt.Errorf("no SchedulingThroughput in %s", b), duration: d}
 }
 
-// runKubesim runs the workload through sim/experiment in this process,
-// under a CPU profile when shares is set.
-func runKubesim(ctx context.Context, file, filter, out string, shares bool) side {
-	var prof bytes.Buffer
-	if shares {
-		if err := pprof.StartCPUProfile(&prof); err != nil {
-			return side{err: err}
-		}
-	}
+// runKubesim runs the workload through sim/experiment in this process.
+func runKubesim(ctx context.Context, file, filter, out string) side {
 	runtime.GC()
 	start := time.Now()
 	res, err := experiment.Run(ctx, experiment.Options{File: file, Filter: filter, OutDir: out, Progress: os.Stdout, ProgressInterval: 10 * time.Second})
 	d := time.Since(start)
-	if shares {
-		pprof.StopCPUProfile()
-	}
 	if err != nil {
 		return side{err: err, duration: d}
 	}
@@ -254,8 +239,8 @@ func runKubesim(ctx context.Context, file, filter, out string, shares bool) side
 	if len(w.ThresholdFailures) > 0 {
 		detail += "; threshold missed"
 	}
-	if shares {
-		detail += "; CPU: " + cpuShares(&prof)
+	if len(w.CPU) > 0 {
+		detail += "; CPU while the pods were measured: " + experiment.FormatCPU(w.CPU, w.CPUWall)
 	}
 	return side{throughput: tp, duration: d, detail: detail}
 }
@@ -265,35 +250,6 @@ func percentileString(ds []time.Duration, q float64) string {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	i := int(float64(len(s))*q+0.999999) - 1
 	return s[min(max(i, 0), len(s)-1)].Round(time.Millisecond).String()
-}
-
-// cpuShares is each component's share of the profile's CPU samples, by
-// the sim.ComponentLabel pprof label.
-func cpuShares(buf *bytes.Buffer) string {
-	p, err := profile.Parse(buf)
-	if err != nil {
-		return err.Error()
-	}
-	by := map[string]int64{}
-	var total int64
-	for _, s := range p.Sample {
-		comp := "unlabelled (the experiment's pod creation and watch, GC)"
-		if v := s.Label[sim.ComponentLabel]; len(v) > 0 {
-			comp = v[0]
-		}
-		by[comp] += s.Value[1]
-		total += s.Value[1]
-	}
-	keys := make([]string, 0, len(by))
-	for k := range by {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return by[keys[i]] > by[keys[j]] })
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %.1f%%", k, 100*float64(by[k])/float64(max(total, 1))))
-	}
-	return fmt.Sprintf("%.1f CPU-s: %s", float64(total)/1e9, strings.Join(parts, ", "))
 }
 
 const heading = "## Scheduler capacity experiments (make bench-scheduler)"

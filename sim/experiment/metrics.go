@@ -84,6 +84,11 @@ type WorkloadResult struct {
 	// Explanations are the scheduler's records of a sample of pods: the
 	// first pods of each namespace and up to 10 pods left unschedulable.
 	Explanations []*sim.Explanation
+	// CPU is the process's CPU by component while pods were measured,
+	// over CPUWall; CPUNote says why it was not measured, if it was not.
+	CPU     []ComponentCPU
+	CPUWall time.Duration
+	CPUNote string
 }
 
 // Sample is a value at T seconds from the start of its measurement.
@@ -244,6 +249,11 @@ type collection struct {
 func (e *executor) startCollecting(name string, namespaces []string, selector map[string]string) *collection {
 	runtime.GC()
 	c := &collection{name: name, namespaces: sets.New(namespaces...), selector: selector, start: time.Now(), done: make(chan struct{})}
+	if p, ok := startCPUProfile(); ok {
+		e.cpuProf = p
+	} else {
+		e.wr.CPUNote = "not measured: a CPU profile was being written (--cpuprofile or a startCollectingProfile op)"
+	}
 	count := func(oldPod, newPod *corev1.Pod) {
 		if !c.namespaces.Has(newPod.Namespace) || !labelsMatch(newPod.Labels, c.selector) {
 			return
@@ -339,6 +349,18 @@ func (e *executor) stopCollecting() {
 	c.cancel()
 	<-c.done
 	_ = e.pods.RemoveEventHandler(c.handle)
+	var cpu []ComponentCPU
+	if e.cpuProf != nil {
+		var wall time.Duration
+		var err error
+		cpu, wall, err = e.cpuProf.stop()
+		e.cpuProf = nil
+		if err != nil {
+			e.wr.CPUNote = err.Error()
+		} else {
+			e.wr.CPU, e.wr.CPUWall = addCPU(e.wr.CPU, cpu), e.wr.CPUWall+wall
+		}
+	}
 	// scheduler_perf's Name: its benchmark's sub-test name and the
 	// collection's (the namespace of a createPods op).
 	labels0 := map[string]string{"Name": dataItemName(e.p.name) + "/" + c.name}
@@ -346,6 +368,7 @@ func (e *executor) stopCollecting() {
 	items = append(items, histogramItems(e.p.tc.MetricsCollectorConfig, labels0)...)
 	items = append(items, memoryItems(labels0, c.heap, end.Sub(c.start))...)
 	items = append(items, DataItem{Labels: with(labels0, "Metric", "SchedulingDuration"), Data: map[string]float64{"Duration": end.Sub(c.start).Seconds()}, Unit: "s"})
+	items = append(items, cpuItems(labels0, cpu)...)
 	// The measured pods' startup latency needs them Running: scheduling
 	// is done, their kubelets may still be starting them.
 	e.waitStarted(c.namespaces, labels.SelectorFromSet(c.selector))

@@ -193,6 +193,12 @@ func summary(res *Result) string {
 				fmt.Fprintf(&b, "| %s | %d | %s | %s | p99 <= %s | %s |\n", a.Verb, a.Count, fmtDur(a.P50), fmtDur(a.P99), a.SLO, map[bool]string{true: "met", false: "**missed**"}[a.Met])
 			}
 		}
+		switch {
+		case len(w.CPU) > 0:
+			fmt.Fprintf(&b, "\nCPU while the pods were measured, by component (pprof labels; the largest share is what limits the throughput): %s.\n", FormatCPU(w.CPU, w.CPUWall))
+		case w.CPUNote != "":
+			fmt.Fprintf(&b, "\nCPU by component: %s.\n", w.CPUNote)
+		}
 		base := fileBase(w.Name)
 		b.WriteString("\nPlots: ")
 		for i, p := range plotKinds {

@@ -11,6 +11,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/kubesim/kubesim/sim"
 )
 
 func upstreamDir(t *testing.T) string {
@@ -72,6 +76,22 @@ func TestRunUpstreamWorkload(t *testing.T) {
 	// 15 pods of 100m on 5 nodes of 4 CPUs.
 	if cpu == nil || math.Abs(cpu.Requested-1.5) > 1e-9 || math.Abs(cpu.Allocatable-20) > 1e-9 {
 		t.Errorf("cpu utilisation %+v, want 1.5 of 20", cpu)
+	}
+
+	// The components' CPU is measured over the measured pods' window: at
+	// 100 samples a second, a window of a fifth of a second has some.
+	if w.CPUNote != "" || w.CPUWall <= 0 {
+		t.Errorf("CPU not measured: %q over %v", w.CPUNote, w.CPUWall)
+	}
+	if w.CPUWall >= 200*time.Millisecond && len(w.CPU) == 0 {
+		t.Errorf("no CPU samples over %v", w.CPUWall)
+	}
+	var shares float64
+	for _, c := range w.CPU {
+		shares += c.Share
+	}
+	if len(w.CPU) > 0 && math.Abs(shares-1) > 1e-9 {
+		t.Errorf("CPU shares %+v add up to %v, want 1", w.CPU, shares)
 	}
 
 	var items DataItems
@@ -294,5 +314,47 @@ func TestNodePools(t *testing.T) {
 	}
 	if len(more) != 1 || prefixes[more[0].NamePrefix] {
 		t.Errorf("second op's pools %+v reuse a prefix of %v", more, prefixes)
+	}
+}
+
+func TestCPUByComponent(t *testing.T) {
+	label := func(c string) map[string][]string {
+		if c == "" {
+			return nil
+		}
+		return map[string][]string{sim.ComponentLabel: {c}}
+	}
+	tests := []struct {
+		name    string
+		samples map[string]int64 // component -> ns; "" is unlabelled
+		want    []ComponentCPU
+	}{
+		{"none", nil, []ComponentCPU{}},
+		{"largest first, unlabelled as other", map[string]int64{"kube-apiserver": 3e9, "kube-scheduler": 5e9, "": 2e9},
+			[]ComponentCPU{{"kube-scheduler", 5, 0.5}, {"kube-apiserver", 3, 0.3}, {"other", 2, 0.2}}},
+		{"ties by name", map[string]int64{"b": 1e9, "a": 1e9},
+			[]ComponentCPU{{"a", 1, 0.5}, {"b", 1, 0.5}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &profile.Profile{SampleType: []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}}}
+			for c, ns := range tt.samples {
+				// Two samples each: the sum is what counts.
+				p.Sample = append(p.Sample, &profile.Sample{Value: []int64{1, ns / 2}, Label: label(c)}, &profile.Sample{Value: []int64{1, ns - ns/2}, Label: label(c)})
+			}
+			got := cpuByComponent(p)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+			for i := range got {
+				if got[i].Component != tt.want[i].Component || math.Abs(got[i].Seconds-tt.want[i].Seconds) > 1e-9 || math.Abs(got[i].Share-tt.want[i].Share) > 1e-9 {
+					t.Errorf("got %+v, want %+v", got, tt.want)
+				}
+			}
+		})
+	}
+	sum := addCPU([]ComponentCPU{{"a", 1, 1}}, []ComponentCPU{{"a", 1, 0.25}, {"b", 3, 0.75}})
+	if len(sum) != 2 || sum[0] != (ComponentCPU{"b", 3, 0.6}) || sum[1] != (ComponentCPU{"a", 2, 0.4}) {
+		t.Errorf("addCPU: %+v, want b 3 s 60%%, a 2 s 40%%", sum)
 	}
 }
