@@ -286,3 +286,24 @@ func (s *skippedValidation) Validate(ctx context.Context, a admission.Attributes
 	}
 	return s.ValidationInterface.Validate(ctx, a, o)
 }
+
+// noAdmissionHooks reports whether no admission webhook or policy exists
+// (their informers synced and empty): then nothing outside the server sees
+// the objects admission is shown.
+func noAdmissionHooks(factory informers.SharedInformerFactory) func() bool {
+	ar := factory.Admissionregistration().V1()
+	hooks := []cache.SharedIndexInformer{
+		ar.MutatingWebhookConfigurations().Informer(),
+		ar.ValidatingWebhookConfigurations().Informer(),
+		ar.ValidatingAdmissionPolicies().Informer(),
+		ar.MutatingAdmissionPolicies().Informer(),
+	}
+	return func() bool {
+		for _, i := range hooks {
+			if !i.HasSynced() || len(i.GetStore().ListKeys()) > 0 {
+				return false
+			}
+		}
+		return true
+	}
+}

@@ -461,7 +461,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	}
 	admit = &trackedAdmission{delegate: admit, inflight: &s.admitting}
 	s.startAdmission = startAdmission
-	api, err := newAPIHandler(s.registry, typeConverter, admit, s.authorizer, s.cfg)
+	api, err := newAPIHandler(s.registry, typeConverter, admit, s.authorizer, s.cfg, noAdmissionHooks(s.informers))
 	if err != nil {
 		return nil, err
 	}
