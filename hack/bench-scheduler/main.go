@@ -259,7 +259,7 @@ func render(rows []*row, withUpstream bool) string {
 	fmt.Fprintf(&b, "%s\n\n", heading)
 	fmt.Fprintf(&b, "scheduler_perf's own workload files of the pin, unchanged, in one run on this machine (%d CPUs, %s, %s, %s): ", runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, runtime.Version(), time.Now().UTC().Format("2006-01-02"))
 	b.WriteString("upstream scheduler_perf (`RunBenchmarkPerfScheduling`: its integration kube-apiserver and etcd, the genuine scheduler in the benchmark process, nodes that are API objects only) ")
-	b.WriteString("and `kubesim experiment run` (the same scheduler in kubesim's process, all of kube-controller-manager's controllers, the nodes simulated kubelets that run the pods; experiments' defaults: node leases renewed every minute, not kubelet's 10 s, and GOGC 400). ")
+	b.WriteString("and `kubesim experiment run` (the same scheduler in kubesim's process, all of kube-controller-manager's controllers, the nodes simulated kubelets that run the pods; experiments' defaults: the API server configured as scheduler_perf's (AlwaysAllow authorization, ServiceAccount, TaintNodesByCondition and Priority admission off), node leases renewed every 2.5 minutes, not kubelet's 10 s, and GOGC 400). ")
 	b.WriteString("SchedulingThroughput is scheduler_perf's: pods scheduled per second, sampled every second over the measured pods, its Average the figure thresholds apply to.\n\n")
 	b.WriteString("| workload | kubesim (pods/s) | scheduler_perf (pods/s) | ratio | kubesim detail | scheduler_perf detail |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
