@@ -249,7 +249,7 @@ func skipUnconfigured(factory informers.SharedInformerFactory) admission.Decorat
 		default:
 			return handler
 		}
-		unconfigured := func() bool { return informer.HasSynced() && len(informer.GetStore().ListKeys()) == 0 }
+		unconfigured := syncedAndEmpty(informer)
 		switch h := handler.(type) {
 		case admission.MutationInterface:
 			if _, ok := handler.(admission.ValidationInterface); ok {
@@ -292,14 +292,19 @@ func (s *skippedValidation) Validate(ctx context.Context, a admission.Attributes
 // the objects admission is shown.
 func noAdmissionHooks(factory informers.SharedInformerFactory) func() bool {
 	ar := factory.Admissionregistration().V1()
-	hooks := []cache.SharedIndexInformer{
+	return syncedAndEmpty(
 		ar.MutatingWebhookConfigurations().Informer(),
 		ar.ValidatingWebhookConfigurations().Informer(),
 		ar.ValidatingAdmissionPolicies().Informer(),
 		ar.MutatingAdmissionPolicies().Informer(),
-	}
+	)
+}
+
+// syncedAndEmpty reports whether every informer has synced and holds
+// nothing.
+func syncedAndEmpty(informers ...cache.SharedIndexInformer) func() bool {
 	return func() bool {
-		for _, i := range hooks {
+		for _, i := range informers {
 			if !i.HasSynced() || len(i.GetStore().ListKeys()) > 0 {
 				return false
 			}
