@@ -140,6 +140,13 @@ type Profile struct {
 	// logs). $(POD), $(NAMESPACE), $(CONTAINER) and $(NODE) are replaced.
 	// Default: one line saying the container started.
 	LogLines []string `json:"logLines,omitempty"`
+	// CPUUsage and MemoryUsage are what containers use (the usage model,
+	// usage.go: a quantity, a percentage of the request, or a curve),
+	// which the node's resource metrics report and metrics-server,
+	// kubectl top and the HPA read. Pod annotations override them.
+	// Defaults: "10%" and "50%" of the container's request.
+	CPUUsage    string `json:"cpuUsage,omitempty"`
+	MemoryUsage string `json:"memoryUsage,omitempty"`
 }
 
 // DefaultProfile is the profile of pools that name none: pods start at
@@ -209,6 +216,14 @@ func (p *Profile) validate() error {
 		"initContainerDuration": p.InitContainerDuration, "runDuration": p.RunDuration, "terminationDelay": p.TerminationDelay} {
 		if d.Duration < 0 {
 			return fmt.Errorf("profile %q: %s %s is negative", p.Name, what, d.Duration)
+		}
+	}
+	for what, v := range map[string]string{"cpuUsage": p.CPUUsage, "memoryUsage": p.MemoryUsage} {
+		if v == "" {
+			continue
+		}
+		if _, err := parseUsage(v); err != nil {
+			return fmt.Errorf("profile %q: %s: %w", p.Name, what, err)
 		}
 	}
 	return nil

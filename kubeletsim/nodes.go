@@ -60,6 +60,9 @@ type node struct {
 	// admitted are the pods admitted and not yet terminal, by key: the
 	// pods kubelet's admission counts.
 	admitted map[string]*corev1.Pod
+	// usage keeps the node's CPU counter (metrics.go); set at its first
+	// scrape.
+	usage *nodeUsage
 }
 
 func newNode(name string, pool *NodePool, profile Profile) *node {
@@ -354,7 +357,10 @@ func (s *Simulator) nodeObject(n *node, now time.Time) *corev1.Node {
 	for k, v := range n.pool.Labels {
 		labels[k] = v
 	}
-	annotations := map[string]string{"volumes.kubernetes.io/controller-managed-attach-detach": "true"}
+	annotations := map[string]string{
+		"volumes.kubernetes.io/controller-managed-attach-detach": "true",
+		AnnotationResourceMetricsPath:                            "/nodes/" + n.name + "/metrics/resource",
+	}
 	for k, v := range n.pool.Annotations {
 		annotations[k] = v
 	}

@@ -304,6 +304,13 @@ func (s *Simulator) admit(ctx context.Context, n *node, pod *corev1.Pod, st *pod
 	n.mu.Unlock()
 	if result.Admit {
 		st.admitted, st.admittedAt = true, now
+		// A usage annotation that does not parse is reported once, when
+		// the pod starts; the pod runs with its profile's usage.
+		if _, errs := usageOf(pod, n.profile); len(errs) > 0 {
+			for _, err := range errs {
+				st.events = append(st.events, podEvent{eventtype: corev1.EventTypeWarning, reason: "InvalidUsage", message: err.Error() + "; the node's profile's usage applies"})
+			}
+		}
 		return true, nil
 	}
 	klog.FromContext(ctx).V(2).Info("Pod rejected", "pod", klog.KObj(pod), "node", n.name, "reason", result.Reason, "message", result.Message)

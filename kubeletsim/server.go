@@ -47,6 +47,8 @@ func (s *Simulator) newKubeletServer(ctx context.Context) (*http.Server, error) 
 	for _, op := range []string{"exec", "attach", "portForward", "run"} {
 		mux.HandleFunc("/"+op+"/", s.refuseStreaming(op))
 	}
+	mux.HandleFunc("GET /nodes/{node}/metrics/resource", s.serveResourceMetrics)
+	mux.HandleFunc("GET /nodes/{node}/stats/summary", s.serveSummary)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
 	return &http.Server{
 		Handler:           mux,

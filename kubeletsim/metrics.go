@@ -1,0 +1,228 @@
+package kubeletsim
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+)
+
+// A simulated node's resource metrics, from the usage model (usage.go):
+// the kubelet's /metrics/resource and /stats/summary, served on the
+// shared kubelet endpoint under /nodes/NODE/, since every simulated node
+// has the same address and port. Each node's Node carries
+// AnnotationResourceMetricsPath, which metrics-server reads as the path to
+// scrape that node at.
+const AnnotationResourceMetricsPath = "metrics.k8s.io/resource-metrics-path"
+
+// A node's own usage beside its pods' (system daemons, the kubelet).
+const (
+	nodeSystemCores = 0.05
+	nodeSystemBytes = 256 << 20
+)
+
+// nodeUsage keeps a node's CPU counter monotonic as pods come and go: the
+// CPU of containers that are gone stays counted.
+type nodeUsage struct {
+	mu sync.Mutex // guards what follows
+	// last is each container run's CPU seconds at the last scrape, by
+	// pod UID/container/start.
+	last map[string]float64
+	// retired is the CPU seconds of the runs that are gone.
+	retired float64
+}
+
+// podUsage is one pod's usage.
+type podUsage struct {
+	pod        *corev1.Pod
+	containers []containerUsage
+}
+
+// nodeSnapshot is a node's usage at a time.
+type nodeSnapshot struct {
+	now               time.Time
+	started           time.Time
+	cpuSeconds, cores float64
+	memoryBytes       float64
+	pods              []podUsage
+}
+
+// snapshot computes the node's usage now.
+func (s *Simulator) snapshot(n *node) nodeSnapshot {
+	now := s.clock.Now()
+	n.mu.Lock()
+	pods := make([]*corev1.Pod, 0, len(n.admitted))
+	for _, p := range n.admitted {
+		pods = append(pods, p)
+	}
+	var started time.Time
+	if n.obj != nil {
+		started = n.obj.CreationTimestamp.Time
+	}
+	if n.usage == nil {
+		n.usage = &nodeUsage{last: map[string]float64{}}
+	}
+	u := n.usage
+	n.mu.Unlock()
+	sort.Slice(pods, func(i, j int) bool {
+		if pods[i].Namespace != pods[j].Namespace {
+			return pods[i].Namespace < pods[j].Namespace
+		}
+		return pods[i].Name < pods[j].Name
+	})
+	if started.IsZero() || started.After(now) {
+		started = now
+	}
+	snap := nodeSnapshot{now: now, started: started, cores: nodeSystemCores, memoryBytes: nodeSystemBytes}
+	current := make(map[string]float64)
+	var podsCPU float64
+	for _, pod := range pods {
+		m, _ := usageOf(pod, n.profile)
+		cs := m.containersUsage(pod, now, s.cfg.TimeScale)
+		if len(cs) == 0 {
+			continue
+		}
+		for i := range cs {
+			c := &cs[i]
+			// A process always uses some CPU and memory; metrics-server
+			// drops a pod with a container at 0.
+			c.cpuSeconds = math.Max(c.cpuSeconds, 1e-6)
+			c.memoryBytes = math.Max(c.memoryBytes, 4096)
+			current[string(pod.UID)+"/"+c.name+"/"+strconv.FormatInt(c.started.Unix(), 10)] = c.cpuSeconds
+			podsCPU += c.cpuSeconds
+			snap.cores += c.cores
+			snap.memoryBytes += c.memoryBytes
+		}
+		snap.pods = append(snap.pods, podUsage{pod: pod, containers: cs})
+	}
+	u.mu.Lock()
+	for k, v := range u.last {
+		if _, ok := current[k]; !ok {
+			u.retired += v
+		}
+	}
+	u.last = current
+	snap.cpuSeconds = nodeSystemCores*now.Sub(started).Seconds() + u.retired + podsCPU
+	u.mu.Unlock()
+	return snap
+}
+
+// nodeFromPath is the node a /nodes/NODE/... request names, or nil after
+// answering 404.
+func (s *Simulator) nodeFromPath(w http.ResponseWriter, req *http.Request) *node {
+	n := s.node(req.PathValue("node"))
+	if n == nil {
+		writeKubeletStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, fmt.Sprintf("node %q is not a node of this simulator", req.PathValue("node")))
+		return nil
+	}
+	return n
+}
+
+// serveResourceMetrics answers /nodes/NODE/metrics/resource in the
+// kubelet's Prometheus text format.
+func (s *Simulator) serveResourceMetrics(w http.ResponseWriter, req *http.Request) {
+	n := s.nodeFromPath(w, req)
+	if n == nil {
+		return
+	}
+	snap := s.snapshot(n)
+	ts := strconv.FormatInt(snap.now.UnixMilli(), 10)
+	var b strings.Builder
+	family := func(name, help, typ string) {
+		fmt.Fprintf(&b, "# HELP %s [STABLE] %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	num := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	each := func(fn func(p podUsage, c containerUsage)) {
+		for _, p := range snap.pods {
+			for _, c := range p.containers {
+				fn(p, c)
+			}
+		}
+	}
+	labels := func(p podUsage, c containerUsage) string {
+		return fmt.Sprintf(`{container=%q,namespace=%q,pod=%q}`, c.name, p.pod.Namespace, p.pod.Name)
+	}
+	family("container_cpu_usage_seconds_total", "Cumulative cpu time consumed by the container in core-seconds", "counter")
+	each(func(p podUsage, c containerUsage) {
+		fmt.Fprintf(&b, "container_cpu_usage_seconds_total%s %s %s\n", labels(p, c), num(c.cpuSeconds), ts)
+	})
+	family("container_memory_working_set_bytes", "Current working set of the container in bytes", "gauge")
+	each(func(p podUsage, c containerUsage) {
+		fmt.Fprintf(&b, "container_memory_working_set_bytes%s %s %s\n", labels(p, c), num(math.Round(c.memoryBytes)), ts)
+	})
+	family("container_start_time_seconds", "Start time of the container since unix epoch in seconds", "gauge")
+	each(func(p podUsage, c containerUsage) {
+		fmt.Fprintf(&b, "container_start_time_seconds%s %s %s\n", labels(p, c), num(float64(c.started.Unix())), ts)
+	})
+	family("node_cpu_usage_seconds_total", "Cumulative cpu time consumed by the node in core-seconds", "counter")
+	fmt.Fprintf(&b, "node_cpu_usage_seconds_total %s %s\n", num(snap.cpuSeconds), ts)
+	family("node_memory_working_set_bytes", "Current working set of the node in bytes", "gauge")
+	fmt.Fprintf(&b, "node_memory_working_set_bytes %s %s\n", num(math.Round(snap.memoryBytes)), ts)
+	family("pod_cpu_usage_seconds_total", "Cumulative cpu time consumed by the pod in core-seconds", "counter")
+	for _, p := range snap.pods {
+		sum := 0.0
+		for _, c := range p.containers {
+			sum += c.cpuSeconds
+		}
+		fmt.Fprintf(&b, "pod_cpu_usage_seconds_total{namespace=%q,pod=%q} %s %s\n", p.pod.Namespace, p.pod.Name, num(sum), ts)
+	}
+	family("pod_memory_working_set_bytes", "Current working set of the pod in bytes", "gauge")
+	for _, p := range snap.pods {
+		sum := 0.0
+		for _, c := range p.containers {
+			sum += math.Round(c.memoryBytes)
+		}
+		fmt.Fprintf(&b, "pod_memory_working_set_bytes{namespace=%q,pod=%q} %s %s\n", p.pod.Namespace, p.pod.Name, num(sum), ts)
+	}
+	family("resource_scrape_error", "1 if there was an error while getting container metrics, 0 otherwise", "gauge")
+	b.WriteString("resource_scrape_error 0\n")
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Write([]byte(b.String()))
+}
+
+// serveSummary answers /nodes/NODE/stats/summary as the kubelet's Summary
+// API, with the CPU and memory of the node, its pods and their containers.
+func (s *Simulator) serveSummary(w http.ResponseWriter, req *http.Request) {
+	n := s.nodeFromPath(w, req)
+	if n == nil {
+		return
+	}
+	snap := s.snapshot(n)
+	at := metav1.NewTime(snap.now)
+	cpu := func(cores, seconds float64) *statsv1alpha1.CPUStats {
+		nano, total := uint64(cores*1e9), uint64(seconds*1e9)
+		return &statsv1alpha1.CPUStats{Time: at, UsageNanoCores: &nano, UsageCoreNanoSeconds: &total}
+	}
+	mem := func(bytes float64) *statsv1alpha1.MemoryStats {
+		v := uint64(bytes)
+		return &statsv1alpha1.MemoryStats{Time: at, WorkingSetBytes: &v, UsageBytes: &v}
+	}
+	summary := statsv1alpha1.Summary{
+		Node: statsv1alpha1.NodeStats{NodeName: n.name, StartTime: metav1.NewTime(snap.started), CPU: cpu(snap.cores, snap.cpuSeconds), Memory: mem(snap.memoryBytes)},
+		Pods: []statsv1alpha1.PodStats{},
+	}
+	for _, p := range snap.pods {
+		ps := statsv1alpha1.PodStats{PodRef: statsv1alpha1.PodReference{Name: p.pod.Name, Namespace: p.pod.Namespace, UID: string(p.pod.UID)}}
+		if p.pod.Status.StartTime != nil {
+			ps.StartTime = *p.pod.Status.StartTime
+		}
+		var cores, seconds, bytes float64
+		for _, c := range p.containers {
+			ps.Containers = append(ps.Containers, statsv1alpha1.ContainerStats{Name: c.name, StartTime: metav1.NewTime(c.started), CPU: cpu(c.cores, c.cpuSeconds), Memory: mem(c.memoryBytes)})
+			cores, seconds, bytes = cores+c.cores, seconds+c.cpuSeconds, bytes+c.memoryBytes
+		}
+		ps.CPU, ps.Memory = cpu(cores, seconds), mem(bytes)
+		summary.Pods = append(summary.Pods, ps)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(summary)
+}
