@@ -56,6 +56,8 @@ type apiHandler struct {
 	groupVersions map[schema.GroupVersion]bool
 	// crd serves what no built-in group version does: the CRDs' groups.
 	crd http.Handler
+	// local serves the group versions of in-process API servers.
+	local *localAPIs
 }
 
 // newAPIHandler builds the handlers of every served endpoint.
@@ -222,6 +224,12 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 
 func (h *apiHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	info, ok := request.RequestInfoFrom(req.Context())
+	if ok && h.local != nil {
+		if lh := h.local.handler(info); lh != nil {
+			lh.ServeHTTP(w, req)
+			return
+		}
+	}
 	if !ok || !info.IsResourceRequest || !h.groupVersions[schema.GroupVersion{Group: info.APIGroup, Version: info.APIVersion}] {
 		if ok && h.crd != nil && info.APIPrefix == "apis" {
 			h.crd.ServeHTTP(w, req)

@@ -162,6 +162,9 @@ type Server struct {
 	ruleResolver authorizer.RuleResolver
 	// crdInformers feed the CRD server; crd serves custom resources.
 	crdInformers apiextensionsinformers.SharedInformerFactory
+	// local are the group versions in-process API servers serve
+	// (AddLocalAPI).
+	local localAPIs
 	crd          *crdserver.Server
 	// serviceResolver and webhookAuth reach admission and conversion
 	// webhooks, as kube-apiserver's.
@@ -508,6 +511,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 		return nil, err
 	}
 	api.crd = s.crd
+	api.local = &s.local
 	openid := restful.NewContainer()
 	if err := s.serviceAccounts.installOpenIDMetadata(openid, s.listener.Addr().String()); err != nil {
 		return nil, err

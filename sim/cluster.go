@@ -110,6 +110,16 @@ type Config struct {
 	// RealNodeImages is where the real nodes' image tarballs are.
 	// Default: realnode.DefaultImagesDir().
 	RealNodeImages string
+	// DisableAddons runs none of the cluster add-ons that run with the
+	// controllers: the default StorageClass "standard" and its
+	// provisioner (package addons/storage), LoadBalancer addresses
+	// (addons/loadbalancer), metrics-server serving metrics.k8s.io from
+	// the nodes' resource metrics (addons/metrics). Default: they run,
+	// unless DisableControllers.
+	DisableAddons bool
+	// LoadBalancerCIDR is the pool LoadBalancer Services get their
+	// addresses from. Default: loadbalancer.DefaultCIDR (10.240.0.0/24).
+	LoadBalancerCIDR string
 	// Webhooks are the operator's admission webhooks (and the CRDs'
 	// conversion webhooks), served locally with a certificate the cluster
 	// trusts and registered before Start returns.
@@ -324,6 +334,16 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 				return nil, nil, err
 			}
 			run, err := newControllers(ctx, cfg, restConfig, files, controllerInformers)
+			return restConfig, run, err
+		})
+	}
+	if !cfg.DisableControllers && !cfg.DisableAddons {
+		build(addonsComponent, func() (*rest.Config, func() error, error) {
+			restConfig, err := componentConfig(api, cfg, "system:kubesim:addons", user.SystemPrivilegedGroup)
+			if err != nil {
+				return nil, nil, err
+			}
+			run, err := newAddons(ctx, cfg, api, restConfig, controllerInformers)
 			return restConfig, run, err
 		})
 	}

@@ -359,6 +359,10 @@ func runWorkload(ctx context.Context, o Options, p *plan, tmpls *templates) *Wor
 			// themselves).
 			AuthorizationModes: []string{apiserver.AuthorizationModeAlwaysAllow},
 		},
+		// As scheduler_perf's cluster: no default StorageClass (the
+		// DefaultStorageClass admission plugin would give it to its
+		// claims), no load balancers, no metrics scraping.
+		DisableAddons:       true,
 		SchedulerConfigFile: p.schedConfig,
 		// scheduler_perf's client limits.
 		QPS:   5000,

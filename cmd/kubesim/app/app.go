@@ -55,6 +55,7 @@ type upOptions struct {
 	nodes      int
 	nodeConfig string
 	hugePages  bool
+	addons     bool
 }
 
 func newUpCommand() *cobra.Command {
@@ -95,6 +96,8 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().IntVar(&o.cluster.Burst, "kube-api-burst", 2000, "client burst of the scheduler and the controllers")
 	cmd.Flags().BoolVar(&o.cluster.LeaderElection, "leader-elect", false, "run the scheduler and the controllers only while they hold their leases in kube-system, for several replicas sharing storage; a replica that loses a lease exits")
 	cmd.Flags().StringVar(&o.cluster.LeaderElectionIdentity, "leader-elect-identity", "", "this replica's holder identity in the leases (default hostname_UUID)")
+	cmd.Flags().StringVar(&o.cluster.LoadBalancerCIDR, "load-balancer-cidr", "10.240.0.0/24", "the pool LoadBalancer Services get their addresses (status.loadBalancer.ingress) from")
+	cmd.Flags().BoolVar(&o.addons, "addons", true, "run the cluster add-ons: the default StorageClass \"standard\" and its provisioner, LoadBalancer addresses")
 	cmd.Flags().BoolVar(&o.hugePages, "huge-pages", true, "where the system's transparent huge pages are set to madvise, ask for them for the process's heap (the scheduler and the garbage collector walk it at random; see BENCHMARKS.md)")
 	return cmd
 }
@@ -105,6 +108,7 @@ func up(ctx context.Context, o upOptions) error {
 	cfg.APIServer = apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction, EventTTL: o.eventTTL}
 	cfg.DisableScheduler = !o.scheduler
 	cfg.DisableControllers = !o.controller
+	cfg.DisableAddons = !o.addons
 	var err error
 	if cfg.Nodes, cfg.NodeProfiles, err = nodePools(o.nodes, o.nodeConfig); err != nil {
 		return err

@@ -1,0 +1,176 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	utilcompatibility "k8s.io/apiserver/pkg/util/compatibility"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	generatedopenapi "k8s.io/kubernetes/pkg/generated/openapi"
+	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
+	"sigs.k8s.io/metrics-server/pkg/api"
+	"sigs.k8s.io/metrics-server/pkg/scraper"
+	"sigs.k8s.io/metrics-server/pkg/scraper/client"
+	"sigs.k8s.io/metrics-server/pkg/scraper/client/resource"
+	"sigs.k8s.io/metrics-server/pkg/storage"
+)
+
+// GroupVersion is what metrics-server serves.
+var GroupVersion = metricsv1beta1.SchemeGroupVersion
+
+// Priorities of metrics-server's APIService (v1beta1.metrics.k8s.io), as
+// its manifests register it.
+const (
+	GroupPriorityMinimum = 100
+	VersionPriority      = 100
+)
+
+// Version is the metrics-server release kubesim runs.
+const Version = "v0.8.0"
+
+// Config configures the metrics server.
+type Config struct {
+	// Informers provide Nodes; the server starts the informers it adds.
+	// Required.
+	Informers informers.SharedInformerFactory
+	// Metadata provides pods' metadata, which metrics-server's API reads.
+	// Required.
+	Metadata metadatainformer.SharedInformerFactory
+	// Kubelet is how kubelets are reached: TLS (the CA that signed their
+	// serving certificates, and a client certificate they accept) and a
+	// timeout. Required.
+	Kubelet rest.Config
+	// Resolution is how often nodes are scraped (--metric-resolution).
+	// Default: 15s.
+	Resolution time.Duration
+	// ScrapeTimeout bounds one scrape of one node. Default: 10s.
+	ScrapeTimeout time.Duration
+}
+
+// Server is an in-process metrics-server.
+type Server struct {
+	cfg     Config
+	scraper scraper.Scraper
+	store   storage.Storage
+	handler http.Handler
+	synced  []cache.InformerSynced
+}
+
+// schemeOnce sets the version metrics-server serves as the preferred one
+// of its scheme (k8s.io/metrics also registers metrics.k8s.io/v1, which
+// metrics-server does not serve).
+var schemeOnce sync.Once
+
+// New validates and defaults cfg and builds the server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Informers == nil || cfg.Metadata == nil {
+		return nil, errors.New("metrics: Informers and Metadata are required")
+	}
+	if cfg.Resolution <= 0 {
+		cfg.Resolution = 15 * time.Second
+	}
+	if cfg.ScrapeTimeout <= 0 {
+		cfg.ScrapeTimeout = 10 * time.Second
+	}
+	schemeOnce.Do(func() { utilruntimeMust(api.Scheme.SetVersionPriority(metricsv1beta1.SchemeGroupVersion)) })
+	kubelet, err := resource.NewForConfig(&client.KubeletClientConfig{
+		Client:              cfg.Kubelet,
+		AddressTypePriority: []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP, corev1.NodeHostName},
+		Scheme:              "https",
+		DefaultPort:         10250,
+		UseNodeStatusPort:   true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("unable to build metrics-server's kubelet client: %w", err)
+	}
+	nodes := cfg.Informers.Core().V1().Nodes()
+	pods := cfg.Metadata.ForResource(corev1.SchemeGroupVersion.WithResource("pods"))
+	s := &Server{
+		cfg:     cfg,
+		scraper: scraper.NewScraper(nodes.Lister(), kubelet, cfg.ScrapeTimeout, nil),
+		store:   storage.NewStorage(cfg.Resolution),
+		synced:  []cache.InformerSynced{nodes.Informer().HasSynced, pods.Informer().HasSynced},
+	}
+	gc := genericapiserver.NewConfig(api.Codecs)
+	gc.EnableMetrics = false
+	gc.EnableProfiling = false
+	// Served in-process, through the kubesim API server: neither address
+	// is dialled.
+	gc.ExternalAddress = "127.0.0.1:443"
+	gc.LoopbackClientConfig = &rest.Config{Host: "https://127.0.0.1:1"}
+	gc.EffectiveVersion = utilcompatibility.DefaultBuildEffectiveVersion()
+	// metrics-server's own definitions are keyed by Go path; v0.37's
+	// OpenAPI builder looks models up by their OpenAPI names, which
+	// k8s.io/kubernetes's definitions (which include metrics.k8s.io) use.
+	gc.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, openapinamer.NewDefinitionNamer(api.Scheme))
+	gc.OpenAPIConfig.Info.Title, gc.OpenAPIConfig.Info.Version = "metrics-server", Version
+	gc.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, openapinamer.NewDefinitionNamer(api.Scheme))
+	gc.OpenAPIV3Config.Info.Title, gc.OpenAPIV3Config.Info.Version = "metrics-server", Version
+	gs, err := gc.Complete(nil).New("metrics-server", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, fmt.Errorf("unable to build metrics-server's API server: %w", err)
+	}
+	if err := api.Install(s.store, pods.Lister(), nodes.Lister(), gs, nil); err != nil {
+		return nil, fmt.Errorf("unable to install metrics.k8s.io: %w", err)
+	}
+	gs.PrepareRun()
+	s.handler = gs.Handler
+	return s, nil
+}
+
+func utilruntimeMust(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// Handler serves metrics.k8s.io (and metrics-server's discovery and
+// OpenAPI). It trusts its caller to have authenticated and authorized the
+// request.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// GroupVersionServed is the group version Handler serves.
+func (s *Server) GroupVersionServed() schema.GroupVersion { return GroupVersion }
+
+// Start scrapes every node every Resolution until ctx is done, as
+// metrics-server's scrape loop does.
+func (s *Server) Start(ctx context.Context) error {
+	s.cfg.Informers.Start(ctx.Done())
+	s.cfg.Metadata.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
+		return nil
+	}
+	logger := klog.FromContext(ctx).WithName("metrics-server")
+	logger.V(2).Info("Scraping nodes", "resolution", s.cfg.Resolution)
+	tick := func() {
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.Resolution)
+		defer cancel()
+		s.store.Store(s.scraper.Scrape(ctx))
+	}
+	tick()
+	t := time.NewTicker(s.cfg.Resolution)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			tick()
+		}
+	}
+}
+
+// Ready says whether the server has metrics to serve (two scrapes).
+func (s *Server) Ready() bool { return s.store.Ready() }
