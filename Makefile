@@ -9,6 +9,10 @@ KUBECTL ?= kubectl
 # (a `tool` of go.mod); the conformance suite runs its kubectl specs with both.
 KUBE_VERSION = $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes)
 KUBECTL_PIN := bin/kubectl-pin
+# helm v4, built from the module proxy (go install): the conformance suite
+# installs testdata/charts with it.
+HELM_VERSION := v4.3.2
+HELM := bin/helm
 # Extra arguments for `make run`, e.g. make run ARGS="--port 0".
 ARGS ?=
 # Simulated nodes `make run` starts, as kind starts a node, so that pods run;
@@ -24,7 +28,7 @@ export KUBESIM_IMAGES ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kubesim/images
 REALNODE_PACKAGES := containerd runc iptables conntrack containernetworking-plugins busybox-static iproute2 util-linux gcc \
   bind9-dnsutils curl netcat-openbsd socat bash
 
-.PHONY: all build kubectl-pin run realnode-deps images bench-compare e2e-upstream test deps vet unit conformance operator conformance-reference reference-peer bench bench-scale bench-scheduler clean
+.PHONY: all build kubectl-pin helm run realnode-deps images bench-compare e2e-upstream test deps vet unit conformance operator conformance-reference reference-peer bench bench-scale bench-scheduler clean
 
 all: build
 
@@ -41,6 +45,10 @@ build:
 ## kubectl-pin: build kubectl of the pinned Kubernetes version into bin/kubectl-pin.
 kubectl-pin:
 	$(GO) build -o $(KUBECTL_PIN) -ldflags "$(VERSION_LDFLAGS)" k8s.io/kubernetes/cmd/kubectl
+
+helm: $(HELM)
+$(HELM):
+	GOBIN=$(abspath bin) GOFLAGS= $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 
 ## run: run a cluster with $(NODES) simulated nodes (and $(REAL_NODES) real ones) on https://127.0.0.1:6443;
 ## kubeconfig in ./kubesim.kubeconfig.
@@ -66,7 +74,7 @@ deps:
 	@command -v $(KUBECTL) >/dev/null || { echo "kubectl not found: the conformance suite runs the stock kubectl binary (set KUBECTL=/path/to/kubectl)"; exit 1; }
 
 ## test: vet, unit tests, the conformance suite against `kubesim up`, the example operator's suite.
-test: deps build kubectl-pin vet unit conformance operator
+test: deps build kubectl-pin helm vet unit conformance operator
 
 vet:
 	$(GO) vet ./...
@@ -78,8 +86,8 @@ unit: images
 	$(GO) test -count=1 ./apiserver/... ./internal/... ./cmd/... ./sim/... ./kubeletsim/... ./addons/... ./realnode/... ./hack/images/...
 
 ## conformance: the ginkgo suite against a `kubesim up` it starts (real-node specs as root).
-conformance: build kubectl-pin deps images
-	KUBESIM_BIN=$(abspath $(BIN)) KUBECTL=$(KUBECTL) KUBECTL_PIN=$(abspath $(KUBECTL_PIN)) $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color
+conformance: build kubectl-pin helm deps images
+	KUBESIM_BIN=$(abspath $(BIN)) KUBECTL=$(KUBECTL) KUBECTL_PIN=$(abspath $(KUBECTL_PIN)) HELM=$(abspath $(HELM)) $(GO) test ./conformance/ -count=1 -timeout 30m -args -ginkgo.no-color
 
 ## operator: the example operator's suite (testdata/operator, its own module) on sim.Start, then
 ## unchanged as an envtest suite (USE_EXISTING_CLUSTER=true) against a running `kubesim up`.

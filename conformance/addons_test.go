@@ -1,7 +1,10 @@
 package conformance_test
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -217,5 +220,116 @@ spec:
 			g.Expect(n).To(Equal(4))
 		}).WithTimeout(time.Minute).Should(Succeed())
 		Expect(regexp.MustCompile(`SuccessfulRescale.*New size: \d`).MatchString(kubectl(ctx, "", "describe", "hpa", "hot"))).To(BeTrue())
+	})
+
+	It("lets the genuine HPA follow a ramp of 10% to 200% of requests and back, scale-down stabilisation window included", func(ctx SpecContext) {
+		// Every pod follows one curve from the same start (as a load
+		// does): up over 10 curve minutes, down over 10, at time scale 10
+		// a minute each.
+		start := time.Now().UTC().Truncate(time.Second)
+		kubectl(ctx, `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: wave}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: wave}}
+  template:
+    metadata:
+      labels: {app: wave}
+      annotations:
+        kubesim.io/cpu-usage: points(0s 10%, 10m 200%, 20m 10%)
+        kubesim.io/usage-start: `+start.Format(time.RFC3339)+`
+    spec:
+      containers: [{name: app, image: nginx, resources: {requests: {cpu: 100m}}}]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: wave}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: wave}
+  minReplicas: 2
+  maxReplicas: 8
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+  behavior:
+    scaleDown: {stabilizationWindowSeconds: 60}
+`, "apply", "-f", "-")
+		type sample struct {
+			at          time.Time
+			replicas    int32
+			utilization int32
+		}
+		var samples []sample
+		var peaked bool
+		var low, scaledDown time.Time // utilization first under target after the peak; the first scale-down
+		for {
+			Expect(time.Since(start)).To(BeNumerically("<", 7*time.Minute), "the HPA did not come back to 2 replicas: %+v", samples)
+			hpa, err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "wave", metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			cur := sample{at: time.Now(), replicas: hpa.Status.DesiredReplicas}
+			if len(hpa.Status.CurrentMetrics) > 0 && hpa.Status.CurrentMetrics[0].Resource != nil && hpa.Status.CurrentMetrics[0].Resource.Current.AverageUtilization != nil {
+				cur.utilization = *hpa.Status.CurrentMetrics[0].Resource.Current.AverageUtilization
+			}
+			if n := len(samples); n == 0 || samples[n-1].replicas != cur.replicas || samples[n-1].utilization != cur.utilization {
+				if n > 0 && cur.replicas > samples[n-1].replicas {
+					// Scale-up policies: at most double, or 4 more, a step.
+					prev := samples[n-1].replicas
+					Expect(cur.replicas).To(BeNumerically("<=", max(2*prev, prev+4)), "%+v", append(samples, cur))
+					Expect(scaledDown.IsZero()).To(BeTrue(), "scaled up again after scaling down: %+v", append(samples, cur))
+				}
+				samples = append(samples, cur)
+			}
+			if cur.replicas == 8 {
+				peaked = true
+			}
+			if peaked && low.IsZero() && cur.utilization > 0 && cur.utilization < 45 {
+				low = cur.at
+			}
+			if peaked && scaledDown.IsZero() && cur.replicas < 8 {
+				scaledDown = cur.at
+				Expect(low.IsZero()).To(BeFalse(), "scaled down before utilization fell: %+v", samples)
+				// The window holds the high recommendations of the syncs
+				// (every 15 s) before utilization fell: no scale-down
+				// until 60 s after the last of them.
+				Expect(scaledDown.Sub(low)).To(BeNumerically(">=", 40*time.Second), "%+v", samples)
+			}
+			if !scaledDown.IsZero() && cur.replicas == 2 && cur.utilization > 0 && cur.utilization < 20 {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		Expect(peaked).To(BeTrue())
+		var trace []string
+		for _, x := range samples {
+			trace = append(trace, fmt.Sprintf("+%ds %d replicas at %d%%", int(x.at.Sub(start).Seconds()), x.replicas, x.utilization))
+		}
+		GinkgoWriter.Printf("HPA: %s\n", strings.Join(trace, ", "))
+	})
+
+	It("installs each chart of testdata/charts with helm install --wait", func(ctx SpecContext) {
+		helm := os.Getenv("HELM")
+		Expect(helm).NotTo(BeEmpty(), "HELM names the helm v4 binary (make helm builds it)")
+		for _, chart := range []string{"database", "webapp", "agent"} {
+			cmd := exec.CommandContext(ctx, helm, "install", chart, filepath.Join("..", "testdata", "charts", chart),
+				"--kubeconfig", cp.Kubeconfig, "--namespace", ns, "--wait", "--timeout", "3m")
+			cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+GinkgoT().TempDir(), "HELM_CONFIG_HOME="+GinkgoT().TempDir(), "HELM_DATA_HOME="+GinkgoT().TempDir())
+			out, err := cmd.CombinedOutput()
+			Expect(err).NotTo(HaveOccurred(), "helm install %s:\n%s", chart, out)
+			Expect(string(out)).To(ContainSubstring("STATUS: deployed"))
+		}
+		// What --wait waited for.
+		for _, i := range []string{"0", "1"} {
+			claim, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data-database-database-"+i, metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(claim.Status.Phase).To(Equal(corev1.ClaimBound))
+		}
+		svc, err := cs.CoreV1().Services(ns).Get(ctx, "webapp-webapp", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(svc.Status.LoadBalancer.Ingress).To(HaveLen(1))
+		ds, err := cs.AppsV1().DaemonSets(ns).Get(ctx, "agent-agent", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(ds.Status.NumberReady).To(BeEquivalentTo(3))
 	})
 })

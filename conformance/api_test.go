@@ -65,6 +65,32 @@ var _ = Describe("API semantics", func() {
 		Expect(string(c.UID)).NotTo(Equal("not-mine"))
 	})
 
+	It("allocates a Service's ClusterIP and node ports when server-side apply creates it, as when POST does", func(ctx SpecContext) {
+		newNamespace(ctx, "conformance-apply-service")
+		svcs := target.Clientset().CoreV1().Services("conformance-apply-service")
+		for name, spec := range map[string]string{
+			"headless": `{"clusterIP":"None","selector":{"app":"db"},"ports":[{"port":5432}]}`,
+			"plain":    `{"selector":{"app":"web"},"ports":[{"port":80}]}`,
+			"nodeport": `{"type":"NodePort","selector":{"app":"web"},"ports":[{"port":80}]}`,
+		} {
+			body := `{"apiVersion":"v1","kind":"Service","metadata":{"name":"` + name + `"},"spec":` + spec + `}`
+			// A server-side dry run first: it allocates nothing for good.
+			_, err := svcs.Patch(ctx, name, types.ApplyPatchType, []byte(body), metav1.PatchOptions{FieldManager: "conformance", DryRun: []string{metav1.DryRunAll}})
+			Expect(err).NotTo(HaveOccurred(), name)
+			svc, err := svcs.Patch(ctx, name, types.ApplyPatchType, []byte(body), metav1.PatchOptions{FieldManager: "conformance"})
+			Expect(err).NotTo(HaveOccurred(), name)
+			Expect(svc.Spec.ClusterIPs).To(Equal([]string{svc.Spec.ClusterIP}), name)
+			if name == "headless" {
+				Expect(svc.Spec.ClusterIP).To(Equal(corev1.ClusterIPNone))
+			} else {
+				Expect(net.ParseIP(svc.Spec.ClusterIP)).NotTo(BeNil(), name)
+			}
+			if name == "nodeport" {
+				Expect(svc.Spec.Ports[0].NodePort).To(BeNumerically(">=", 30000))
+			}
+		}
+	})
+
 	It("stores nothing on dryRun=All", func(ctx SpecContext) {
 		newNamespace(ctx, "conformance-dryrun")
 		cs := target.Clientset()

@@ -38,6 +38,11 @@ const (
 	AnnotationCPUUsage = "kubesim.io/cpu-usage"
 	// AnnotationMemoryUsage is the pod's memory working set.
 	AnnotationMemoryUsage = "kubesim.io/memory-usage"
+	// AnnotationUsageStart (an RFC 3339 time) is when the pod's usage
+	// curves start, instead of at each container's start: every pod of a
+	// template set with it follows one curve, as a load does, whenever
+	// it started.
+	AnnotationUsageStart = "kubesim.io/usage-start"
 )
 
 // Defaults of the usage model.
@@ -303,9 +308,11 @@ type containerUsage struct {
 	cpuSeconds, cores, memoryBytes float64
 }
 
-// usageModel is a pod's usage, parsed once per pod revision.
+// usageModel is a pod's usage.
 type usageModel struct {
 	cpu, memory *usageSpec
+	// start is the pod's AnnotationUsageStart, zero without one.
+	start time.Time
 }
 
 // usageOf parses the pod's usage annotations over the profile's; bad
@@ -333,6 +340,14 @@ func usageOf(pod *corev1.Pod, p Profile) (m usageModel, errs []error) {
 			continue
 		}
 		*a.into = spec
+	}
+	if v, ok := pod.Annotations[AnnotationUsageStart]; ok {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("invalid %s %q: not an RFC 3339 time", AnnotationUsageStart, v))
+		} else {
+			m.start = t
+		}
 	}
 	return m, errs
 }
@@ -367,16 +382,22 @@ func (m usageModel) containersUsage(pod *corev1.Pod, now time.Time, scale float6
 		if !ok {
 			continue
 		}
-		t := now.Sub(started).Seconds()
-		if t < 0 {
-			t = 0
+		// Curve times from the origin: the container's start, or the
+		// pod's usage start; the CPU used is the area since the start.
+		origin := started
+		if !m.start.IsZero() {
+			origin = m.start
 		}
-		ct := t * scale // curve time
+		curveTime := func(at time.Time) float64 { return math.Max(0, at.Sub(origin).Seconds()) * scale }
+		from, to := curveTime(started), curveTime(now)
+		if to < from {
+			to = from
+		}
 		cpu := m.cpu.forContainer(share(baseOf(c, corev1.ResourceCPU, resource.Quantity{}), cpuTotal), baseOf(c, corev1.ResourceCPU, defaultCPUBase))
 		mem := m.memory.forContainer(share(baseOf(c, corev1.ResourceMemory, resource.Quantity{}), memTotal), baseOf(c, corev1.ResourceMemory, defaultMemoryBase))
 		out = append(out, containerUsage{
 			name: c.Name, started: started,
-			cpuSeconds: cpu.integral(ct) / scale, cores: cpu.at(ct), memoryBytes: mem.at(ct),
+			cpuSeconds: (cpu.integral(to) - cpu.integral(from)) / scale, cores: cpu.at(to), memoryBytes: mem.at(to),
 		})
 	}
 	return out

@@ -63,6 +63,15 @@ func TestUsageRefusesBadValues(t *testing.T) {
 	}
 }
 
+func mustUsageOf(t *testing.T, pod *corev1.Pod) usageModel {
+	t.Helper()
+	m, errs := usageOf(pod, DefaultProfile)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return m
+}
+
 func TestContainersUsage(t *testing.T) {
 	start := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	pod := &corev1.Pod{
@@ -100,6 +109,19 @@ func TestContainersUsage(t *testing.T) {
 			t.Errorf("container %s: cores %g, cpu seconds %g, memory %g; want %+v", c.name, c.cores, c.cpuSeconds, c.memoryBytes, want)
 		}
 	}
+
+	// With a usage start, a container that started late joins the curve
+	// where it is: 100 s after the start at scale 1, a container started
+	// at 60 s is at 200% (the ramp's top), and has used the ramp's area
+	// from 60 s to 100 s.
+	pod.Annotations[AnnotationUsageStart] = start.Add(-60 * time.Second).Format(time.RFC3339)
+	got = mustUsageOf(t, pod).containersUsage(pod, start.Add(40*time.Second), 1)
+	// a's share: cores 2*1*(at 100 s: 200%) = 2; area 60..100 s of
+	// 2*t/100 cores = (1.2+2)/2*40.
+	if c := got[0]; math.Abs(c.cores-2) > 1e-9 || math.Abs(c.cpuSeconds-64) > 1e-9 {
+		t.Errorf("with a usage start: cores %g, cpu seconds %g; want 2 and 64", c.cores, c.cpuSeconds)
+	}
+	delete(pod.Annotations, AnnotationUsageStart)
 
 	pod.Annotations[AnnotationCPUUsage] = "ramp(1, 2"
 	if _, errs := usageOf(pod, DefaultProfile); len(errs) != 1 || !strings.Contains(errs[0].Error(), AnnotationCPUUsage) {

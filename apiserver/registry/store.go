@@ -397,13 +397,11 @@ func (s *Store) create(ctx context.Context, obj runtime.Object, createValidation
 		objMeta.SetName(s.cfg.Strategy.GenerateName(objMeta.GetGenerateName()))
 	}
 	success := false
-	if s.hooks != nil {
-		finish, err := s.hooks.beginCreate(ctx, obj, isDryRun(options.DryRun))
-		if err != nil {
-			return nil, err
-		}
-		defer func() { finish(success) }()
+	finish, err := s.beginCreate(ctx, obj, isDryRun(options.DryRun))
+	if err != nil {
+		return nil, err
 	}
+	defer func() { finish(success) }()
 	if obj, err = s.prepareCreate(ctx, obj, createValidation); err != nil {
 		return nil, err
 	}
@@ -587,6 +585,17 @@ func (s *Store) update(ctx context.Context, name string, objInfo rest.UpdatedObj
 
 const optimisticLockErrorMsg = "the object has been modified; please apply your changes to the latest version and try again"
 
+// beginCreate runs the resource's create hooks (a Service's allocations);
+// finish, with whether the create succeeded, ends them.
+func (s *Store) beginCreate(ctx context.Context, obj runtime.Object, dryRun bool) (finish func(success bool), err error) {
+	if s.hooks == nil {
+		return func(bool) {}, nil
+	}
+	return s.hooks.beginCreate(ctx, obj, dryRun)
+}
+
+// createOnUpdate creates the object an update (or apply) of a missing one
+// makes, as upstream's Store.Update does when creating.
 func (s *Store) createOnUpdate(ctx context.Context, key, name string, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.UpdateOptions) (runtime.Object, error) {
 	objMeta, err := meta.Accessor(obj)
 	if err != nil {
@@ -594,10 +603,20 @@ func (s *Store) createOnUpdate(ctx context.Context, key, name string, obj runtim
 	}
 	rest.WipeObjectMetaSystemFields(objMeta)
 	rest.FillObjectMetaSystemFields(objMeta)
+	// As upstream's Store.Update creating: the create hooks run (a
+	// Service created by server-side apply gets its ClusterIP and node
+	// ports allocated as one created by POST).
+	success := false
+	finish, err := s.beginCreate(ctx, obj, isDryRun(options.DryRun))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { finish(success) }()
 	if obj, err = s.prepareCreate(ctx, obj, createValidation); err != nil {
 		return nil, err
 	}
 	if isDryRun(options.DryRun) {
+		success = true
 		return obj, nil
 	}
 	out, err := s.cfg.Storage.Create(ctx, key, obj)
@@ -607,6 +626,7 @@ func (s *Store) createOnUpdate(ctx context.Context, key, name string, obj runtim
 	if err != nil {
 		return nil, interpretCreate(err, s.qualifiedResource(ctx), name)
 	}
+	success = true
 	s.track(key, out)
 	return out, nil
 }
