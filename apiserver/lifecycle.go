@@ -91,6 +91,15 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("unable to parse the service cluster IP range: %w", err)
 	}
 	defaultservicecidr.NewController(*serviceCIDR, net.IPNet{}, s.loopback).Start(s.lifetime)
+	// As kube-apiserver's readyz check autoregister-completion: the
+	// APIServices of what the server serves exist, and are Available.
+	s.aggregator.run(s.lifetime)
+	waitCtx, cancelWait := context.WithTimeout(ctx, time.Minute)
+	err = s.aggregator.waitAvailable(waitCtx)
+	cancelWait()
+	if err != nil {
+		logger.Error(err, "Serving before every APIService is Available")
+	}
 	close(s.ready)
 	logger.Info("Serving the Kubernetes API", "address", "https://"+s.listener.Addr().String(), "version", Version().GitVersion)
 

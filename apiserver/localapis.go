@@ -86,6 +86,8 @@ func (s *Server) AddLocalAPI(ctx context.Context, gv schema.GroupVersion, h http
 		Version: gv.Version, Resources: resources, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent,
 	})
 	s.aggregated.SetGroupVersionPriority(metav1.GroupVersion{Group: gv.Group, Version: gv.Version}, groupPriority, versionPriority)
+	// Its APIService, as an in-process server's: local, Available.
+	s.aggregator.autoregister.AddAPIServiceToSync(localAPIService(gv, groupPriority, versionPriority))
 	version := metav1.GroupVersionForDiscovery{GroupVersion: gv.String(), Version: gv.Version}
 	s.root.AddGroup(metav1.APIGroup{Name: gv.Group, Versions: []metav1.GroupVersionForDiscovery{version}, PreferredVersion: version})
 	return nil

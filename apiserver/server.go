@@ -165,7 +165,9 @@ type Server struct {
 	// local are the group versions in-process API servers serve
 	// (AddLocalAPI).
 	local localAPIs
-	crd          *crdserver.Server
+	// aggregator registers the APIServices of what the server serves.
+	aggregator *aggregator
+	crd   *crdserver.Server
 	// serviceResolver and webhookAuth reach admission and conversion
 	// webhooks, as kube-apiserver's.
 	serviceResolver webhook.ServiceResolver
@@ -346,6 +348,10 @@ func New(cfg Config) (*Server, error) {
 	s.tokens = tokenAuthenticator(s.serviceAccounts.audiences(), adminTokenAuthenticator(s.adminToken), saTokens...)
 	s.tokenReviewAuthenticator = newTokenAuthenticator(s.tokens)
 	if s.handler, err = s.buildHandler(); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if s.aggregator, err = newAggregator(s, s.loopbackConfig); err != nil {
 		ln.Close()
 		return nil, err
 	}

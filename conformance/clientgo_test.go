@@ -428,7 +428,7 @@ var _ = Describe("client-go", func() {
 				"authorization.k8s.io/v1/LocalSubjectAccessReview": "a review, never stored",
 				"authorization.k8s.io/v1/SelfSubjectRulesReview":   "a review, never stored",
 				"apiextensions.k8s.io/v1/CustomResourceDefinition": "covered by the CRD specs (its typed client is apiextensions-apiserver's)",
-				"apiregistration.k8s.io/v1/APIService":             "not served yet",
+				"apiregistration.k8s.io/v1/APIService":             "covered by the aggregation specs (its typed client is kube-aggregator's)",
 				"certificates.k8s.io/v1/PodCertificateRequest":     "needs a pod's signed proof of key possession",
 			}
 			lists, err := cs.Discovery().ServerPreferredResources()

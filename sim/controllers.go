@@ -34,17 +34,11 @@ import (
 	kcmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/names"
 	"k8s.io/kubernetes/pkg/controller/garbagecollector"
-	gcconfig "k8s.io/kubernetes/pkg/controller/garbagecollector/config"
 	serviceaccountcontroller "k8s.io/kubernetes/pkg/controller/serviceaccount"
 	"k8s.io/kubernetes/pkg/serviceaccount"
 
 	"github.com/kubesim/kubesim/internal/transform"
 )
-
-// unservedResources are listed in discovery but not served yet.
-var unservedResources = []schema.GroupResource{
-	{Group: "apiregistration.k8s.io", Resource: "apiservices"},
-}
 
 // controllerFiles are the files kube-controller-manager reads: the cluster
 // CA (--root-ca-file), which the root-ca-cert-publisher puts in every
@@ -81,13 +75,6 @@ func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, fi
 	s.KubeCloudShared.AllocateNodeCIDRs = true
 	s.KubeCloudShared.ClusterCIDR = cfg.ClusterCIDR
 	s.NodeIPAMController.ServiceCIDR = cfg.ServiceCIDR
-	// kubesim lists APIServices in discovery but does not serve them yet:
-	// nothing of theirs can own or be owned.
-	// Without this the collector waits 30 s for monitors that never sync
-	// before it collects anything.
-	for _, gr := range unservedResources {
-		s.GarbageCollectorController.GCIgnoredResources = append(s.GarbageCollectorController.GCIgnoredResources, gcconfig.GroupResource{Group: gr.Group, Resource: gr.Resource})
-	}
 	if cfg.NodeMonitorGracePeriod > 0 {
 		s.NodeLifecycleController.NodeMonitorGracePeriod = metav1.Duration{Duration: cfg.NodeMonitorGracePeriod}
 	}

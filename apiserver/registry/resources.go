@@ -166,7 +166,8 @@ var specs = map[schema.GroupResource]spec{
 	{Group: "admissionregistration.k8s.io", Resource: "mutatingadmissionpolicybindings"}:   {strategy: mutatingadmissionpolicybinding.NewStrategy(nil, nil, nil)},
 	{Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations"}:   {strategy: validatingwebhookconfiguration.Strategy},
 
-	crds: {strategy: crdStrategy, attrs: customresourcedefinition.GetAttrs, table: crdTable, updates: status(customresourcedefinition.NewStatusStrategy(legacyscheme.Scheme))},
+	apiServices: apiServiceSpec(),
+	crds:        {strategy: crdStrategy, attrs: customresourcedefinition.GetAttrs, table: crdTable, updates: status(customresourcedefinition.NewStatusStrategy(legacyscheme.Scheme))},
 
 	{Group: "apps", Resource: "controllerrevisions"}: {strategy: controllerrevision.Strategy},
 	{Group: "apps", Resource: "daemonsets"}:          {strategy: daemonset.Strategy, updates: status(daemonset.StatusStrategy)},
