@@ -9,17 +9,26 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/authentication/request/headerrequest"
+	discoveryendpoint "k8s.io/apiserver/pkg/endpoints/discovery/aggregated"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/transport"
 	"k8s.io/component-base/metrics/legacyregistry"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	apiregistrationv1helper "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1/helper"
+	aggregatorapiserver "k8s.io/kube-aggregator/pkg/apiserver"
 	aggregatorclient "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	aggregatorinformers "k8s.io/kube-aggregator/pkg/client/informers/externalversions"
 	"k8s.io/kube-aggregator/pkg/controllers/autoregister"
 	localavailability "k8s.io/kube-aggregator/pkg/controllers/status/local"
 	availabilitymetrics "k8s.io/kube-aggregator/pkg/controllers/status/metrics"
+	remoteavailability "k8s.io/kube-aggregator/pkg/controllers/status/remote"
 	controlplaneapiserver "k8s.io/kubernetes/pkg/controlplane/apiserver"
+	"k8s.io/kubernetes/pkg/controlplane/controller/clusterauthenticationtrust"
 	"k8s.io/kubernetes/pkg/controlplane/controller/crdregistration"
+
+	"github.com/kubesim/kubesim/internal/pki"
 )
 
 // apiVersionPriorities are kube-apiserver's APIService priorities
@@ -89,7 +98,21 @@ type aggregator struct {
 	// local are the names of the APIServices the server registers at
 	// start.
 	names []string
+
+	// Aggregated API servers: APIServices backed by a Service are proxied
+	// (remote), their discovery merged (discovery), their availability
+	// checked (remoteAvailability), with the front proxy's client
+	// certificate, which the extension-apiserver-authentication ConfigMap
+	// tells aggregated servers to trust (trust).
+	remote             remoteAPIs
+	discovery          aggregatorapiserver.DiscoveryAggregationController
+	remoteAvailability *remoteavailability.AvailableConditionController
+	trust              *clusterauthenticationtrust.Controller
+	proxyCert          *pki.KeyPair
 }
+
+// proxyCertKey is the front proxy's client certificate and key.
+func (a *aggregator) proxyCertKey() ([]byte, []byte) { return a.proxyCert.CertPEM, a.proxyCert.KeyPEM }
 
 func newAggregator(s *Server, loopback *rest.Config) (*aggregator, error) {
 	client, err := aggregatorclient.NewForConfig(rest.CopyConfig(loopback))
@@ -106,6 +129,41 @@ func newAggregator(s *Server, loopback *rest.Config) (*aggregator, error) {
 		return nil, err
 	}
 	if a.local, err = localavailability.New(apiServices, client.ApiregistrationV1(), availabilityMetrics); err != nil {
+		return nil, err
+	}
+	// The front proxy: its own CA, and the client certificate whose name
+	// aggregated servers allow to pass users in X-Remote-* headers.
+	frontProxyCA, err := pki.NewCA("front-proxy-ca")
+	if err != nil {
+		return nil, err
+	}
+	if a.proxyCert, err = frontProxyCA.Issue(pki.CertOptions{CommonName: frontProxyClient}); err != nil {
+		return nil, err
+	}
+	clientCA, err := dynamiccertificates.NewStaticCAContent("client-ca", s.ca.CertPEM)
+	if err != nil {
+		return nil, err
+	}
+	requestHeaderCA, err := dynamiccertificates.NewStaticCAContent("request-header-ca", frontProxyCA.CertPEM)
+	if err != nil {
+		return nil, err
+	}
+	a.trust = clusterauthenticationtrust.NewClusterAuthenticationTrustController(clusterauthenticationtrust.ClusterAuthenticationInfo{
+		ClientCA:                         clientCA,
+		RequestHeaderUsernameHeaders:     headerrequest.StaticStringSlice{"X-Remote-User"},
+		RequestHeaderUIDHeaders:          headerrequest.StaticStringSlice{"X-Remote-Uid"},
+		RequestHeaderGroupHeaders:        headerrequest.StaticStringSlice{"X-Remote-Group"},
+		RequestHeaderExtraHeaderPrefixes: headerrequest.StaticStringSlice{"X-Remote-Extra-"},
+		RequestHeaderAllowedNames:        headerrequest.StaticStringSlice{frontProxyClient},
+		RequestHeaderCA:                  requestHeaderCA,
+	}, s.loopback)
+	a.discovery = aggregatorapiserver.NewDiscoveryManager(s.aggregated.WithSource(discoveryendpoint.AggregatorSource))
+	if a.remoteAvailability, err = remoteavailability.New(apiServices, s.informers.Core().V1().Services(), s.informers.Discovery().V1().EndpointSlices(),
+		client.ApiregistrationV1(), &transport.DialHolder{Dial: s.dialService}, a.proxyCertKey, s.serviceResolver, availabilityMetrics); err != nil {
+		return nil, err
+	}
+	a.remote = remoteAPIs{server: s, proxies: map[schema.GroupVersion]*proxyHandler{}, versions: map[string]map[string]*apiregistrationv1.APIService{}}
+	if _, err := apiServices.Informer().AddEventHandler(a.remote.handlers()); err != nil {
 		return nil, err
 	}
 	// One APIService per group version the server serves, as
@@ -153,7 +211,14 @@ func (a *aggregator) run(ctx context.Context) {
 		a.autoregister.Run(5, ctx.Done())
 	}()
 	go a.local.Run(5, ctx.Done())
+	go a.remoteAvailability.Run(5, ctx.Done())
+	go a.discovery.Run(ctx.Done(), make(chan struct{}))
+	go a.trust.Run(ctx, 1)
 }
+
+// frontProxyClient is the front proxy client certificate's name, as
+// kubeadm names it.
+const frontProxyClient = "front-proxy-client"
 
 // waitAvailable waits until the server's own APIServices are Available,
 // as kube-apiserver's readyz check autoregister-completion.

@@ -56,8 +56,9 @@ type apiHandler struct {
 	groupVersions map[schema.GroupVersion]bool
 	// crd serves what no built-in group version does: the CRDs' groups.
 	crd http.Handler
-	// local serves the group versions of in-process API servers.
-	local *localAPIs
+	// remote is the aggregator's proxy of a group version an APIService
+	// backed by a Service serves, nil for any other.
+	remote func(*http.Request) http.Handler
 }
 
 // newAPIHandler builds the handlers of every served endpoint.
@@ -224,9 +225,9 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 
 func (h *apiHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	info, ok := request.RequestInfoFrom(req.Context())
-	if ok && h.local != nil {
-		if lh := h.local.handler(info); lh != nil {
-			lh.ServeHTTP(w, req)
+	if h.remote != nil {
+		if rh := h.remote(req); rh != nil {
+			rh.ServeHTTP(w, req)
 			return
 		}
 	}

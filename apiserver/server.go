@@ -162,12 +162,13 @@ type Server struct {
 	ruleResolver authorizer.RuleResolver
 	// crdInformers feed the CRD server; crd serves custom resources.
 	crdInformers apiextensionsinformers.SharedInformerFactory
-	// local are the group versions in-process API servers serve
-	// (AddLocalAPI).
-	local localAPIs
-	// aggregator registers the APIServices of what the server serves.
+	// aggregator registers the APIServices of what the server serves,
+	// and proxies those of aggregated API servers.
 	aggregator *aggregator
-	crd   *crdserver.Server
+	// inProcessServices are the Services served in this process
+	// (ServeInProcess).
+	inProcessServices inProcessServices
+	crd               *crdserver.Server
 	// serviceResolver and webhookAuth reach admission and conversion
 	// webhooks, as kube-apiserver's.
 	serviceResolver webhook.ServiceResolver
@@ -517,7 +518,12 @@ func (s *Server) buildHandler() (http.Handler, error) {
 		return nil, err
 	}
 	api.crd = s.crd
-	api.local = &s.local
+	api.remote = func(req *http.Request) http.Handler {
+		if s.aggregator == nil {
+			return nil
+		}
+		return s.aggregator.remote.handler(req)
+	}
 	openid := restful.NewContainer()
 	if err := s.serviceAccounts.installOpenIDMetadata(openid, s.listener.Addr().String()); err != nil {
 		return nil, err

@@ -128,6 +128,22 @@ spec:
 		kubectl(ctx, "", "delete", "service", "web", "--wait")
 	})
 
+	It("registers metrics-server as kube-apiserver's aggregator sees it: APIService v1beta1.metrics.k8s.io of Service kube-system/metrics-server, Available", func(ctx SpecContext) {
+		Eventually(func(g Gomega) {
+			res := cp.Kubectl(ctx, "", "get", "apiservice", "v1beta1.metrics.k8s.io", "--no-headers")
+			g.Expect(res.Err).NotTo(HaveOccurred(), res.Stderr)
+			g.Expect(strings.Fields(res.Stdout)[:3]).To(Equal([]string{"v1beta1.metrics.k8s.io", "kube-system/metrics-server", "True"}))
+		}).WithTimeout(time.Minute).Should(Succeed())
+		// The remote availability controller's own check passed.
+		out := kubectl(ctx, "", "get", "apiservice", "v1beta1.metrics.k8s.io", "-o", "jsonpath={.status.conditions[0].reason}")
+		Expect(out).To(Equal("Passed"))
+		// Its discovery, legacy and aggregated, through the proxy.
+		Expect(kubectl(ctx, "", "get", "--raw", "/apis/metrics.k8s.io")).To(ContainSubstring(`"preferredVersion":{"groupVersion":"metrics.k8s.io/v1beta1"`))
+		Expect(kubectl(ctx, "", "api-resources", "--api-group=metrics.k8s.io", "--no-headers")).To(MatchRegexp(`(?m)^pods\s+metrics.k8s.io/v1beta1\s+true\s+PodMetrics$`))
+		// What aggregated servers read to trust the proxy's headers.
+		Expect(kubectl(ctx, "", "-n", "kube-system", "get", "configmap", "extension-apiserver-authentication", "-o", "jsonpath={.data.requestheader-allowed-names}")).To(Equal(`["front-proxy-client"]`))
+	})
+
 	It("prints the usage model's figures in kubectl top, and warns of a usage annotation it cannot read", func(ctx SpecContext) {
 		kubectl(ctx, `
 apiVersion: v1

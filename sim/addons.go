@@ -2,9 +2,21 @@ package sim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	discoveryv1ac "k8s.io/client-go/applyconfigurations/discovery/v1"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+	aggregatorclient "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
+	"k8s.io/utils/ptr"
 
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/client-go/informers"
@@ -65,14 +77,77 @@ func newAddons(ctx context.Context, cfg Config, api *apiserver.Server, restConfi
 	if err != nil {
 		return nil, fmt.Errorf("unable to start metrics-server: %w", err)
 	}
-	if err := api.AddLocalAPI(ctx, metrics.GroupVersion, ms.Handler(), metrics.GroupPriorityMinimum, metrics.VersionPriority); err != nil {
+	servingCert, err := api.CA().Issue(pki.CertOptions{CommonName: "metrics-server", DNSNames: []string{"metrics-server.kube-system.svc", "metrics-server.kube-system.svc.cluster.local"}, Server: true})
+	if err != nil {
+		return nil, err
+	}
+	serving, err := tls.X509KeyPair(servingCert.CertPEM, servingCert.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	aggregator, err := aggregatorclient.NewForConfig(restConfig)
+	if err != nil {
 		return nil, err
 	}
 	return func() error {
+		// metrics-server is an aggregated API server, registered as its
+		// manifests register it: Service kube-system/metrics-server and
+		// APIService v1beta1.metrics.k8s.io. The API server proxies to it
+		// in process (ServeInProcess), through kube-aggregator's proxy.
+		api.ServeInProcess(ctx, metav1.NamespaceSystem, metricsServerName, 443, ms.Handler(), serving)
+		if err := registerMetricsServer(ctx, client, aggregator, api.CACertPEM()); err != nil {
+			return fmt.Errorf("unable to register metrics-server: %w", err)
+		}
 		errs := make(chan error, 3)
 		go func() { errs <- lb.Start(ctx) }()
 		go func() { errs <- provisioner.Start(ctx) }()
 		go func() { errs <- ms.Start(ctx) }()
 		return errors.Join(<-errs, <-errs, <-errs)
 	}, nil
+}
+
+// metricsServerName names metrics-server's Service, as its manifests do.
+const metricsServerName = "metrics-server"
+
+// registerMetricsServer creates (or updates) what metrics-server's
+// manifests create for the aggregator: its Service, the Service's
+// endpoints (selectorless: the server runs in process, behind the
+// Service's ClusterIP) and the APIService v1beta1.metrics.k8s.io.
+func registerMetricsServer(ctx context.Context, client kubernetes.Interface, aggregator aggregatorclient.Interface, caBundle []byte) error {
+	const ns = metav1.NamespaceSystem
+	labels := map[string]string{"k8s-app": metricsServerName}
+	svc, err := client.CoreV1().Services(ns).Apply(ctx, corev1ac.Service(metricsServerName, ns).WithLabels(labels).
+		WithSpec(corev1ac.ServiceSpec().WithPorts(corev1ac.ServicePort().WithName("https").WithPort(443).WithProtocol(corev1.ProtocolTCP).
+			WithTargetPort(intstr.FromString("https")))), metav1.ApplyOptions{FieldManager: addonsComponent, Force: true})
+	if err != nil {
+		return err
+	}
+	_, err = client.DiscoveryV1().EndpointSlices(ns).Apply(ctx, discoveryv1ac.EndpointSlice(metricsServerName, ns).
+		WithLabels(map[string]string{discoveryv1.LabelServiceName: metricsServerName, discoveryv1.LabelManagedBy: addonsComponent}).
+		WithAddressType(discoveryv1.AddressTypeIPv4).
+		WithEndpoints(discoveryv1ac.Endpoint().WithAddresses(svc.Spec.ClusterIP).WithConditions(discoveryv1ac.EndpointConditions().WithReady(true))).
+		WithPorts(discoveryv1ac.EndpointPort().WithName("https").WithPort(10250).WithProtocol(corev1.ProtocolTCP)),
+		metav1.ApplyOptions{FieldManager: addonsComponent, Force: true})
+	if err != nil {
+		return err
+	}
+	apiService := &apiregistrationv1.APIService{
+		ObjectMeta: metav1.ObjectMeta{Name: metrics.GroupVersion.Version + "." + metrics.GroupVersion.Group, Labels: labels},
+		Spec: apiregistrationv1.APIServiceSpec{
+			Group: metrics.GroupVersion.Group, Version: metrics.GroupVersion.Version,
+			Service:              &apiregistrationv1.ServiceReference{Namespace: ns, Name: metricsServerName, Port: ptr.To[int32](443)},
+			CABundle:             caBundle,
+			GroupPriorityMinimum: metrics.GroupPriorityMinimum, VersionPriority: metrics.VersionPriority,
+		},
+	}
+	apiServices := aggregator.ApiregistrationV1().APIServices()
+	existing, err := apiServices.Get(ctx, apiService.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = apiServices.Create(ctx, apiService, metav1.CreateOptions{})
+	case err == nil:
+		existing.Spec = apiService.Spec
+		_, err = apiServices.Update(ctx, existing, metav1.UpdateOptions{})
+	}
+	return err
 }
