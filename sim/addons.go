@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 
 	"github.com/kubesim/kubesim/addons/loadbalancer"
 	"github.com/kubesim/kubesim/addons/metrics"
@@ -95,14 +96,16 @@ func newAddons(ctx context.Context, cfg Config, api *apiserver.Server, restConfi
 		// APIService v1beta1.metrics.k8s.io. The API server proxies to it
 		// in process (ServeInProcess), through kube-aggregator's proxy.
 		api.ServeInProcess(ctx, metav1.NamespaceSystem, metricsServerName, 443, ms.Handler(), serving)
-		if err := registerMetricsServer(ctx, client, aggregator, api.CACertPEM()); err != nil {
-			return fmt.Errorf("unable to register metrics-server: %w", err)
-		}
 		errs := make(chan error, 3)
 		go func() { errs <- lb.Start(ctx) }()
 		go func() { errs <- provisioner.Start(ctx) }()
 		go func() { errs <- ms.Start(ctx) }()
-		return errors.Join(<-errs, <-errs, <-errs)
+		var registered error
+		if err := registerMetricsServer(ctx, client, aggregator, api.CACertPEM()); err != nil && ctx.Err() == nil {
+			registered = fmt.Errorf("unable to register metrics-server: %w", err)
+			klog.FromContext(ctx).Error(registered, "metrics.k8s.io is not served")
+		}
+		return errors.Join(registered, <-errs, <-errs, <-errs)
 	}, nil
 }
 

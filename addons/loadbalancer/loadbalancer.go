@@ -47,9 +47,8 @@ type Config struct {
 
 // Controller runs the service controller over the address pool.
 type Controller struct {
-	cfg        Config
-	pool       *Pool
-	controller *servicecontroller.Controller
+	cfg  Config
+	pool *Pool
 }
 
 // New validates and defaults cfg and builds the controller.
@@ -70,11 +69,12 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc, err := servicecontroller.New(&cloud{pool: pool}, cfg.Client, cfg.Informers.Core().V1().Services(), cfg.Informers.Core().V1().Nodes(), cfg.ClusterName, utilfeature.DefaultFeatureGate)
-	if err != nil {
-		return nil, fmt.Errorf("unable to build the service controller: %w", err)
-	}
-	return &Controller{cfg: cfg, pool: pool, controller: sc}, nil
+	// The informers the service controller reads, registered before the
+	// factory starts; the controller itself is built by Start (its
+	// queues' goroutines run from its construction until its Run ends).
+	cfg.Informers.Core().V1().Services().Informer()
+	cfg.Informers.Core().V1().Nodes().Informer()
+	return &Controller{cfg: cfg, pool: pool}, nil
 }
 
 // Pool is the controller's address pool.
@@ -105,7 +105,11 @@ func (c *Controller) Start(ctx context.Context) error {
 		}
 	}
 	klog.FromContext(ctx).V(2).Info("Starting the load balancer controller", "cidr", c.cfg.CIDR)
-	c.controller.Run(ctx, c.cfg.Workers, controllersmetrics.NewControllerManagerMetrics("kubesim"))
+	sc, err := servicecontroller.New(&cloud{pool: c.pool}, c.cfg.Client, services, c.cfg.Informers.Core().V1().Nodes(), c.cfg.ClusterName, utilfeature.DefaultFeatureGate)
+	if err != nil {
+		return fmt.Errorf("unable to build the service controller: %w", err)
+	}
+	sc.Run(ctx, c.cfg.Workers, controllersmetrics.NewControllerManagerMetrics("kubesim"))
 	return nil
 }
 

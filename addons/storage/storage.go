@@ -109,38 +109,38 @@ func New(cfg Config) (*Provisioner, error) {
 	if cfg.DefaultClass == nil && !cfg.DisableDefaultClass {
 		cfg.DefaultClass = DefaultStorageClass(cfg.Provisioner)
 	}
-	p := &Provisioner{
-		cfg: cfg,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubesim-provisioner"}),
-	}
+	p := &Provisioner{cfg: cfg}
 	f := cfg.Informers
 	claims, volumes := f.Core().V1().PersistentVolumeClaims(), f.Core().V1().PersistentVolumes()
 	classes, nodes := f.Storage().V1().StorageClasses(), f.Core().V1().Nodes()
 	p.claims, p.volumes, p.classes, p.nodes = claims.Lister(), volumes.Lister(), classes.Lister(), nodes.Lister()
 	p.synced = []cache.InformerSynced{claims.Informer().HasSynced, volumes.Informer().HasSynced, classes.Informer().HasSynced, nodes.Informer().HasSynced}
+	return p, nil
+}
+
+// watch queues the claims and the volumes of this provisioner as they
+// change (the informers replay what they have to new handlers).
+func (p *Provisioner) watch() error {
+	f := p.cfg.Informers
 	claimHandler := func(obj interface{}) {
 		if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
 			p.queue.Add("claim/" + key)
 		}
 	}
 	volumeHandler := func(obj interface{}) {
-		if pv, ok := obj.(*corev1.PersistentVolume); ok && pv.Annotations[storagehelpers.AnnDynamicallyProvisioned] == cfg.Provisioner {
+		if pv, ok := obj.(*corev1.PersistentVolume); ok && pv.Annotations[storagehelpers.AnnDynamicallyProvisioned] == p.cfg.Provisioner {
 			p.queue.Add("volume/" + pv.Name)
 		}
 	}
-	if _, err := claims.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := f.Core().V1().PersistentVolumeClaims().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: claimHandler, UpdateFunc: func(_, obj interface{}) { claimHandler(obj) },
 	}); err != nil {
-		return nil, err
+		return err
 	}
-	if _, err := volumes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	_, err := f.Core().V1().PersistentVolumes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: volumeHandler, UpdateFunc: func(_, obj interface{}) { volumeHandler(obj) },
-	}); err != nil {
-		return nil, err
-	}
-	return p, nil
+	})
+	return err
 }
 
 // DefaultStorageClass is the default class of provisioner, as kind's
@@ -161,7 +161,16 @@ func DefaultStorageClass(provisioner string) *storagev1.StorageClass {
 // Start creates the default class, then provisions and deletes volumes
 // until ctx is done.
 func (p *Provisioner) Start(ctx context.Context) error {
+	p.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubesim-provisioner"})
 	defer p.queue.ShutDown()
+	if err := p.watch(); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: the informers are gone
+		}
+		return err
+	}
 	logger := klog.FromContext(ctx).WithName("provisioner")
 	ctx = klog.NewContext(ctx, logger)
 	p.broadcaster = record.NewBroadcaster(record.WithContext(ctx))
