@@ -208,6 +208,36 @@ var _ = Describe("control plane: real nodes", Ordered, Label("realnodes"), func(
 			}
 		})
 
+		It("routes a LoadBalancer Service's address to its backends through kube-proxy", func(ctx SpecContext) {
+			if !target.IsKubesim() {
+				Skip("the reference control plane runs no load balancer controller")
+			}
+			_, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: "web-lb"},
+				Spec: corev1.ServiceSpec{
+					Type:     corev1.ServiceTypeLoadBalancer,
+					Selector: map[string]string{"app": "web"},
+					Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
+				},
+			}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			var ip string
+			Eventually(func(g Gomega) {
+				svc, err := cs.CoreV1().Services(ns).Get(ctx, "web-lb", metav1.GetOptions{})
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(svc.Status.LoadBalancer.Ingress).To(HaveLen(1))
+				ip = svc.Status.LoadBalancer.Ingress[0].IP
+			}).WithTimeout(time.Minute).Should(Succeed())
+			seen := map[string]bool{}
+			Eventually(func(g Gomega) {
+				out, err := get(ctx, "web-1", "http://"+net.JoinHostPort(ip, "80")+"/hostname")
+				g.Expect(err).NotTo(HaveOccurred())
+				seen[out] = true
+				g.Expect(seen).To(HaveLen(2), "backends answering so far: %v", seen)
+			}).WithTimeout(time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
+			Expect(seen).To(Equal(map[string]bool{"web-0": true, "web-1": true}))
+		})
+
 		It("proxies to a pod, a Service and a kubelet through the API server (pods, services and nodes/proxy)", func(ctx SpecContext) {
 			rc := cs.CoreV1().RESTClient()
 			raw := func(g Gomega, path string, params map[string]string) string {
@@ -503,6 +533,54 @@ var _ = Describe("control plane: real nodes", Ordered, Label("realnodes"), func(
 			g.Expect(err).To(HaveOccurred())
 		}).WithTimeout(time.Minute).Should(Succeed())
 	}, NodeTimeout(3*time.Minute))
+
+	It("keeps a claim's data in a real directory of the default StorageClass, across pods, and removes it with the claim", func(ctx SpecContext) {
+		if !target.IsKubesim() {
+			Skip("the reference control plane runs no provisioner")
+		}
+		_, err := cs.CoreV1().PersistentVolumeClaims(ns).Create(ctx, &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: "data"},
+			Spec: corev1.PersistentVolumeClaimSpec{
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+			},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		withClaim := func(name string, command ...string) *corev1.Pod {
+			pod := busybox(name, command...)
+			pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+			pod.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
+			return pod
+		}
+		create(ctx, withClaim("writer", "sh", "-c", "echo kept > /data/f && sleep 3600"))
+		waitReady(ctx, "writer")
+		claim, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(claim.Status.Phase).To(Equal(corev1.ClaimBound))
+		pv, err := cs.CoreV1().PersistentVolumes().Get(ctx, claim.Spec.VolumeName, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		dir := pv.Spec.HostPath.Path
+		// The data is on this machine's disk.
+		Eventually(func() (string, error) {
+			b, err := os.ReadFile(filepath.Join(dir, "f"))
+			return string(b), err
+		}).WithTimeout(30 * time.Second).Should(Equal("kept\n"))
+		Expect(cs.CoreV1().Pods(ns).Delete(ctx, "writer", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](1)})).To(Succeed())
+		// A later pod of the claim goes to the volume's node and reads it.
+		create(ctx, withClaim("reader", "sh", "-c", "cat /data/f && sleep 3600"))
+		waitReady(ctx, "reader")
+		Eventually(func() string {
+			return cp.Kubectl(ctx, "", "logs", "-n", ns, "reader").Stdout
+		}).WithTimeout(30 * time.Second).Should(Equal("kept\n"))
+		Expect(cs.CoreV1().Pods(ns).Delete(ctx, "reader", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](1)})).To(Succeed())
+		Expect(cs.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "data", metav1.DeleteOptions{})).To(Succeed())
+		// reclaimPolicy Delete: the volume and its directory go.
+		Eventually(func() bool {
+			_, err := os.Stat(dir)
+			_, getErr := cs.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+			return os.IsNotExist(err) && apierrors.IsNotFound(getErr)
+		}).WithTimeout(2 * time.Minute).Should(BeTrue())
+	}, NodeTimeout(4*time.Minute))
 
 	It("restarts a node's containerd and kubelet when they die, and the node runs pods again", func(ctx SpecContext) {
 		node := nodes[1].Name

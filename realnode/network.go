@@ -119,7 +119,7 @@ func claimNetwork(ctx context.Context, owner string) (int, error) {
 
 // addNodeNetwork creates node's netns in cluster n with address ip, linked
 // to the hub.
-func addNodeNetwork(ctx context.Context, n int, node, ip, serviceCIDR string) error {
+func addNodeNetwork(ctx context.Context, n int, node, ip, serviceCIDR, loadBalancerCIDR string) error {
 	ns, hub := netnsName(n, node), netnsName(n, "hub")
 	// Peer names are unique per hub: v + the address's last octet.
 	peer := "v" + ip[strings.LastIndex(ip, ".")+1:]
@@ -136,6 +136,11 @@ func addNodeNetwork(ctx context.Context, n int, node, ip, serviceCIDR string) er
 		{"-n", ns, "link", "add", "kubesim-svc", "type", "bridge"},
 		{"-n", ns, "link", "set", "kubesim-svc", "up"},
 		{"-n", ns, "route", "add", serviceCIDR, "dev", "kubesim-svc"},
+	}
+	if loadBalancerCIDR != "" {
+		// As ClusterIPs: kube-proxy's rules catch the addresses of
+		// LoadBalancer Services; any other goes nowhere.
+		steps = append(steps, []string{"-n", ns, "route", "add", loadBalancerCIDR, "dev", "kubesim-svc"})
 	}
 	for _, s := range steps {
 		if err := ipCmd(ctx, s...); err != nil {

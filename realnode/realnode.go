@@ -53,6 +53,11 @@ type Config struct {
 	ClusterCIDR string
 	// ServiceCIDR is the range of ClusterIPs. Default: 10.96.0.0/16.
 	ServiceCIDR string
+	// LoadBalancerCIDR is the range LoadBalancer Services' addresses come
+	// from; it is routed as the Service range is (into the nodes, where
+	// kube-proxy's rules catch the addresses), so that they route from the
+	// host and the nodes. Default: none.
+	LoadBalancerCIDR string
 	// ClusterDNS is the nameserver of the pods' resolv.conf. Default: the
 	// 10th address of ServiceCIDR, as kubeadm's kube-dns Service.
 	ClusterDNS string
@@ -258,7 +263,7 @@ func Start(ctx context.Context, cfg Config) (_ *Nodes, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("node %s: %w", name, err)
 		}
-		if err := addNodeNetwork(ctx, index, name, s.IP, cfg.ServiceCIDR); err != nil {
+		if err := addNodeNetwork(ctx, index, name, s.IP, cfg.ServiceCIDR, cfg.LoadBalancerCIDR); err != nil {
 			return nil, fmt.Errorf("node %s: %w", name, err)
 		}
 		if err := n.startProcess(runCtx, s); err != nil {
@@ -271,6 +276,11 @@ func Start(ctx context.Context, cfg Config) (_ *Nodes, err error) {
 			// Only what the API server reaches at a ClusterIP (webhooks,
 			// aggregated APIs) is lost: say so and go on.
 			logger.Error(err, "Routing the Service range from the host")
+		}
+		if cfg.LoadBalancerCIDR != "" {
+			if err := routeServiceCIDR(ctx, index, cfg.LoadBalancerCIDR, nodeIP(index, 0)); err != nil {
+				logger.Error(err, "Routing the load balancers' range from the host")
+			}
 		}
 	}
 	if err := n.startDNS(runCtx); err != nil {

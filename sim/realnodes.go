@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/kubesim/kubesim/addons/loadbalancer"
 	"github.com/kubesim/kubesim/realnode"
 )
 
@@ -18,6 +19,8 @@ func (c *Cluster) startRealNodes(ctx context.Context, cfg Config) error {
 		ClusterCIDR: cfg.ClusterCIDR,
 		ServiceCIDR: cfg.ServiceCIDR,
 		ImagesDir:   cfg.RealNodeImages,
+		// Without the add-ons no load balancer has an address to route.
+		LoadBalancerCIDR: loadBalancerCIDR(cfg),
 	})
 	if err != nil {
 		return fmt.Errorf("unable to start the real nodes: %w", err)
@@ -27,4 +30,16 @@ func (c *Cluster) startRealNodes(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("the real nodes did not become Ready: %w", err)
 	}
 	return nil
+}
+
+// loadBalancerCIDR is the range the load balancers of the cluster take
+// addresses from, "" without them.
+func loadBalancerCIDR(cfg Config) string {
+	if cfg.DisableAddons || cfg.DisableControllers {
+		return ""
+	}
+	if cfg.LoadBalancerCIDR == "" {
+		return loadbalancer.DefaultCIDR
+	}
+	return cfg.LoadBalancerCIDR
 }
