@@ -3,8 +3,10 @@ package sim
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -67,12 +69,28 @@ func newAddons(ctx context.Context, cfg Config, api *apiserver.Server, restConfi
 	if err != nil {
 		return nil, err
 	}
+	clientCert, err := tls.X509KeyPair(cert.CertPEM, cert.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(api.CACertPEM())
 	ms, err := metrics.New(metrics.Config{
 		Informers: shared,
 		Metadata:  metadatainformer.NewSharedInformerFactory(metadataClient, 0),
 		Kubelet: rest.Config{
-			Timeout:         10 * time.Second,
-			TLSClientConfig: rest.TLSClientConfig{CAData: api.CACertPEM(), CertData: cert.CertPEM, KeyData: cert.KeyPEM},
+			Timeout: 10 * time.Second,
+			// Every simulated node is at the same address and port: one
+			// HTTP/2 connection carries all their scrapes, where HTTP/1.1
+			// with a handful of idle connections a host made a TLS
+			// handshake per node and scrape (a fifth of a core at 5,000
+			// nodes).
+			Transport: &http.Transport{
+				TLSClientConfig:     &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12},
+				ForceAttemptHTTP2:   true,
+				MaxIdleConnsPerHost: 16,
+				IdleConnTimeout:     90 * time.Second,
+			},
 		},
 	})
 	if err != nil {
