@@ -151,6 +151,21 @@ func (r *remoteAPIs) handler(req *http.Request) http.Handler {
 	return nil
 }
 
+// openAPIPaths are the OpenAPI v3 paths (apis/<group>/<version>) of the
+// proxied group versions, with their proxies.
+func (r *remoteAPIs) openAPIPaths() map[string]http.Handler {
+	if r.groups.Load() == 0 {
+		return nil
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make(map[string]http.Handler, len(r.proxies))
+	for gv, p := range r.proxies {
+		out["apis/"+gv.Group+"/"+gv.Version] = p
+	}
+	return out
+}
+
 // apiGroup is the legacy discovery of a group of APIServices, its versions
 // by priority.
 func apiGroup(name string, versions map[string]*apiregistrationv1.APIService) metav1.APIGroup {

@@ -534,6 +534,12 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	s.openapi.SetCRDs(func() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 		return crdLister.List(labels.Everything())
 	})
+	s.openapi.SetRemote(func() map[string]http.Handler {
+		if s.aggregator == nil {
+			return nil
+		}
+		return s.aggregator.remote.openAPIPaths()
+	})
 	s.openapi.Install(muxAdapter{r})
 	r.PathPrefix("/api/").Handler(api)
 	r.PathPrefix("/apis/").Handler(api)

@@ -140,6 +140,9 @@ spec:
 		// Its discovery, legacy and aggregated, through the proxy.
 		Expect(kubectl(ctx, "", "get", "--raw", "/apis/metrics.k8s.io")).To(ContainSubstring(`"preferredVersion":{"groupVersion":"metrics.k8s.io/v1beta1"`))
 		Expect(kubectl(ctx, "", "api-resources", "--api-group=metrics.k8s.io", "--no-headers")).To(MatchRegexp(`(?m)^pods\s+metrics.k8s.io/v1beta1\s+true\s+PodMetrics$`))
+		// Its OpenAPI v3 document, as kube-aggregator's proxier serves it:
+		// kubectl explain reads it.
+		Expect(kubectl(ctx, "", "explain", "nodemetrics.usage")).To(ContainSubstring("FIELD: usage <map[string]Quantity>"))
 		// What aggregated servers read to trust the proxy's headers.
 		Expect(kubectl(ctx, "", "-n", "kube-system", "get", "configmap", "extension-apiserver-authentication", "-o", "jsonpath={.data.requestheader-allowed-names}")).To(Equal(`["front-proxy-client"]`))
 	})

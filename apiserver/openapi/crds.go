@@ -219,7 +219,7 @@ func v3Path(gv schema.GroupVersion) string { return "apis/" + gv.Group + "/" + g
 // serveDiscovery serves /openapi/v3: the discovery documents of the
 // built-in and of the CRD group versions, merged into one, as
 // kube-apiserver's serves both.
-func (c *crdV3) serveDiscovery(w http.ResponseWriter, req *http.Request, builtin *handler3.OpenAPIService) {
+func (c *crdV3) serveDiscovery(w http.ResponseWriter, req *http.Request, builtin *handler3.OpenAPIService, remote map[string]http.Handler) {
 	builtinDoc, builtinETag, err := discoveryOf(builtin)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -230,8 +230,13 @@ func (c *crdV3) serveDiscovery(w http.ResponseWriter, req *http.Request, builtin
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	remotePaths := make([]string, 0, len(remote))
+	for p := range remote {
+		remotePaths = append(remotePaths, p)
+	}
+	sort.Strings(remotePaths)
 	c.mu.Lock()
-	key := builtinETag + "/" + crdETag
+	key := builtinETag + "/" + crdETag + "/" + strings.Join(remotePaths, ",")
 	if c.discoveryKey != key {
 		var a, b handler3.OpenAPIV3Discovery
 		if err := errors.Join(json.Unmarshal(builtinDoc, &a), json.Unmarshal(crdDoc, &b)); err != nil {
@@ -241,6 +246,9 @@ func (c *crdV3) serveDiscovery(w http.ResponseWriter, req *http.Request, builtin
 		}
 		for p, gv := range b.Paths {
 			a.Paths[p] = gv
+		}
+		for _, p := range remotePaths {
+			a.Paths[p] = handler3.OpenAPIV3DiscoveryGroupVersion{ServerRelativeURL: "/openapi/v3/" + p}
 		}
 		merged, err := json.Marshal(a)
 		if err != nil {

@@ -85,7 +85,16 @@ type Documents struct {
 	crdMu  sync.Mutex
 	crds   CRDLister
 	crdsV3 crdV3
+
+	// remote gives the group versions of aggregated API servers, each
+	// path (apis/<group>/<version>) with the handler that proxies to the
+	// server, as kube-aggregator's OpenAPI v3 proxier does.
+	remote func() map[string]http.Handler
 }
+
+// SetRemote sets the group versions of aggregated API servers, whose v3
+// documents are theirs, fetched through the handler.
+func (d *Documents) SetRemote(remote func() map[string]http.Handler) { d.remote = remote }
 
 // builtinDocuments are the documents of the built-in routes, which every
 // server of one set of routes shares.
@@ -201,8 +210,17 @@ func (d *Documents) serveV3(w http.ResponseWriter, req *http.Request) {
 		logger.Error(err, "Building the OpenAPI v3 documents of custom resources")
 	}
 	p := strings.TrimSuffix(req.URL.Path, "/")
+	var remote map[string]http.Handler
+	if d.remote != nil {
+		remote = d.remote()
+	}
 	if p == "/openapi/v3" {
-		d.crdsV3.serveDiscovery(w, req, builtin)
+		d.crdsV3.serveDiscovery(w, req, builtin, remote)
+		return
+	}
+	if h, ok := remote[strings.TrimPrefix(p, "/openapi/v3/")]; ok {
+		// The aggregated server's own document, through the proxy.
+		h.ServeHTTP(w, req)
 		return
 	}
 	if d.crdsV3.has(strings.TrimPrefix(p, "/openapi/v3/")) {
