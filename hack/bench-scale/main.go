@@ -47,9 +47,13 @@ var (
 	startProfileFor, settle                           time.Duration
 )
 
+// withAddons runs the cluster add-ons (-addons).
+var withAddons bool
+
 func main() {
 	nodeConfig := flag.String("node-config", "testdata/nodes/scale-5000.yaml", "the simulated node pools")
 	pods := flag.Int("pods", 150000, "pods to run, in Deployments (0: the nodes only)")
+	flag.BoolVar(&withAddons, "addons", true, "run the cluster add-ons (the default StorageClass's provisioner, load balancers, metrics-server scraping every node), as kubesim up does")
 	deployments := flag.Int("deployments", 150, "Deployments the pods are spread over")
 	// Kubernetes' scalability thresholds (sig-scalability's
 	// configs-and-limits/thresholds.md) are 150,000 pods and 5,000 nodes a
@@ -227,6 +231,7 @@ func run(ctx context.Context, nodeConfig string, podCount, deploymentCount, name
 		// The scheduler and the controllers are not held back by client
 		// rate limits: the question is what the scheduler can do.
 		QPS: 20000, Burst: 40000,
+		DisableAddons: !withAddons,
 	})
 	if err != nil {
 		return err
@@ -372,7 +377,9 @@ func run(ctx context.Context, nodeConfig string, podCount, deploymentCount, name
 	// admitted with (the genuine service account controller creates it).
 	if namespaceCount > 1 {
 		for i := range namespaceCount {
-			name := namespaceOf(i*deploymentCount/namespaceCount, deploymentCount, namespaceCount)
+			// namespaceOf's names, load-0 to load-<count-1>, each taken by
+			// some Deployment (there are more Deployments than namespaces).
+			name := fmt.Sprintf("load-%d", i)
 			if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 				return err
 			}
