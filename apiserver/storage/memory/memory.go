@@ -32,6 +32,35 @@ type Config struct {
 	// FutureRevisionWait bounds how long a read waits for a revision the
 	// store has not reached yet. Default: 3s.
 	FutureRevisionWait time.Duration
+	// Journal, when set, makes the store durable: every change is handed
+	// to it, and becomes visible (to reads, watches and its writer) only
+	// once the journal reports it durable (Store.Durable). Default: none,
+	// every change is visible at once.
+	Journal Journal
+}
+
+// Journal persists a Store's changes (Config.Journal).
+type Journal interface {
+	// Encode returns the record of obj, to be stored under key. The store
+	// calls it before it takes its lock; obj's resourceVersion is not
+	// yet set (Change.Revision carries it).
+	Encode(key string, obj runtime.Object) ([]byte, error)
+	// Append queues a change for persistence. The store calls it with its
+	// lock held, in revision order: it must not block. The journal then
+	// calls Store.Durable, or Store.Fail if it cannot persist.
+	Append(c Change)
+}
+
+// Change is one write handed to a Journal.
+type Change struct {
+	// Revision is the write's revision.
+	Revision int64
+	// Type is watch.Added, watch.Modified or watch.Deleted.
+	Type watch.EventType
+	// Key is the key written.
+	Key string
+	// Data is the Journal's encoding of the object; nil for a deletion.
+	Data []byte
 }
 
 // Store is the in-memory storage.Interface.
@@ -42,6 +71,16 @@ type Store struct {
 	mu sync.RWMutex
 	// rev is the revision of the latest write; an empty store is at 1.
 	rev int64
+	// visible is the revision reads, watches and writers see: rev without
+	// a journal, the latest durable revision with one. Versions and events
+	// after it exist but are not shown.
+	visible int64
+	// failed, once set, is why the journal could not persist: writes are
+	// refused from then on.
+	failed error
+	// loading is set while Replay applies recovered changes, which are not
+	// handed back to the journal.
+	loading bool
 	// compactRev is the revision history was last compacted at.
 	compactRev int64
 	// tree holds one record per key ever written and not yet compacted away.
@@ -131,6 +170,7 @@ func New(cfg Config) (*Store, error) {
 	return &Store{
 		cfg:       cfg,
 		rev:       1,
+		visible:   1,
 		firstRev:  2,
 		tree:      btree.NewG(32, func(a, b *record) bool { return a.key < b.key }),
 		byKey:     map[string]*record{},
@@ -180,7 +220,7 @@ func setRevision(obj runtime.Object, rev int64) error {
 // commit appends a version and an event for key at the next revision;
 // interned are the handles of obj's shared field sets. It must be called
 // with mu held for writing.
-func (s *Store) commit(r *record, typ watch.EventType, obj, prev runtime.Object, interned []unique.Handle[string], tmpl *template) int64 {
+func (s *Store) commit(r *record, typ watch.EventType, obj, prev runtime.Object, interned []unique.Handle[string], tmpl *template, data []byte) int64 {
 	s.rev++
 	v := version{rev: s.rev, obj: obj, deleted: typ == watch.Deleted, interned: interned, tmpl: tmpl}
 	if v.deleted {
@@ -188,10 +228,211 @@ func (s *Store) commit(r *record, typ watch.EventType, obj, prev runtime.Object,
 	}
 	r.versions = append(r.versions, v)
 	s.events = append(s.events, event{rev: s.rev, typ: typ, key: r.key, obj: obj, prev: prev})
+	if s.cfg.Journal != nil && !s.loading {
+		s.cfg.Journal.Append(Change{Revision: s.rev, Type: typ, Key: r.key, Data: data})
+		return s.rev
+	}
+	s.publish(s.rev)
+	return s.rev
+}
+
+// publish makes the changes up to rev visible. It must be called with mu
+// held for writing.
+func (s *Store) publish(rev int64) {
+	if rev <= s.visible {
+		return
+	}
+	for _, e := range s.eventsAfter(s.visible, rev) {
+		s.wakeWatchers(e.key, e.rev)
+	}
+	s.visible = rev
 	close(s.wake)
 	s.wake = make(chan struct{})
-	s.wakeWatchers(r.key, s.rev)
-	return s.rev
+}
+
+// eventsAfter returns the events in (from, to]. It must be called with mu
+// held.
+func (s *Store) eventsAfter(from, to int64) []event {
+	i := max(from+1-s.firstRev, 0)
+	j := min(to+1-s.firstRev, int64(len(s.events)))
+	if i >= j {
+		return nil
+	}
+	return s.events[i:j]
+}
+
+// Durable reports that the journal has persisted every change up to rev:
+// they become visible, and their writers return.
+func (s *Store) Durable(rev int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.publish(min(rev, s.rev))
+}
+
+// Fail reports that the journal cannot persist: the changes it has not
+// reported durable stay invisible, their writers and every later write
+// fail with err. Reads go on at the last durable revision.
+func (s *Store) Fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed == nil {
+		s.failed = err
+		close(s.wake)
+		s.wake = make(chan struct{})
+	}
+}
+
+// LoadSnapshot fills an empty store with the objects of a snapshot taken at
+// revision rev, by key; each carries the revision of its last change as its
+// resourceVersion. History starts after rev: reads and watches from before
+// it are expired. It must be called before the store is used.
+func (s *Store) LoadSnapshot(rev int64, objs map[string]runtime.Object) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rev != 1 || len(s.byKey) != 0 {
+		return fmt.Errorf("unable to load a snapshot into a store in use")
+	}
+	if rev < 1 {
+		return fmt.Errorf("unable to load a snapshot at revision %d", rev)
+	}
+	for key, obj := range objs {
+		a, err := meta.Accessor(obj)
+		if err != nil {
+			return fmt.Errorf("unable to load %s: %w", key, err)
+		}
+		var orev int64
+		if _, err := fmt.Sscan(a.GetResourceVersion(), &orev); err != nil || orev < 1 || orev > rev {
+			return fmt.Errorf("unable to load %s: resourceVersion %q is not a revision up to %d", key, a.GetResourceVersion(), rev)
+		}
+		interned := internManagedFields(obj)
+		r := &record{key: key, versions: []version{{rev: orev, obj: obj, interned: interned}}}
+		s.tree.ReplaceOrInsert(r)
+		s.byKey[key] = r
+	}
+	s.rev, s.visible, s.compactRev, s.firstRev = rev, rev, rev, rev+1
+	return nil
+}
+
+// Replay applies a change recovered from a journal at its revision, which
+// must be the store's next one; obj is nil for a deletion. The change is
+// not handed back to the journal. It must be called before the store
+// serves.
+func (s *Store) Replay(rev int64, typ watch.EventType, key string, obj runtime.Object) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rev != s.rev+1 {
+		return fmt.Errorf("unable to replay revision %d of %s: the store is at %d", rev, key, s.rev)
+	}
+	r, ok := s.byKey[key]
+	cur := r.latest()
+	switch typ {
+	case watch.Added:
+		if cur != nil {
+			return fmt.Errorf("unable to replay the creation of %s at revision %d: it exists", key, rev)
+		}
+	case watch.Modified, watch.Deleted:
+		if cur == nil {
+			return fmt.Errorf("unable to replay the %s of %s at revision %d: it does not exist", strings.ToLower(string(typ)), key, rev)
+		}
+	default:
+		return fmt.Errorf("unable to replay revision %d of %s: unknown change %q", rev, key, typ)
+	}
+	var prev runtime.Object
+	if cur != nil {
+		prev = cur.obj
+	}
+	if typ == watch.Deleted {
+		obj = prev.DeepCopyObject()
+	}
+	if err := setRevision(obj, rev); err != nil {
+		return err
+	}
+	if !ok {
+		r = &record{key: key}
+		s.tree.ReplaceOrInsert(r)
+		s.byKey[key] = r
+	}
+	s.loading = true
+	defer func() { s.loading = false }()
+	var interned []unique.Handle[string]
+	if typ != watch.Deleted {
+		interned = internManagedFields(obj)
+	}
+	s.commit(r, typ, obj, prev, interned, nil, nil)
+	return nil
+}
+
+// Entry is a key and its object (see Store.Entries).
+type Entry struct {
+	Key    string
+	Object runtime.Object // shared, read-only
+}
+
+// Entries returns the live objects at revision rev, in key order, for a
+// snapshot. It fails with storage.ErrExpired when rev has been compacted.
+func (s *Store) Entries(rev int64) ([]Entry, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if rev < s.compactRev {
+		return nil, storage.NewError(storage.ErrCodeExpired, "", s.compactRev, "%d (%d)", rev, s.compactRev)
+	}
+	if rev > s.visible {
+		return nil, storage.NewError(storage.ErrCodeTooLargeRevision, "", s.visible, "requested %d", rev)
+	}
+	out := make([]Entry, 0, len(s.byKey))
+	s.tree.Ascend(func(r *record) bool {
+		if v := r.at(rev); v != nil {
+			out = append(out, Entry{Key: r.key, Object: v.obj})
+		}
+		return true
+	})
+	return out, nil
+}
+
+// encode returns the journal's record of obj, if the store has a journal.
+func (s *Store) encode(key string, obj runtime.Object) ([]byte, error) {
+	if s.cfg.Journal == nil {
+		return nil, nil
+	}
+	return s.cfg.Journal.Encode(key, obj)
+}
+
+// awaitDurable waits until the changes up to rev are durable, for their
+// writer to return, or for a write that failed against them to report its
+// failure (a conflict with a change that never became durable must not be
+// reported). It must be called with mu held for writing, and releases it.
+func (s *Store) awaitDurable(ctx context.Context, rev int64) error {
+	for rev > s.visible {
+		if s.failed != nil {
+			err := s.failed
+			s.mu.Unlock()
+			return err
+		}
+		wake := s.wake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			// The write may yet become durable: as with a timeout
+			// from etcd, its outcome is unknown to the writer.
+			return ctx.Err()
+		}
+		s.mu.Lock()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// writeResult returns what a write returns once it is durable: obj, or
+// err when the write failed against the state at revision seen.
+func (s *Store) writeResult(ctx context.Context, rev int64, obj runtime.Object, err error) (runtime.Object, error) {
+	if werr := s.awaitDurable(ctx, rev); werr != nil && err == nil {
+		return nil, werr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return obj.DeepCopyObject(), nil
 }
 
 // wakeWatchers wakes the watchers waiting on a prefix of key, with the
@@ -219,11 +460,23 @@ func (r *record) latest() *version {
 	return v
 }
 
-// latest returns the latest live version of key, or nil. It must be called
-// with mu held.
+// latest returns the latest live version of key, pending ones included,
+// or nil. It must be called with mu held.
 func (s *Store) latest(key string) *version {
 	r := s.byKey[key]
 	return r.latest()
+}
+
+// current returns r's live version at the visible revision, or nil. It
+// must be called with mu held.
+func (s *Store) current(r *record) *version {
+	if r == nil {
+		return nil
+	}
+	if s.visible == s.rev {
+		return r.latest()
+	}
+	return r.at(s.visible)
 }
 
 // at returns the live version at revision rev, or nil.
@@ -242,15 +495,23 @@ func (r *record) at(rev int64) *version {
 // Create implements storage.Interface.
 func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (runtime.Object, error) {
 	stored := obj.DeepCopyObject()
+	data, err := s.encode(key, stored)
+	if err != nil {
+		return nil, storage.NewError(storage.ErrCodeInvalidArgument, key, 0, "%v", err)
+	}
 	interned := internManagedFields(stored)
 	tmpl := s.shareWithReplicas(stored)
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if s.failed != nil {
+		s.mu.Unlock()
+		return nil, s.failed
+	}
 	r, ok := s.byKey[key]
 	if ok && r.latest() != nil {
-		return nil, storage.NewError(storage.ErrCodeKeyExists, key, 0, "")
+		return s.writeResult(ctx, s.rev, nil, storage.NewError(storage.ErrCodeKeyExists, key, 0, ""))
 	}
 	if err := setRevision(stored, s.rev+1); err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
 	if !ok {
@@ -258,27 +519,27 @@ func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (run
 		s.tree.ReplaceOrInsert(r)
 		s.byKey[key] = r
 	}
-	s.commit(r, watch.Added, stored, nil, interned, tmpl)
-	return stored.DeepCopyObject(), nil
+	rev := s.commit(r, watch.Added, stored, nil, interned, tmpl, data)
+	return s.writeResult(ctx, rev, stored, nil)
 }
 
 // waitFor waits, bounded by FutureRevisionWait, until the store has reached
 // rev. It returns with mu held for reading.
 func (s *Store) waitFor(ctx context.Context, rev int64) error {
 	s.mu.RLock()
-	if rev <= s.rev {
+	if rev <= s.visible {
 		return nil
 	}
 	deadline := s.cfg.Clock.After(s.cfg.FutureRevisionWait)
-	for rev > s.rev {
+	for rev > s.visible {
 		wake := s.wake
 		s.mu.RUnlock()
 		select {
 		case <-wake:
 		case <-deadline:
 			s.mu.RLock()
-			if rev > s.rev {
-				cur := s.rev
+			if rev > s.visible {
+				cur := s.visible
 				s.mu.RUnlock()
 				e := storage.NewError(storage.ErrCodeTooLargeRevision, "", cur, "requested %d", rev)
 				e.Requested = rev
@@ -299,8 +560,7 @@ func (s *Store) Get(ctx context.Context, key string, opts storage.GetOptions) (r
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	r := s.byKey[key]
-	v := r.latest()
+	v := s.current(s.byKey[key])
 	if v == nil {
 		return nil, storage.NewError(storage.ErrCodeNotFound, key, 0, "")
 	}
@@ -310,6 +570,10 @@ func (s *Store) Get(ctx context.Context, key string, opts storage.GetOptions) (r
 // Update implements storage.Interface.
 func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, opts storage.UpdateOptions) (runtime.Object, error) {
 	stored := obj.DeepCopyObject()
+	data, err := s.encode(key, stored)
+	if err != nil {
+		return nil, storage.NewError(storage.ErrCodeInvalidArgument, key, 0, "%v", err)
+	}
 	interned := internManagedFields(stored)
 	// What the update leaves as it was is the last version's: one copy for
 	// the versions history keeps. Any version would do, so the one read
@@ -325,41 +589,49 @@ func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, opts
 		shareWith(stored, last)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if s.failed != nil {
+		s.mu.Unlock()
+		return nil, s.failed
+	}
 	r := s.byKey[key]
 	cur := r.latest()
 	if cur == nil {
-		return nil, storage.NewError(storage.ErrCodeNotFound, key, 0, "")
+		return s.writeResult(ctx, s.rev, nil, storage.NewError(storage.ErrCodeNotFound, key, 0, ""))
 	}
 	if opts.ExpectedRevision != 0 && cur.rev != opts.ExpectedRevision {
-		return nil, storage.NewError(storage.ErrCodeConflict, key, cur.rev, "expected revision %d", opts.ExpectedRevision)
+		return s.writeResult(ctx, s.rev, nil, storage.NewError(storage.ErrCodeConflict, key, cur.rev, "expected revision %d", opts.ExpectedRevision))
 	}
 	if err := setRevision(stored, s.rev+1); err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
-	s.commit(r, watch.Modified, stored, cur.obj, interned, cur.tmpl)
-	return stored.DeepCopyObject(), nil
+	rev := s.commit(r, watch.Modified, stored, cur.obj, interned, cur.tmpl, data)
+	return s.writeResult(ctx, rev, stored, nil)
 }
 
 // Delete implements storage.Interface.
 func (s *Store) Delete(ctx context.Context, key string, opts storage.DeleteOptions) (runtime.Object, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if s.failed != nil {
+		s.mu.Unlock()
+		return nil, s.failed
+	}
 	r := s.byKey[key]
 	cur := r.latest()
 	if cur == nil {
-		return nil, storage.NewError(storage.ErrCodeNotFound, key, 0, "")
+		return s.writeResult(ctx, s.rev, nil, storage.NewError(storage.ErrCodeNotFound, key, 0, ""))
 	}
 	if opts.ExpectedRevision != 0 && cur.rev != opts.ExpectedRevision {
-		return nil, storage.NewError(storage.ErrCodeConflict, key, cur.rev, "expected revision %d", opts.ExpectedRevision)
+		return s.writeResult(ctx, s.rev, nil, storage.NewError(storage.ErrCodeConflict, key, cur.rev, "expected revision %d", opts.ExpectedRevision))
 	}
 	last := cur.obj.DeepCopyObject()
 	shareWith(last, cur.obj)
 	if err := setRevision(last, s.rev+1); err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
-	s.commit(r, watch.Deleted, last, cur.obj, nil, nil)
-	return last.DeepCopyObject(), nil
+	rev := s.commit(r, watch.Deleted, last, cur.obj, nil, nil, nil)
+	return s.writeResult(ctx, rev, last, nil)
 }
 
 // List implements storage.Interface.
@@ -376,7 +648,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 	}
 	defer s.mu.RUnlock()
 
-	rev := s.rev
+	rev := s.visible
 	if opts.Match == storage.MatchExact {
 		if opts.Revision <= 0 {
 			return nil, storage.NewError(storage.ErrCodeInvalidArgument, "", opts.Revision, "an exact read needs a revision")
@@ -386,8 +658,8 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 			e.Requested = opts.Revision
 			return nil, e
 		}
-		if opts.Revision > s.rev {
-			e := storage.NewError(storage.ErrCodeTooLargeRevision, "", s.rev, "requested %d", opts.Revision)
+		if opts.Revision > s.visible {
+			e := storage.NewError(storage.ErrCodeTooLargeRevision, "", s.visible, "requested %d", opts.Revision)
 			e.Requested = opts.Revision
 			return nil, e
 		}
@@ -461,7 +733,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.rev, nil
+	return s.visible, nil
 }
 
 // Compact implements storage.Interface.
@@ -471,8 +743,8 @@ func (s *Store) Compact(ctx context.Context, revision int64) error {
 	if revision <= s.compactRev {
 		return nil
 	}
-	if revision > s.rev {
-		return storage.NewError(storage.ErrCodeTooLargeRevision, "", s.rev, "compact to %d", revision)
+	if revision > s.visible {
+		return storage.NewError(storage.ErrCodeTooLargeRevision, "", s.visible, "compact to %d", revision)
 	}
 	s.compactRev = revision
 	var drop []*record
@@ -515,7 +787,7 @@ func (s *Store) Watch(ctx context.Context, prefix string, opts storage.WatchOpti
 	defer s.mu.RUnlock()
 	cursor := opts.Revision
 	if cursor == 0 {
-		cursor = s.rev
+		cursor = s.visible
 	}
 	if cursor < s.compactRev {
 		e := storage.NewError(storage.ErrCodeExpired, "", s.compactRev, "%d (%d)", cursor, s.compactRev)
@@ -560,7 +832,7 @@ func (w *watcher) next() ([]event, *waiter, error) {
 	if i < 0 {
 		i = 0
 	}
-	if i >= int64(len(s.events)) {
+	if i >= s.visible+1-s.firstRev {
 		// No write can come between the read of the log and the waiter's
 		// registration: writes hold mu.
 		s.waitMu.Lock()
@@ -573,7 +845,7 @@ func (w *watcher) next() ([]event, *waiter, error) {
 		s.waitMu.Unlock()
 		return nil, wt, nil
 	}
-	evs := s.events[i:]
+	evs := s.events[i : s.visible+1-s.firstRev]
 	if len(evs) > 1000 {
 		evs = evs[:1000]
 	}

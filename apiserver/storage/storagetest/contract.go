@@ -41,9 +41,9 @@ func cm(name string, labels map[string]string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: labels}, Data: map[string]string{"k": name}}
 }
 
-func key(name string) string { return "/registry/configmaps/ns/" + name }
+func key(name string) string { return "/registry/core/configmaps/ns/" + name }
 
-const prefix = "/registry/configmaps/"
+const prefix = "/registry/core/configmaps/"
 
 func rv(t *testing.T, obj runtime.Object) int64 {
 	t.Helper()
@@ -172,7 +172,7 @@ func testManagedFields(t *testing.T, s storage.Interface) {
 		t.Fatal(err)
 	}
 	b.(*corev1.ConfigMap).ManagedFields[0].FieldsV1.Raw[4] = 'Z'
-	list, err := s.List(ctx, "/registry/configmaps/ns/", storage.ListOptions{})
+	list, err := s.List(ctx, "/registry/core/configmaps/ns/", storage.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,14 +213,14 @@ func testList(t *testing.T, s storage.Interface) {
 	for _, n := range []string{"c", "a", "b"} {
 		mustCreate(t, s, cm(n, map[string]string{"odd": strconv.FormatBool(n != "b")}))
 	}
-	if _, err := s.Create(ctx, "/registry/configmapsx/ns/z", cm("z", nil)); err != nil {
+	if _, err := s.Create(ctx, "/registry/core/configmapsx/ns/z", cm("z", nil)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Create(ctx, "/registry/configmaps/other/y", cm("y", nil)); err != nil {
+	if _, err := s.Create(ctx, "/registry/core/configmaps/other/y", cm("y", nil)); err != nil {
 		t.Fatal(err)
 	}
 	cur, _ := s.CurrentRevision(ctx)
-	res, err := s.List(ctx, "/registry/configmaps/ns/", storage.ListOptions{})
+	res, err := s.List(ctx, "/registry/core/configmaps/ns/", storage.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,9 +373,9 @@ func testWatchFromRevision(t *testing.T, s storage.Interface) {
 	for range now.ResultChan() {
 	}
 	// Other prefixes are not seen.
-	other, _ := s.Watch(ctx, "/registry/configmaps/other/", storage.WatchOptions{Revision: 1})
+	other, _ := s.Watch(ctx, "/registry/core/configmaps/other/", storage.WatchOptions{Revision: 1})
 	defer other.Stop()
-	if _, err := s.Create(ctx, "/registry/configmaps/other/x", cm("x", nil)); err != nil {
+	if _, err := s.Create(ctx, "/registry/core/configmaps/other/x", cm("x", nil)); err != nil {
 		t.Fatal(err)
 	}
 	expectEvent(t, other, watch.Added, "x", 0)
