@@ -133,7 +133,7 @@ func newAggregator(s *Server, loopback *rest.Config) (*aggregator, error) {
 	}
 	// The front proxy: its own CA, and the client certificate whose name
 	// aggregated servers allow to pass users in X-Remote-* headers.
-	frontProxyCA, err := pki.NewCA("front-proxy-ca")
+	frontProxyCA, err := pki.LoadOrCreateCA(s.pkiDir, "front-proxy-ca", "front-proxy-ca")
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,11 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.memory != nil {
 		go s.memory.Start(serveCtx)
 	}
+	if s.dataDir != nil {
+		go s.dataDir.Start(serveCtx)
+		// Writes in flight when the server stops are written first.
+		defer s.dataDir.Close()
+	}
 	go s.registry.RunExpiry(serveCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(s.listener, "", "") }()

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"path"
+	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
 	"strconv"
@@ -54,6 +55,7 @@ import (
 	"github.com/kubesim/kubesim/apiserver/openapi"
 	"github.com/kubesim/kubesim/apiserver/registry"
 	"github.com/kubesim/kubesim/apiserver/storage"
+	"github.com/kubesim/kubesim/apiserver/storage/datadir"
 	"github.com/kubesim/kubesim/apiserver/storage/memory"
 	"github.com/kubesim/kubesim/internal/pki"
 	kstransform "github.com/kubesim/kubesim/internal/transform"
@@ -63,8 +65,15 @@ import (
 // from a new in-memory store.
 type Config struct {
 	// Storage is the backend. Default: a new memory store, compacted by the
-	// server while it runs.
+	// server while it runs (or the data dir's, with DataDir).
 	Storage storage.Interface
+	// DataDir, when set (and Storage is not), keeps the cluster's state in
+	// that directory (package datadir): every write is persisted before it
+	// is acknowledged, and a restart comes back at the last acknowledged
+	// revision. DataDir/pki keeps the cluster CA, the front-proxy CA and
+	// the service-account signing key, so that kubeconfigs and tokens stay
+	// valid across restarts. Default: none, state in memory.
+	DataDir string
 	// Clock is injected everywhere time matters. Default: the real clock.
 	Clock clock.WithTicker
 	// BindAddress is the IP to listen on. Default: 127.0.0.1.
@@ -128,8 +137,12 @@ type Config struct {
 
 // Server is a running kubesim API server.
 type Server struct {
-	cfg      Config
-	memory   *memory.Store // when the server owns its storage
+	cfg    Config
+	memory *memory.Store // when the server owns its storage
+	// dataDir is the storage when the server opened a data dir.
+	dataDir *datadir.Store
+	// pkiDir keeps the CAs and keys, with a data dir.
+	pkiDir   string
 	registry *registry.Registry
 	handler  http.Handler
 	// openapi builds /openapi/v2 and /openapi/v3 on their first request.
@@ -257,23 +270,44 @@ func New(cfg Config) (*Server, error) {
 	s.lifetime, s.endLifetime = context.WithCancel(context.Background())
 	s.drained, s.endDrained = context.WithCancel(context.Background())
 	s.longRunning, s.endLongRunning = context.WithCancel(context.Background())
-	if cfg.Storage == nil {
-		m, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval})
-		if err != nil {
-			return nil, err
-		}
-		s.memory, s.cfg.Storage = m, m
+	if cfg.DataDir != "" {
+		s.pkiDir = filepath.Join(cfg.DataDir, "pki")
 	}
 	if err := s.initPKI(bindIP); err != nil {
 		return nil, err
 	}
 	var err error
-	if s.serviceAccounts, err = newServiceAccounts(cfg.ServiceAccountIssuer, cfg.ServiceAccountSigningKey); err != nil {
+	saKey := cfg.ServiceAccountSigningKey
+	if saKey == nil && s.pkiDir != "" {
+		if saKey, err = pki.LoadOrCreateKey(filepath.Join(s.pkiDir, "sa.key")); err != nil {
+			return nil, err
+		}
+	}
+	if s.serviceAccounts, err = newServiceAccounts(cfg.ServiceAccountIssuer, saKey); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return nil, fmt.Errorf("unable to listen: %w", err)
+	}
+	switch {
+	case cfg.Storage != nil:
+	case cfg.DataDir != "":
+		// After the listener: a second server on the same port fails
+		// before it would wait for the data dir's lock.
+		d, err := datadir.Open(context.Background(), datadir.Config{Dir: cfg.DataDir, Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval})
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		s.dataDir, s.cfg.Storage = d, d
+	default:
+		m, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval})
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		s.memory, s.cfg.Storage = m, m
 	}
 	s.listener = ln
 	// The server's own clients (its informers, admission plugins and the
@@ -361,7 +395,7 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) initPKI(bindIP net.IP) error {
 	var err error
-	if s.ca, err = pki.NewCA("kubesim-ca"); err != nil {
+	if s.ca, err = pki.LoadOrCreateCA(s.pkiDir, "ca", "kubesim-ca"); err != nil {
 		return err
 	}
 	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}

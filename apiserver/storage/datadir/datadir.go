@@ -662,6 +662,8 @@ func (s *Store) Close() error {
 	}
 	close(s.closing)
 	<-s.done
+	// A write after the last batch is refused, not left waiting.
+	s.Store.Fail(fmt.Errorf("the data dir %s is closed", s.cfg.Dir))
 	var err error
 	if s.seg != nil {
 		err = s.seg.Close()

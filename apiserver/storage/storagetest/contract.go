@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	api "k8s.io/kubernetes/pkg/apis/core"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -37,8 +37,8 @@ func RunContractTests(t *testing.T, newStore NewFunc) {
 	t.Run("ConcurrentWritesAndWatch", func(t *testing.T) { testConcurrent(t, newStore(t)) })
 }
 
-func cm(name string, labels map[string]string) *corev1.ConfigMap {
-	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: labels}, Data: map[string]string{"k": name}}
+func cm(name string, labels map[string]string) *api.ConfigMap {
+	return &api.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: labels}, Data: map[string]string{"k": name}}
 }
 
 func key(name string) string { return "/registry/core/configmaps/ns/" + name }
@@ -47,7 +47,7 @@ const prefix = "/registry/core/configmaps/"
 
 func rv(t *testing.T, obj runtime.Object) int64 {
 	t.Helper()
-	s := obj.(*corev1.ConfigMap).ResourceVersion
+	s := obj.(*api.ConfigMap).ResourceVersion
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
 		t.Fatalf("resourceVersion %q is not an int64: %v", s, err)
@@ -55,13 +55,13 @@ func rv(t *testing.T, obj runtime.Object) int64 {
 	return n
 }
 
-func mustCreate(t *testing.T, s storage.Interface, obj *corev1.ConfigMap) *corev1.ConfigMap {
+func mustCreate(t *testing.T, s storage.Interface, obj *api.ConfigMap) *api.ConfigMap {
 	t.Helper()
 	out, err := s.Create(context.Background(), key(obj.Name), obj)
 	if err != nil {
 		t.Fatalf("Create(%s): %v", obj.Name, err)
 	}
-	return out.(*corev1.ConfigMap)
+	return out.(*api.ConfigMap)
 }
 
 func expectCode(t *testing.T, err error, want *storage.Error) {
@@ -74,7 +74,7 @@ func expectCode(t *testing.T, err error, want *storage.Error) {
 func names(items []runtime.Object) []string {
 	var out []string
 	for _, o := range items {
-		out = append(out, o.(*corev1.ConfigMap).Name)
+		out = append(out, o.(*api.ConfigMap).Name)
 	}
 	return out
 }
@@ -104,7 +104,7 @@ func testCreate(t *testing.T, s storage.Interface) {
 	// A returned object is the caller's: changing it changes nothing stored.
 	a.Data["k"] = "changed"
 	got, _ := s.Get(ctx, key("a"), storage.GetOptions{})
-	if got.(*corev1.ConfigMap).Data["k"] != "a" {
+	if got.(*api.ConfigMap).Data["k"] != "a" {
 		t.Errorf("stored object shares memory with the returned one")
 	}
 }
@@ -139,7 +139,7 @@ func testUpdate(t *testing.T, s storage.Interface) {
 	_, err = s.Update(ctx, key("a"), a, storage.UpdateOptions{ExpectedRevision: rv(t, a)})
 	expectCode(t, err, storage.ErrConflict)
 	got, _ := s.Get(ctx, key("a"), storage.GetOptions{})
-	if got.(*corev1.ConfigMap).Data["k"] != "v2" {
+	if got.(*api.ConfigMap).Data["k"] != "v2" {
 		t.Errorf("a conflicting update changed stored data: %v", got)
 	}
 	if _, err := s.Update(ctx, key("a"), a, storage.UpdateOptions{}); err != nil {
@@ -153,7 +153,7 @@ func testUpdate(t *testing.T, s storage.Interface) {
 func testManagedFields(t *testing.T, s storage.Interface) {
 	ctx := context.Background()
 	fields := `{"f:data":{".":{},"f:k":{}}}`
-	withFields := func(name string) *corev1.ConfigMap {
+	withFields := func(name string) *api.ConfigMap {
 		c := cm(name, nil)
 		c.ManagedFields = []metav1.ManagedFieldsEntry{{
 			Manager: "test", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1",
@@ -171,7 +171,7 @@ func testManagedFields(t *testing.T, s storage.Interface) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.(*corev1.ConfigMap).ManagedFields[0].FieldsV1.Raw[4] = 'Z'
+	b.(*api.ConfigMap).ManagedFields[0].FieldsV1.Raw[4] = 'Z'
 	list, err := s.List(ctx, "/registry/core/configmaps/ns/", storage.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +180,7 @@ func testManagedFields(t *testing.T, s storage.Interface) {
 		t.Fatalf("List: %v", got)
 	}
 	for _, obj := range list.Items {
-		c := obj.(*corev1.ConfigMap)
+		c := obj.(*api.ConfigMap)
 		if len(c.ManagedFields) != 1 || c.ManagedFields[0].FieldsV1 == nil || string(c.ManagedFields[0].FieldsV1.Raw) != fields {
 			t.Errorf("%s: stored managed fields %+v, want the field set %s", c.Name, c.ManagedFields, fields)
 		}
@@ -199,7 +199,7 @@ func testDelete(t *testing.T, s storage.Interface) {
 		t.Fatalf("Delete: %v", err)
 	}
 	cur, _ := s.CurrentRevision(ctx)
-	if rv(t, last) != cur || last.(*corev1.ConfigMap).Data["k"] != "a" {
+	if rv(t, last) != cur || last.(*api.ConfigMap).Data["k"] != "a" {
 		t.Errorf("Delete returned %v, want the last state at revision %d", last, cur)
 	}
 	_, err = s.Get(ctx, key("a"), storage.GetOptions{})
@@ -232,7 +232,7 @@ func testList(t *testing.T, s storage.Interface) {
 		t.Errorf("List(all namespaces) = %v", names(res.Items))
 	}
 	res, _ = s.List(ctx, prefix, storage.ListOptions{Predicate: func(o runtime.Object) (bool, error) {
-		return o.(*corev1.ConfigMap).Labels["odd"] == "true", nil
+		return o.(*api.ConfigMap).Labels["odd"] == "true", nil
 	}})
 	if !equal(names(res.Items), []string{"a", "c"}) {
 		t.Errorf("List(predicate) = %v", names(res.Items))
@@ -301,11 +301,11 @@ func testListAtRevision(t *testing.T, s storage.Interface) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equal(names(old.Items), []string{"a"}) || old.Items[0].(*corev1.ConfigMap).Data["k"] != "a" {
+	if !equal(names(old.Items), []string{"a"}) || old.Items[0].(*api.ConfigMap).Data["k"] != "a" {
 		t.Errorf("List at %d = %v", rv(t, a), old.Items)
 	}
 	mid, _ := s.List(ctx, prefix, storage.ListOptions{Match: storage.MatchExact, Revision: rv(t, b)})
-	if !equal(names(mid.Items), []string{"a", "b"}) || mid.Items[0].(*corev1.ConfigMap).Data["k"] != "v2" {
+	if !equal(names(mid.Items), []string{"a", "b"}) || mid.Items[0].(*api.ConfigMap).Data["k"] != "v2" {
 		t.Errorf("List at %d = %v", rv(t, b), mid.Items)
 	}
 	if err := s.Compact(ctx, rv(t, b)); err != nil {
@@ -340,7 +340,7 @@ func recv(t *testing.T, w watch.Interface) watch.Event {
 func expectEvent(t *testing.T, w watch.Interface, typ watch.EventType, name string, rev int64) {
 	t.Helper()
 	e := recv(t, w)
-	c, ok := e.Object.(*corev1.ConfigMap)
+	c, ok := e.Object.(*api.ConfigMap)
 	if e.Type != typ || !ok || c.Name != name || (rev != 0 && rv(t, c) != rev) {
 		t.Fatalf("got event %s %#v, want %s %s at %d", e.Type, e.Object, typ, name, rev)
 	}
@@ -383,7 +383,7 @@ func testWatchFromRevision(t *testing.T, s storage.Interface) {
 
 func testWatchPredicate(t *testing.T, s storage.Interface) {
 	ctx := context.Background()
-	pred := func(o runtime.Object) (bool, error) { return o.(*corev1.ConfigMap).Labels["x"] == "y", nil }
+	pred := func(o runtime.Object) (bool, error) { return o.(*api.ConfigMap).Labels["x"] == "y", nil }
 	w, err := s.Watch(ctx, prefix, storage.WatchOptions{Predicate: pred})
 	if err != nil {
 		t.Fatal(err)
@@ -396,7 +396,7 @@ func testWatchPredicate(t *testing.T, s storage.Interface) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a = out.(*corev1.ConfigMap)
+		a = out.(*api.ConfigMap)
 	}
 	a.Labels = map[string]string{"x": "y"}
 	update()
@@ -453,7 +453,7 @@ func testConcurrent(t *testing.T, s storage.Interface) {
 	seen := map[string]bool{}
 	for len(seen) < writers*each {
 		e := recv(t, w)
-		c := e.Object.(*corev1.ConfigMap)
+		c := e.Object.(*api.ConfigMap)
 		if r := rv(t, c); r <= last {
 			t.Fatalf("event at revision %d after %d", r, last)
 		} else {

@@ -47,6 +47,7 @@ type upOptions struct {
 	kubeconfig string
 	port       int
 	bind       string
+	dataDir    string
 	compaction time.Duration
 	eventTTL   time.Duration
 	cluster    sim.Config
@@ -80,6 +81,7 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().IntVar(&o.port, "port", 6443, "port to serve the API on; 0 picks a free port")
 	cmd.Flags().StringVar(&o.bind, "bind-address", "127.0.0.1", "IP address to serve the API on")
 	cmd.Flags().DurationVar(&o.eventTTL, "event-ttl", time.Hour, "how long events are kept after their last write, as kube-apiserver's --event-ttl")
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", "", "keep the cluster's state in this directory: every write is persisted (fsynced) before it is acknowledged, a restart (even after kill -9) comes back at the last acknowledged revision, and the CAs and service-account key kept there keep kubeconfigs and tokens valid; default: state in memory")
 	cmd.Flags().DurationVar(&o.compaction, "compaction-interval", 5*time.Minute, "how often storage history is compacted; watches and paginated lists older than one interval get 410 Expired")
 	cmd.Flags().BoolVar(&o.scheduler, "scheduler", true, "run the genuine kube-scheduler")
 	cmd.Flags().StringVar(&o.cluster.SchedulerConfigFile, "scheduler-config", "", "a KubeSchedulerConfiguration file for the scheduler (its clientConnection and leaderElection are ignored)")
@@ -105,7 +107,7 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 func up(ctx context.Context, o upOptions) error {
 	logger := klog.FromContext(ctx)
 	cfg := o.cluster
-	cfg.APIServer = apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction, EventTTL: o.eventTTL}
+	cfg.APIServer = apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction, EventTTL: o.eventTTL, DataDir: o.dataDir}
 	cfg.DisableScheduler = !o.scheduler
 	cfg.DisableControllers = !o.controller
 	cfg.DisableAddons = !o.addons
