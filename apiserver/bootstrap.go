@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -115,6 +116,14 @@ func (s *Server) createVersioned(ctx context.Context, gr schema.GroupResource, n
 	store := s.registry.Stores[gr]
 	if store == nil {
 		return fmt.Errorf("unable to bootstrap %s: not served", gr)
+	}
+	// Kept from an earlier start (durable storage) or made by another API
+	// server on the same etcd: left as it is, as kube-apiserver's
+	// bootstrap controllers leave what exists.
+	if a, err := meta.Accessor(internal); err == nil {
+		if _, err := store.Get(requestContext(ctx, "get", gvks[0].Group, gvks[0].Version, gr.Resource, namespace), a.GetName(), &metav1.GetOptions{}); err == nil {
+			return nil
+		}
 	}
 	_, err = store.Create(requestContext(ctx, "create", gvks[0].Group, gvks[0].Version, gr.Resource, namespace), internal, nil, &metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {

@@ -54,12 +54,17 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.memory != nil {
 		go s.memory.Start(serveCtx)
 	}
+	if s.etcd != nil {
+		go s.etcd.Start(serveCtx)
+		defer s.etcdClient.Close()
+	}
 	if s.dataDir != nil {
 		go s.dataDir.Start(serveCtx)
 		// Writes in flight when the server stops are written first.
 		defer s.dataDir.Close()
 	}
 	go s.registry.RunExpiry(serveCtx)
+	go s.registry.RunAllocators(serveCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(s.listener, "", "") }()
 	s.serveInProcess(serveCtx)

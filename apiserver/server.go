@@ -23,6 +23,7 @@ import (
 
 	restful "github.com/emicklei/go-restful/v3"
 	"github.com/gorilla/mux"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apiextensionsinformers "k8s.io/apiextensions-apiserver/pkg/client/informers/externalversions"
@@ -56,6 +57,7 @@ import (
 	"github.com/kubesim/kubesim/apiserver/registry"
 	"github.com/kubesim/kubesim/apiserver/storage"
 	"github.com/kubesim/kubesim/apiserver/storage/datadir"
+	etcdstore "github.com/kubesim/kubesim/apiserver/storage/etcd"
 	"github.com/kubesim/kubesim/apiserver/storage/memory"
 	"github.com/kubesim/kubesim/internal/pki"
 	kstransform "github.com/kubesim/kubesim/internal/transform"
@@ -74,6 +76,16 @@ type Config struct {
 	// the service-account signing key, so that kubeconfigs and tokens stay
 	// valid across restarts. Default: none, state in memory.
 	DataDir string
+	// Etcd, when set (and neither Storage nor DataDir is), stores in etcd
+	// as kube-apiserver does (package storage/etcd): several API servers
+	// on one etcd serve one state. Default: none.
+	Etcd *EtcdConfig
+	// PKIDir keeps the cluster CA, the front-proxy CA and the
+	// service-account signing key: read when there, written when not.
+	// API servers that share one etcd share one PKIDir (or copies of
+	// it). Default: DataDir/pki with DataDir; none (new keys at every
+	// start) otherwise.
+	PKIDir string
 	// Clock is injected everywhere time matters. Default: the real clock.
 	Clock clock.WithTicker
 	// BindAddress is the IP to listen on. Default: 127.0.0.1.
@@ -135,13 +147,26 @@ type Config struct {
 	NonResourceHandlers map[string]http.Handler
 }
 
+// EtcdConfig says where and how the etcd backend stores, as
+// kube-apiserver's --etcd-servers, --etcd-cafile, --etcd-certfile,
+// --etcd-keyfile and --etcd-prefix.
+type EtcdConfig struct {
+	Servers                   []string
+	CAFile, CertFile, KeyFile string
+	// Prefix: default /registry.
+	Prefix string
+}
+
 // Server is a running kubesim API server.
 type Server struct {
 	cfg    Config
 	memory *memory.Store // when the server owns its storage
 	// dataDir is the storage when the server opened a data dir.
 	dataDir *datadir.Store
-	// pkiDir keeps the CAs and keys, with a data dir.
+	// etcd is the storage when the server connected to etcd.
+	etcd       *etcdstore.Store
+	etcdClient *clientv3.Client
+	// pkiDir keeps the CAs and keys (Config.PKIDir).
 	pkiDir   string
 	registry *registry.Registry
 	handler  http.Handler
@@ -270,7 +295,8 @@ func New(cfg Config) (*Server, error) {
 	s.lifetime, s.endLifetime = context.WithCancel(context.Background())
 	s.drained, s.endDrained = context.WithCancel(context.Background())
 	s.longRunning, s.endLongRunning = context.WithCancel(context.Background())
-	if cfg.DataDir != "" {
+	s.pkiDir = cfg.PKIDir
+	if s.pkiDir == "" && cfg.DataDir != "" {
 		s.pkiDir = filepath.Join(cfg.DataDir, "pki")
 	}
 	if err := s.initPKI(bindIP); err != nil {
@@ -301,6 +327,23 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.dataDir, s.cfg.Storage = d, d
+	case cfg.Etcd != nil:
+		client, err := etcdstore.NewClient(etcdstore.ClientConfig{Servers: cfg.Etcd.Servers, CAFile: cfg.Etcd.CAFile, CertFile: cfg.Etcd.CertFile, KeyFile: cfg.Etcd.KeyFile})
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		interval := cfg.CompactionInterval
+		if interval == 0 {
+			interval = etcdstore.DefaultCompactionInterval
+		}
+		e, err := etcdstore.New(etcdstore.Config{Client: client, Prefix: cfg.Etcd.Prefix, CompactionInterval: interval, Clock: cfg.Clock})
+		if err != nil {
+			client.Close()
+			ln.Close()
+			return nil, err
+		}
+		s.etcd, s.etcdClient, s.cfg.Storage = e, client, e
 	default:
 		m, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval})
 		if err != nil {

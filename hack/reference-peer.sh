@@ -6,6 +6,9 @@
 #   hack/reference-peer.sh start   # writes $REFERENCE_DIR/kubeconfig once /readyz answers
 #   hack/reference-peer.sh stop    # stops both by PID and waits for them to exit
 #
+# ETCD_SERVERS=URL runs only kube-apiserver, on that etcd (one kubesim
+# --storage etcd uses too); ETCD_FSYNC=1 runs etcd with fsync, as etcd runs
+# by default (otherwise --unsafe-no-fsync, for speed in the suites).
 # Binaries come from $REFERENCE_DIR/bin (kube-apiserver, etcd), built outside
 # the repository's tracked files; they are never committed.
 set -euo pipefail
@@ -16,6 +19,9 @@ ETCD_PORT="${ETCD_PORT:-23790}"
 ETCD_PEER_PORT="${ETCD_PEER_PORT:-23800}"
 API_PORT="${API_PORT:-26443}"
 COMPACTION="${ETCD_COMPACTION_INTERVAL:-10s}"
+ETCD_SERVERS="${ETCD_SERVERS:-}"
+NO_FSYNC="--unsafe-no-fsync"
+[ "${ETCD_FSYNC:-}" = 1 ] && NO_FSYNC=""
 
 # shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -49,13 +55,16 @@ start() {
   local token; token="$(openssl rand -hex 16)"
   echo "${token},admin,admin-uid,\"system:masters\"" > "$pki/tokens.csv"
 
-  "$BIN/etcd" --data-dir "$RUN/etcd" --name reference \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "reference=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync >"$RUN/etcd.log" 2>&1 &
-  echo $! > "$RUN/etcd.pid"
+  if [ -z "$ETCD_SERVERS" ]; then
+    # shellcheck disable=SC2086
+    "$BIN/etcd" --data-dir "$RUN/etcd" --name reference \
+      --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+      --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+      --initial-cluster "reference=http://127.0.0.1:$ETCD_PEER_PORT" $NO_FSYNC >"$RUN/etcd.log" 2>&1 &
+    echo $! > "$RUN/etcd.pid"
+  fi
 
-  "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" --etcd-compaction-interval "$COMPACTION" \
+  "$BIN/kube-apiserver" --etcd-servers "${ETCD_SERVERS:-http://127.0.0.1:$ETCD_PORT}" --etcd-compaction-interval "$COMPACTION" \
     --bind-address 127.0.0.1 --secure-port "$API_PORT" \
     --tls-cert-file "$pki/serving.crt" --tls-private-key-file "$pki/serving.key" \
     --token-auth-file "$pki/tokens.csv" --client-ca-file "$pki/ca.crt" \

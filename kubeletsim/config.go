@@ -30,6 +30,12 @@ type Config struct {
 	// Pools are the nodes registered at start; more can be added with
 	// AddNodes. Default: none.
 	Pools []NodePool
+	// Shard, when Count is set, makes this simulator host only its share
+	// of the pools' nodes: those whose index in their pool is Index modulo
+	// Count. Several processes given the same pools and shards 0..Count-1
+	// of Count host disjoint sets of nodes, together all of them
+	// (`kubesim node run --shard I/N`). Default: every node.
+	Shard Shard
 	// Profiles are the named lifecycle profiles pools refer to. A profile
 	// named "default" replaces DefaultProfile.
 	Profiles []Profile
@@ -244,6 +250,9 @@ func (c *Config) complete() (map[string]Profile, error) {
 	if c.TimeScale < 0 {
 		return nil, fmt.Errorf("kubeletsim: time scale %v is negative", c.TimeScale)
 	}
+	if c.Shard.Count < 0 || c.Shard.Index < 0 || (c.Shard.Count > 0 && c.Shard.Index >= c.Shard.Count) {
+		return nil, fmt.Errorf("kubeletsim: shard %d of %d: the index must be at least 0 and less than the count", c.Shard.Index, c.Shard.Count)
+	}
 	if c.Workers == 0 {
 		c.Workers = 16
 	}
@@ -297,6 +306,14 @@ func (c *Config) complete() (map[string]Profile, error) {
 	}
 	return profiles, nil
 }
+
+// Shard is one of Count disjoint shares of the nodes (Config.Shard).
+type Shard struct {
+	Index, Count int
+}
+
+// has says whether the node at index i of its pool is in the shard.
+func (s Shard) has(i int) bool { return s.Count <= 1 || i%s.Count == s.Index }
 
 // NodeConfig is the file `kubesim up --node-config` reads: node pools and
 // lifecycle profiles.

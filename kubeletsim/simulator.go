@@ -326,6 +326,9 @@ func (s *Simulator) addNodes(pool NodePool, pending *sync.WaitGroup) ([]string, 
 	for range pool.Count {
 		i := s.prefixes[pool.NamePrefix]
 		s.prefixes[pool.NamePrefix] = i + 1
+		if !s.cfg.Shard.has(i) {
+			continue // another process's node
+		}
 		name := pool.NamePrefix + strconv.Itoa(i)
 		if _, ok := s.nodes[name]; ok {
 			return names, fmt.Errorf("node %s is already simulated", name)

@@ -249,12 +249,22 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	c := &Cluster{API: api, cancel: cancel, stopAPI: stopAPI, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig"), explain: explain}
 	// The label goes into the context too: the API server serves its
 	// in-process requests in goroutines labelled from it.
+	apiDone := make(chan struct{})
 	c.goRun(&c.wg, func() (err error) {
+		defer close(apiDone)
 		pprof.Do(apiCtx, pprof.Labels(ComponentLabel, "kube-apiserver"), func(ctx context.Context) { err = api.Start(ctx) })
 		return err
 	})
 	select {
 	case <-api.Ready():
+	case <-apiDone:
+		// It failed before it was ready; its error is recorded once
+		// Stop has waited for it.
+		c.Stop()
+		if errs := c.errors(); len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+		return nil, errors.New("the API server stopped before it was ready")
 	case <-ctx.Done():
 		c.Stop()
 		return nil, errors.Join(append([]error{ctx.Err()}, c.errors()...)...)
@@ -473,10 +483,12 @@ func (c *Cluster) startNodes(ctx context.Context, cfg Config, shared informers.S
 		return fmt.Errorf("unable to start the simulated nodes: %w", err)
 	}
 	c.Nodes = nodes
-	if shared != nil {
-		// The informers' goroutines carry the controller manager's label.
-		labeled("kube-controller-manager", func() error { shared.Start(ctx.Done()); return nil })()
-	}
+	// The shared informers start once the controllers are built
+	// (newControllers), as kube-controller-manager starts its informers
+	// after building every controller: a controller's constructor adds its
+	// event handlers before it sets the listers they use, and an informer
+	// already running would hand them the stored objects at once (pods kept
+	// by a data dir or another API server on etcd).
 	c.goRun(&c.components, labeled("kubeletsim", func() error { return nodes.Start(ctx) }))
 	return nil
 }

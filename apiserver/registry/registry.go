@@ -153,6 +153,10 @@ type Registry struct {
 	Stores map[schema.GroupResource]*Store
 
 	alloc *serviceAllocator
+	// storage is every store's backend; allocRev the revision the
+	// allocations were restored at.
+	storage  storage.Interface
+	allocRev int64
 	// claimStatus is the ResourceClaim status strategy built with the
 	// claims' own (storeFor).
 	claimStatus rest.RESTUpdateStrategy
@@ -177,7 +181,10 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.EventTTL == 0 {
 		cfg.EventTTL = time.Hour
 	}
-	r := &Registry{Stores: map[schema.GroupResource]*Store{}, alloc: alloc, clock: cfg.Clock}
+	r := &Registry{Stores: map[schema.GroupResource]*Store{}, alloc: alloc, clock: cfg.Clock, storage: cfg.Storage}
+	if r.allocRev, err = alloc.restore(context.Background(), cfg.Storage); err != nil {
+		return nil, err
+	}
 
 	var apis metav1.APIGroupList
 	if err := readDoc("apis.json", &apis); err != nil {

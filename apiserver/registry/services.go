@@ -5,17 +5,23 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/klog/v2"
 	api "k8s.io/kubernetes/pkg/apis/core"
 	"k8s.io/kubernetes/pkg/registry/core/service/ipallocator"
 	"k8s.io/kubernetes/pkg/registry/core/service/portallocator"
 	netutils "k8s.io/utils/net"
+
+	"github.com/kubesim/kubesim/apiserver/storage"
 )
 
 // ServiceAllocatorConfig configures Service ClusterIP and NodePort allocation.
@@ -382,4 +388,84 @@ func (r *Registry) KubernetesServiceIP() string {
 		return ""
 	}
 	return ip.String()
+}
+
+// servicesKey is where Services are stored.
+const servicesKey = "/registry/core/services/"
+
+// mark records svc's ClusterIPs and NodePorts as allocated (ones already
+// marked stay so).
+func (a *serviceAllocator) mark(svc *api.Service) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range svc.Spec.ClusterIPs {
+		if ip := net.ParseIP(s); ip != nil && a.cidr.Contains(ip) {
+			_ = a.ips.Allocate(ip)
+		}
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.NodePort != 0 {
+			_ = a.ports.Allocate(int(p.NodePort))
+		}
+	}
+}
+
+// restore marks what the stored Services hold, as kube-apiserver's repair
+// controllers rebuild its allocations at start: after a restart over
+// durable storage, a new Service gets no address an old one has. It
+// returns the revision it read at.
+func (a *serviceAllocator) restore(ctx context.Context, st storage.Interface) (int64, error) {
+	res, err := st.List(ctx, servicesKey, storage.ListOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("unable to read the Services to restore their allocations: %w", err)
+	}
+	for _, obj := range res.Items {
+		if svc, ok := obj.(*api.Service); ok {
+			a.mark(svc)
+		}
+	}
+	return res.Revision, nil
+}
+
+// follow keeps the allocations in step with Services written by other API
+// servers on the same storage, from revision rev until ctx is done.
+func (a *serviceAllocator) follow(ctx context.Context, st storage.Interface, rev int64) {
+	logger := klog.FromContext(ctx)
+	for ctx.Err() == nil {
+		w, err := st.Watch(ctx, servicesKey, storage.WatchOptions{Revision: rev})
+		if err != nil {
+			// Compacted, or the storage is away: read again.
+			if rev, err = a.restore(ctx, st); err != nil {
+				logger.V(2).Info("Unable to follow the Services' allocations", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			continue
+		}
+		for e := range w.ResultChan() {
+			svc, ok := e.Object.(*api.Service)
+			if !ok {
+				break // an error: watch again
+			}
+			if r, err := strconv.ParseInt(svc.ResourceVersion, 10, 64); err == nil {
+				rev = r
+			}
+			// What others delete is not released here: this server
+			// may have released and handed out the same address since
+			// (its own deletions release at once). Those addresses stay
+			// taken here until a restart.
+			if e.Type == watch.Added || e.Type == watch.Modified {
+				a.mark(svc)
+			}
+		}
+		w.Stop()
+	}
+}
+
+// RunAllocators keeps the ClusterIP and NodePort allocations in step with
+// the stored Services (several API servers on one etcd) until ctx is done.
+func (r *Registry) RunAllocators(ctx context.Context) {
+	r.alloc.follow(ctx, r.storage, r.allocRev)
 }

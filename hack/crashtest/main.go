@@ -193,7 +193,7 @@ func run(ctx context.Context, o options) (rep report, err error) {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		client, err := waitReady(ctx, kubeconfig, exited)
+		client, watches, err := waitReady(ctx, kubeconfig, exited)
 		if err != nil {
 			return rep, fmt.Errorf("cycle %d: kubesim did not start (see %s): %w", cycle, logFile.Name(), err)
 		}
@@ -233,7 +233,7 @@ func run(ctx context.Context, o options) (rep report, err error) {
 					revs = append(revs, r)
 				}
 				from := revs[rng.IntN(len(revs))]
-				if err := checkWatch(ctx, client, ns, from, maxAcked, acked, &rep); err != nil {
+				if err := checkWatch(ctx, watches, ns, from, maxAcked, acked, &rep); err != nil {
 					return rep, fmt.Errorf("cycle %d: %w", cycle, err)
 				}
 			}
@@ -372,26 +372,34 @@ func deletedAfter(h *history, key string, p op) bool {
 	return false
 }
 
-func waitReady(ctx context.Context, kubeconfig string, exited <-chan error) (kubernetes.Interface, error) {
+func waitReady(ctx context.Context, kubeconfig string, exited <-chan error) (client, watches kubernetes.Interface, err error) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			return nil, fmt.Errorf("kubesim exited: %v", err)
+			return nil, nil, fmt.Errorf("kubesim exited: %v", err)
 		default:
 		}
 		if _, err := os.Stat(kubeconfig); err == nil {
 			cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			cfg.QPS, cfg.Burst = -1, 0
+			cfg.ContentType = "application/vnd.kubernetes.protobuf"
+			watches, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return nil, nil, err
+			}
+			// Requests but watches end after 10s: a write to a server
+			// that died is then of unknown outcome.
 			cfg.Timeout = 10 * time.Second
-			return kubernetes.NewForConfig(cfg)
+			c, err := kubernetes.NewForConfig(cfg)
+			return c, watches, err
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return nil, errors.New("not ready in 2m")
+	return nil, nil, errors.New("not ready in 2m")
 }
 
 var labels = map[string]string{"kubesim.io/crashtest": "true"}
@@ -452,7 +460,9 @@ func del(ctx context.Context, c kubernetes.Interface, client int, ns, key string
 // revision upTo, and checks that every acknowledged put after from is
 // there, in order, once.
 func checkWatch(ctx context.Context, c kubernetes.Interface, ns string, from, upTo int64, acked map[int64]op, rep *report) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// A watch from early in a long history replays hundreds of thousands
+	// of events: minutes on a loaded machine.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	w, err := c.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: strconv.FormatInt(from, 10), LabelSelector: "kubesim.io/crashtest=true"})
 	if err != nil {
@@ -471,6 +481,9 @@ func checkWatch(ctx context.Context, c kubernetes.Interface, ns string, from, up
 			return fmt.Errorf("the watch from %d stopped at %d before %d", from, last, upTo)
 		}
 		if !ok {
+			if ctx.Err() != nil {
+				return fmt.Errorf("the watch from %d stopped at %d before %d: %w", from, last, upTo, ctx.Err())
+			}
 			return fmt.Errorf("the watch from %d ended at %d before %d", from, last, upTo)
 		}
 		if e.Type == watch.Error {

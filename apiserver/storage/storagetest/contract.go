@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	api "k8s.io/kubernetes/pkg/apis/core"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	api "k8s.io/kubernetes/pkg/apis/core"
 
 	"github.com/kubesim/kubesim/apiserver/storage"
 )

@@ -48,6 +48,9 @@ type upOptions struct {
 	port       int
 	bind       string
 	dataDir    string
+	pkiDir     string
+	storage    string
+	etcd       apiserver.EtcdConfig
 	compaction time.Duration
 	eventTTL   time.Duration
 	cluster    sim.Config
@@ -82,6 +85,13 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().StringVar(&o.bind, "bind-address", "127.0.0.1", "IP address to serve the API on")
 	cmd.Flags().DurationVar(&o.eventTTL, "event-ttl", time.Hour, "how long events are kept after their last write, as kube-apiserver's --event-ttl")
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", "", "keep the cluster's state in this directory: every write is persisted (fsynced) before it is acknowledged, a restart (even after kill -9) comes back at the last acknowledged revision, and the CAs and service-account key kept there keep kubeconfigs and tokens valid; default: state in memory")
+	cmd.Flags().StringVar(&o.storage, "storage", "memory", "where the cluster's state lives: memory (with --data-dir: memory made durable by that directory) or etcd (kube-apiserver's layout and encodings, for several API servers on one etcd)")
+	cmd.Flags().StringSliceVar(&o.etcd.Servers, "etcd-servers", nil, "with --storage etcd: the etcd client URLs, as kube-apiserver's flag")
+	cmd.Flags().StringVar(&o.etcd.CAFile, "etcd-cafile", "", "with --storage etcd: the CA that signed etcd's serving certificate")
+	cmd.Flags().StringVar(&o.etcd.CertFile, "etcd-certfile", "", "with --storage etcd: the client certificate for etcd")
+	cmd.Flags().StringVar(&o.etcd.KeyFile, "etcd-keyfile", "", "with --storage etcd: the client key for etcd")
+	cmd.Flags().StringVar(&o.etcd.Prefix, "etcd-prefix", "/registry", "with --storage etcd: the prefix of every key, as kube-apiserver's flag")
+	cmd.Flags().StringVar(&o.pkiDir, "pki-dir", "", "keep the cluster CA, the front-proxy CA and the service-account key in this directory (read when there, written when not), so that kubeconfigs and tokens stay valid across restarts and across API servers that share an etcd (default: DATA-DIR/pki with --data-dir)")
 	cmd.Flags().DurationVar(&o.compaction, "compaction-interval", 5*time.Minute, "how often storage history is compacted; watches and paginated lists older than one interval get 410 Expired")
 	cmd.Flags().BoolVar(&o.scheduler, "scheduler", true, "run the genuine kube-scheduler")
 	cmd.Flags().StringVar(&o.cluster.SchedulerConfigFile, "scheduler-config", "", "a KubeSchedulerConfiguration file for the scheduler (its clientConnection and leaderElection are ignored)")
@@ -107,7 +117,24 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 func up(ctx context.Context, o upOptions) error {
 	logger := klog.FromContext(ctx)
 	cfg := o.cluster
-	cfg.APIServer = apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction, EventTTL: o.eventTTL, DataDir: o.dataDir}
+	cfg.APIServer = apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction, EventTTL: o.eventTTL, DataDir: o.dataDir, PKIDir: o.pkiDir}
+	switch o.storage {
+	case "memory":
+		if len(o.etcd.Servers) > 0 {
+			return errors.New("--etcd-servers needs --storage etcd")
+		}
+	case "etcd":
+		if o.dataDir != "" {
+			return errors.New("--data-dir and --storage etcd exclude each other: etcd keeps the state (use --pki-dir for the keys)")
+		}
+		if len(o.etcd.Servers) == 0 {
+			return errors.New("--storage etcd needs --etcd-servers")
+		}
+		etcd := o.etcd
+		cfg.APIServer.Etcd = &etcd
+	default:
+		return fmt.Errorf("unknown --storage %q: memory or etcd", o.storage)
+	}
 	cfg.DisableScheduler = !o.scheduler
 	cfg.DisableControllers = !o.controller
 	cfg.DisableAddons = !o.addons

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -95,6 +97,7 @@ type nodeRunOptions struct {
 	noEvents     bool
 	serveAddress string
 	nodeIP       string
+	shard        string
 	real         realNodeOptions
 }
 
@@ -128,6 +131,9 @@ func newNodeRunCommand(kubeconfig *string) *cobra.Command {
 				return err
 			}
 			cfg.Pools, cfg.Profiles = pools, profiles
+			if cfg.Shard, err = parseShard(o.shard); err != nil {
+				return err
+			}
 			if o.real.caCert != "" || o.real.caKey != "" {
 				// Kubelet endpoints an API server with
 				// --kubelet-certificate-authority trusts.
@@ -171,6 +177,7 @@ func newNodeRunCommand(kubeconfig *string) *cobra.Command {
 	cmd.Flags().StringVar(&o.real.clusterCIDR, "cluster-cidr", "10.244.0.0/16", "with --real: the controller manager's --cluster-cidr (kube-proxy's clusterCIDR)")
 	cmd.Flags().StringVar(&o.real.serviceCIDR, "service-cidr", "10.96.0.0/16", "with --real: the API server's --service-cluster-ip-range")
 	cmd.Flags().StringVar(&o.real.images, "images", "", "with --real: the image tarballs the nodes import (default $KUBESIM_IMAGES or ~/.cache/kubesim/images)")
+	cmd.Flags().StringVar(&o.shard, "shard", "", "I/N: host only this process's share of the nodes that --nodes and --node-config describe (those whose index in their pool is I modulo N); N processes with shards 0/N..N-1/N, on one machine or many, host them all once")
 	cmd.Flags().StringVar(&o.nodeIP, "node-ip", "", "the InternalIP the nodes report, where the API server reaches their kubelet endpoint (default: --serve-address's host)")
 	return cmd
 }
@@ -230,4 +237,22 @@ func runRealNodes(ctx context.Context, kubeconfig string, o nodeRunOptions) erro
 	}
 	<-ctx.Done()
 	return errors.Join(nodes.Stop(), nodes.Delete(context.Background()))
+}
+
+// parseShard parses --shard I/N.
+func parseShard(s string) (kubeletsim.Shard, error) {
+	if s == "" {
+		return kubeletsim.Shard{}, nil
+	}
+	var sh kubeletsim.Shard
+	i, n, ok := strings.Cut(s, "/")
+	var err1, err2 error
+	if ok {
+		sh.Index, err1 = strconv.Atoi(i)
+		sh.Count, err2 = strconv.Atoi(n)
+	}
+	if !ok || err1 != nil || err2 != nil || sh.Count < 1 || sh.Index < 0 || sh.Index >= sh.Count {
+		return sh, fmt.Errorf("--shard %q: want I/N with 0 <= I < N, as 0/2 and 1/2", s)
+	}
+	return sh, nil
 }
