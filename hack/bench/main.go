@@ -51,6 +51,9 @@ type options struct {
 	large int
 	// fixtureRuns is how many times each operator test fixture starts.
 	fixtureRuns int
+	// durable measures the durable-write rows; onlyDurable measures them
+	// alone and rewrites their section of -out.
+	durable, onlyDurable bool
 }
 
 func main() {
@@ -68,6 +71,8 @@ func main() {
 	flag.IntVar(&o.large, "large", 100000, "ConfigMaps stored for the large-memory row (0 skips it)")
 	flag.IntVar(&o.fixtureRuns, "fixture-runs", 20, "starts of each operator test fixture (sim.Start, envtest); 0 skips them")
 	flag.BoolVar(&o.realNodes, "real-nodes", true, "measure clusters with a real node (needs root and make images)")
+	flag.BoolVar(&o.durable, "durable", true, "measure writes with each storage (memory, data dir, etcd) against kube-apiserver on an etcd that fsyncs, and a data dir's restart")
+	flag.BoolVar(&o.onlyDurable, "only-durable", false, "measure the durable-write rows alone and rewrite their section of -out")
 	flag.BoolVar(&o.onlyRealNodes, "only-real-nodes", false, "measure the real-node rows alone and print them, without writing -out")
 	flag.Parse()
 	ctrllog.SetLogger(klog.Background())
@@ -128,6 +133,14 @@ func run(ctx context.Context, o options) error {
 	if o.onlyRealNodes {
 		reference := o.referenceDir != "" && fileExists(filepath.Join(o.referenceDir, "bin", "kube-apiserver"))
 		return realNodeRows(ctx, o, reference, set)
+	}
+	if o.onlyDurable {
+		reference := o.referenceDir != "" && fileExists(filepath.Join(o.referenceDir, "bin", "kube-apiserver"))
+		section, err := durableRun(ctx, o, reference)
+		if err != nil {
+			return err
+		}
+		return replaceSection(o.out, durableSection, section)
 	}
 
 	// Start-to-ready of `kubesim up` as a process: until the kubeconfig is
@@ -214,7 +227,37 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	return write(o, rows, reference)
+	var durable string
+	if o.durable {
+		if durable, err = durableRun(ctx, o, reference); err != nil {
+			return err
+		}
+	}
+	return write(o, rows, reference, durable)
+}
+
+// replaceSection replaces the section of file that starts with heading
+// (up to the next "## " heading) with section, or adds it before the
+// scale section.
+func replaceSection(file, heading, section string) error {
+	old, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	s := string(old)
+	if i := strings.Index(s, heading); i >= 0 {
+		rest := s[i+len(heading):]
+		end := len(s)
+		if j := strings.Index(rest, "\n## "); j >= 0 {
+			end = i + len(heading) + j + 1
+		}
+		s = s[:i] + section + "\n" + s[end:]
+	} else if i := strings.Index(s, scaleSection); i >= 0 {
+		s = s[:i] + section + "\n" + s[i:]
+	} else {
+		s += "\n" + section
+	}
+	return os.WriteFile(file, []byte(s), 0o644)
 }
 
 // restConfig loads a kubeconfig with its CA's bytes in the config rather
@@ -611,7 +654,7 @@ func rss(pid int) int {
 // results are recorded in.
 const scaleSection = "## Scale (make bench-scale)"
 
-func write(o options, rows []*row, reference bool) error {
+func write(o options, rows []*row, reference bool, durable string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Benchmarks\n\n")
 	fmt.Fprintf(&b, "Measured by `make bench` (`go run ./hack/bench`) in one run on one machine: kubesim (`kubesim up`)\n")
@@ -644,8 +687,22 @@ func write(o options, rows []*row, reference bool) error {
 	}
 	fmt.Fprintf(&b, "\n\"kubesim's advantage\" is how many times faster (or smaller) kubesim is than the reference on that row.\n")
 	fmt.Fprintf(&b, "Reproduce with `make reference-peer && make bench` (`make bench-compare` is the same run).\n")
+	// The durable section is this run's, or the last one's.
+	old, _ := os.ReadFile(o.out)
+	if durable == "" {
+		if i := strings.Index(string(old), durableSection); i >= 0 {
+			rest := string(old[i:])
+			if j := strings.Index(rest, scaleSection); j >= 0 {
+				rest = rest[:j]
+			}
+			durable = rest
+		}
+	}
+	if durable != "" {
+		b.WriteString("\n" + strings.TrimRight(durable, "\n") + "\n")
+	}
 	// The scale section is make bench-scale's: kept as it is.
-	if old, err := os.ReadFile(o.out); err == nil {
+	if old != nil {
 		if i := strings.Index(string(old), scaleSection); i >= 0 {
 			b.WriteString("\n" + string(old[i:]))
 		}

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"go.etcd.io/etcd/server/v3/embed"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -171,6 +173,17 @@ func run(ctx context.Context, o options) (rep report, err error) {
 		return rep, err
 	}
 	defer logFile.Close()
+	// With -storage etcd and no etcd given, one runs here (embedded, with
+	// fsync as etcd runs by default); kubesim is killed, etcd is not.
+	var etcdURL string
+	if o.storage == "etcd" && !strings.Contains(strings.Join(o.extraArgs, " "), "--etcd-servers") {
+		e, url, err := startEtcd(filepath.Join(o.work, "etcd"))
+		if err != nil {
+			return rep, err
+		}
+		defer e.Close()
+		etcdURL = url
+	}
 	h := &history{}
 	// acked: revision -> the put acknowledged with it.
 	acked := map[int64]op{}
@@ -181,8 +194,14 @@ func run(ctx context.Context, o options) (rep report, err error) {
 		os.Remove(kubeconfig)
 		start := time.Now()
 		args := []string{"up", "--port", strconv.Itoa(port), "--kubeconfig", kubeconfig, "--nodes", "0", "--huge-pages=false"}
-		if o.storage == "data-dir" {
+		switch o.storage {
+		case "data-dir":
 			args = append(args, "--data-dir", filepath.Join(o.work, "data"))
+		case "etcd":
+			args = append(args, "--pki-dir", filepath.Join(o.work, "pki"))
+			if etcdURL != "" {
+				args = append(args, "--storage", "etcd", "--etcd-servers", etcdURL)
+			}
 		}
 		args = append(args, o.extraArgs...)
 		cmd := exec.Command(o.kubesim, args...)
@@ -593,4 +612,36 @@ func checkLinearizable(ops []op) string {
 	default:
 		return "unknown (the check timed out)"
 	}
+}
+
+// startEtcd runs an embedded etcd (the version the pin's k8s.io/apiserver
+// tests use) on free loopback ports.
+func startEtcd(dir string) (*embed.Etcd, string, error) {
+	cfg := embed.NewConfig()
+	cfg.Dir = dir
+	cfg.LogLevel = "error"
+	ports := make([]int, 2)
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, "", err
+		}
+		ports[i] = p
+	}
+	client := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[0])}
+	peer := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("unable to start etcd: %w", err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(time.Minute):
+		e.Close()
+		return nil, "", errors.New("etcd not ready in 1m")
+	}
+	return e, client.String(), nil
 }
