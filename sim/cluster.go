@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -284,13 +285,8 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 
 	// The scheduler and the controllers are built, and their informers
 	// synced, side by side.
-	type component struct {
-		name string
-		run  func() error
-		err  error
-		cfg  *rest.Config
-	}
 	var components []*component
+	var built atomic.Bool // the initial build is done
 	// kube-controller-manager's informers are built first: the simulated
 	// kubelets watch pods and nodes through them.
 	var controllerInformers informers.SharedInformerFactory
@@ -313,16 +309,18 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.Stop()
 		return nil, err
 	}
-	build := func(name string, fn func() (*rest.Config, func() error, error)) {
-		comp := &component{name: name}
+	build := func(name string, fn func(ctx context.Context) (*rest.Config, func() error, error)) {
+		comp := &component{name: name, build: fn}
 		components = append(components, comp)
 		c.goRun(&c.building, labeled(name, func() error {
-			comp.cfg, comp.run, comp.err = fn()
+			termCtx, cancel := context.WithCancel(ctx)
+			comp.cfg, comp.run, comp.err = fn(termCtx)
+			comp.cancel = cancel
 			return nil
 		}))
 	}
 	if !cfg.DisableScheduler {
-		build("kube-scheduler", func() (*rest.Config, func() error, error) {
+		build("kube-scheduler", func(ctx context.Context) (*rest.Config, func() error, error) {
 			restConfig, err := componentConfig(api, cfg, user.KubeScheduler)
 			if err != nil {
 				return nil, nil, err
@@ -332,7 +330,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		})
 	}
 	if !cfg.DisableControllers {
-		build("kube-controller-manager", func() (*rest.Config, func() error, error) {
+		build("kube-controller-manager", func(termCtx context.Context) (*rest.Config, func() error, error) {
 			// kube-controller-manager without --use-service-account-credentials
 			// acts for every controller, so its credential is privileged.
 			restConfig, err := componentConfig(api, cfg, user.KubeControllerManager, user.SystemPrivilegedGroup)
@@ -343,21 +341,27 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			if err := errors.Join(os.WriteFile(files.CA, api.CACertPEM(), 0o600), os.WriteFile(files.ServiceAccountKey, api.ServiceAccountKeyPEM(), 0o600)); err != nil {
 				return nil, nil, err
 			}
-			run, err := newControllers(ctx, cfg, restConfig, files, controllerInformers)
+			run, err := newControllers(termCtx, ctx, cfg, restConfig, files, controllerInformers)
 			return restConfig, run, err
 		})
 	}
 	if !cfg.DisableControllers && !cfg.DisableAddons {
-		build(addonsComponent, func() (*rest.Config, func() error, error) {
+		build(addonsComponent, func(termCtx context.Context) (*rest.Config, func() error, error) {
 			restConfig, err := componentConfig(api, cfg, "system:kubesim:addons", user.SystemPrivilegedGroup)
 			if err != nil {
 				return nil, nil, err
 			}
-			run, err := newAddons(ctx, cfg, api, restConfig, controllerInformers)
+			run, err := newAddons(termCtx, cfg, api, restConfig, controllerInformers)
+			// Informers the add-ons asked for, when they are rebuilt
+			// alone, start too (the controllers start the others).
+			if err == nil && built.Load() {
+				labeled("kube-controller-manager", func() error { controllerInformers.Start(ctx.Done()); return nil })()
+			}
 			return restConfig, run, err
 		})
 	}
 	c.building.Wait()
+	built.Store(true)
 	var failed []error
 	for _, comp := range components {
 		if comp.err != nil {
@@ -394,7 +398,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 	for _, comp := range components {
-		c.goRun(&c.components, labeled(comp.name, c.leaderElected(ctx, cfg, comp.cfg, comp.name, comp.run)))
+		c.goRun(&c.components, labeled(comp.name, c.leaderElected(ctx, cfg, comp)))
 	}
 	if len(cfg.Nodes) > 0 {
 		select {
@@ -491,6 +495,19 @@ func (c *Cluster) startNodes(ctx context.Context, cfg Config, shared informers.S
 	// by a data dir or another API server on etcd).
 	c.goRun(&c.components, labeled("kubeletsim", func() error { return nodes.Start(ctx) }))
 	return nil
+}
+
+// component is the kube-scheduler, the kube-controller-manager or the
+// add-ons: built (informers synced), then run.
+type component struct {
+	name string
+	// build builds the component for a term that ends with ctx; run runs
+	// it until then.
+	build  func(ctx context.Context) (*rest.Config, func() error, error)
+	run    func() error
+	err    error
+	cfg    *rest.Config
+	cancel context.CancelFunc // ends the term
 }
 
 // ComponentLabel is the pprof label key under which each component's

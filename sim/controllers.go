@@ -56,7 +56,7 @@ type controllerFiles struct {
 // them to sync; the returned function runs the controllers until ctx is
 // done. shared, when set, is the shared informer factory built beforehand
 // by newControllerInformers.
-func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, files controllerFiles, shared informers.SharedInformerFactory) (func() error, error) {
+func newControllers(ctx, informersCtx context.Context, cfg Config, restConfig *rest.Config, files controllerFiles, shared informers.SharedInformerFactory) (func() error, error) {
 	logger := klog.FromContext(ctx).WithName("kube-controller-manager").V(componentVerbosity)
 	ctx = klog.NewContext(ctx, logger)
 	s, err := kcmoptions.NewKubeControllerManagerOptions()
@@ -137,7 +137,10 @@ func newControllers(ctx context.Context, cfg Config, restConfig *rest.Config, fi
 		}
 		controllers = append([]kcm.Controller{tokens}, controllers...)
 	}
-	controllerCtx.InformerFactory.Start(ctx.Done())
+	// The shared informers live as long as the cluster (the simulated
+	// kubelets read them too): a controller manager rebuilt after losing
+	// its lease adds its handlers to them.
+	controllerCtx.InformerFactory.Start(informersCtx.Done())
 	controllerCtx.ObjectOrMetadataInformerFactory.Start(ctx.Done())
 	close(controllerCtx.InformersStarted)
 	for typ, ok := range controllerCtx.InformerFactory.WaitForCacheSync(ctx.Done()) {

@@ -80,7 +80,7 @@ func TestNodesAndControllersShareThePodInformerInEitherOrder(t *testing.T) {
 				}
 			}
 			buildControllers := func() {
-				runControllers, err = newControllers(componentsCtx, cfg, restConfig, files, shared)
+				runControllers, err = newControllers(componentsCtx, componentsCtx, cfg, restConfig, files, shared)
 				if err != nil {
 					t.Fatalf("controllers: %v", err)
 				}
