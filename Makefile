@@ -28,7 +28,7 @@ export KUBESIM_IMAGES ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kubesim/images
 REALNODE_PACKAGES := containerd runc iptables conntrack containernetworking-plugins busybox-static iproute2 util-linux gcc \
   bind9-dnsutils curl netcat-openbsd socat bash
 
-.PHONY: all build kubectl-pin helm run realnode-deps images bench-compare e2e-upstream test deps vet unit crash-test crash-short conformance operator conformance-reference reference-peer bench bench-scale bench-scheduler clean
+.PHONY: all build kubectl-pin helm run realnode-deps images bench-compare e2e-upstream test deps vet unit crash-test crash-short etcd-interop conformance operator conformance-reference reference-peer bench bench-scale bench-scheduler clean
 
 all: build
 
@@ -111,6 +111,10 @@ operator: build
 ## reference-peer: build the genuine kube-apiserver and etcd of the pin (cached outside the repo).
 reference-peer:
 	hack/reference-build.sh
+
+## etcd-interop: kubesim --storage etcd and the genuine kube-apiserver on one etcd list the same objects.
+etcd-interop: build reference-peer
+	hack/etcd-interop.sh $(abspath $(BIN))
 
 ## conformance-reference: the same suite against a fresh genuine kube-apiserver + etcd.
 ## The API specs run against the bare peer (as kubesim's run without its controllers), then the
