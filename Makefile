@@ -28,7 +28,7 @@ export KUBESIM_IMAGES ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kubesim/images
 REALNODE_PACKAGES := containerd runc iptables conntrack containernetworking-plugins busybox-static iproute2 util-linux gcc \
   bind9-dnsutils curl netcat-openbsd socat bash
 
-.PHONY: all build kubectl-pin helm run realnode-deps images bench-compare e2e-upstream test deps vet unit crash-test crash-short etcd-interop conformance operator conformance-reference reference-peer bench bench-scale bench-scheduler clean
+.PHONY: all build kubectl-pin helm run realnode-deps images bench-compare e2e-upstream test deps vet unit crash-test crash-short etcd-interop shard-test conformance operator conformance-reference reference-peer bench bench-scale bench-scheduler clean
 
 all: build
 
@@ -111,6 +111,11 @@ operator: build
 ## reference-peer: build the genuine kube-apiserver and etcd of the pin (cached outside the repo).
 reference-peer:
 	hack/reference-build.sh
+
+## shard-test: an API-server-only kubesim and two `kubesim node run --shard I/2` processes: 5,000 nodes
+## Ready and a 10,000-pod Deployment Running (slow: minutes).
+shard-test: build
+	hack/shard-test.sh $(abspath $(BIN)) 5000 10000 2
 
 ## etcd-interop: kubesim --storage etcd and the genuine kube-apiserver on one etcd list the same objects.
 etcd-interop: build reference-peer
