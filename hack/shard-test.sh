@@ -32,16 +32,17 @@ done
 echo "nodes Ready: $ready of $NODES after $(( $(date +%s) - start )) s"
 [ "$ready" -ge "$NODES" ] || exit 1
 for i in $(seq 0 $((SHARDS - 1))); do
-  echo "shard $i/$SHARDS hosts $(grep -o '"Simulated nodes registered" nodes=[0-9]*' "$WORK/node-$i.log" | grep -o '[0-9]*$') nodes"
+  echo "shard $i/$SHARDS hosts $(grep -ho 'Simulated nodes registered" nodes=[0-9]*' "$WORK/node-$i.log" | grep -o '[0-9]*$') nodes"
 done
 t0=$(date +%s)
 kubectl create deployment load --image=registry.k8s.io/pause:3.10 --replicas="$PODS" >/dev/null
-running=0
-for _ in $(seq 1 900); do
-  running=$(kubectl get pods -l app=load --field-selector=status.phase=Running --no-headers 2>/dev/null | wc -l)
-  [ "$running" -ge "$PODS" ] && break
-  sleep 5
+# The Deployment's status, not a list of every pod, while it rolls out.
+for _ in $(seq 1 1800); do
+  ready=$(kubectl get deployment load -o jsonpath='{.status.readyReplicas}' 2>/dev/null)
+  [ "${ready:-0}" -ge "$PODS" ] && break
+  sleep 2
 done
+running=$(kubectl get pods -l app=load --field-selector=status.phase=Running --no-headers 2>/dev/null | wc -l)
 echo "pods Running: $running of $PODS after $(( $(date +%s) - t0 )) s"
 echo "nodes with pods: $(kubectl get pods -l app=load -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort -u | wc -l)"
 for p in "${PIDS[@]}"; do echo "RSS of $(tr '\0' ' ' </proc/$p/cmdline | cut -c1-60): $(( $(awk '/VmRSS/{print $2}' /proc/$p/status) / 1024 )) MiB"; done

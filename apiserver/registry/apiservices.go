@@ -2,17 +2,10 @@ package registry
 
 import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	apiregistrationinstall "k8s.io/kube-aggregator/pkg/apis/apiregistration/install"
 	"k8s.io/kube-aggregator/pkg/registry/apiservice"
 	apiserviceetcd "k8s.io/kube-aggregator/pkg/registry/apiservice/etcd"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 )
-
-func init() {
-	// The apiregistration types, internal and versioned (v1, v1beta1),
-	// with their conversions and defaults, beside every other group's.
-	apiregistrationinstall.Install(legacyscheme.Scheme)
-}
 
 // apiServices is the resource of APIServices, which kube-aggregator serves
 // in kube-apiserver.

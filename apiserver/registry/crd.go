@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
-	apiextensionsinstall "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/install"
 	"k8s.io/apiextensions-apiserver/pkg/registry/customresourcedefinition"
 	crdtable "k8s.io/apiextensions-apiserver/pkg/registry/customresourcedefinition/tableconvertor"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,12 +15,6 @@ import (
 	apistorage "k8s.io/apiserver/pkg/storage"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 )
-
-func init() {
-	// The apiextensions types, internal and versioned, with their
-	// conversions and defaults, beside every other group's.
-	apiextensionsinstall.Install(legacyscheme.Scheme)
-}
 
 // crds is the resource of CustomResourceDefinitions.
 var crds = schema.GroupResource{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}

@@ -6,27 +6,13 @@ import (
 	"time"
 
 	"github.com/kubesim/kubesim/apiserver/storage"
-	"github.com/kubesim/kubesim/apiserver/storage/encoding"
 	"github.com/kubesim/kubesim/apiserver/storage/storagetest"
 )
-
-var testCodec *encoding.Codec
-
-func codec(t testing.TB) *encoding.Codec {
-	if testCodec == nil {
-		c, err := encoding.NewCodec()
-		if err != nil {
-			t.Fatal(err)
-		}
-		testCodec = c
-	}
-	return testCodec
-}
 
 func open(t testing.TB, dir string, cfg Config) *Store {
 	t.Helper()
 	cfg.Dir = dir
-	cfg.Codec = codec(t)
+	cfg.Codec = storagetest.Codec(t)
 	if cfg.FutureRevisionWait == 0 {
 		cfg.FutureRevisionWait = 50 * time.Millisecond
 	}

@@ -16,6 +16,7 @@ import (
 	api "k8s.io/kubernetes/pkg/apis/core"
 
 	"github.com/kubesim/kubesim/apiserver/storage"
+	"github.com/kubesim/kubesim/apiserver/storage/storagetest"
 )
 
 func key(name string) string { return "/registry/core/configmaps/ns/" + name }
@@ -233,7 +234,7 @@ func TestBadDataDir(t *testing.T) {
 				return
 			}
 			tc.damage(t, dir)
-			cfg := Config{Dir: dir, Codec: codec(t), CompactionInterval: -1}
+			cfg := Config{Dir: dir, Codec: storagetest.Codec(t), CompactionInterval: -1}
 			s, err := Open(context.Background(), cfg)
 			if tc.wantErr == "" {
 				if err != nil {
@@ -270,7 +271,7 @@ func TestLocked(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, Config{})
 	defer s.Close()
-	_, err := Open(context.Background(), Config{Dir: dir, Codec: codec(t)})
+	_, err := Open(context.Background(), Config{Dir: dir, Codec: storagetest.Codec(t)})
 	if err == nil || !strings.Contains(err.Error(), "in use by another kubesim process") {
 		t.Fatalf("second Open: %v", err)
 	}

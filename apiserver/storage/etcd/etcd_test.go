@@ -8,22 +8,8 @@ import (
 	"k8s.io/apiserver/pkg/storage/etcd3/testserver"
 
 	"github.com/kubesim/kubesim/apiserver/storage"
-	"github.com/kubesim/kubesim/apiserver/storage/encoding"
 	"github.com/kubesim/kubesim/apiserver/storage/storagetest"
 )
-
-var testCodec *encoding.Codec
-
-func codec(t testing.TB) *encoding.Codec {
-	if testCodec == nil {
-		c, err := encoding.NewCodec()
-		if err != nil {
-			t.Fatal(err)
-		}
-		testCodec = c
-	}
-	return testCodec
-}
 
 // runEtcd starts an embedded etcd (go.etcd.io/etcd/server/v3/embed, the
 // version the pin's k8s.io/apiserver tests use) for one test.
@@ -32,7 +18,7 @@ func runEtcd(t testing.TB) *clientv3.Client {
 }
 
 func newStore(t testing.TB, client *clientv3.Client) *Store {
-	s, err := New(Config{Client: client, Codec: codec(t), FutureRevisionWait: 50 * time.Millisecond})
+	s, err := New(Config{Client: client, Codec: storagetest.Codec(t), FutureRevisionWait: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

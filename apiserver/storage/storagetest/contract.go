@@ -15,6 +15,7 @@ import (
 	api "k8s.io/kubernetes/pkg/apis/core"
 
 	"github.com/kubesim/kubesim/apiserver/storage"
+	"github.com/kubesim/kubesim/apiserver/storage/encoding"
 )
 
 // NewFunc returns an empty backend for one test. Reads of a future revision
@@ -468,4 +469,21 @@ func testConcurrent(t *testing.T, s storage.Interface) {
 	if len(res.Items) != writers*each {
 		t.Errorf("list has %d items, want %d", len(res.Items), writers*each)
 	}
+}
+
+var (
+	codecOnce sync.Once
+	codec     *encoding.Codec
+	codecErr  error
+)
+
+// Codec returns one encoding.Codec for the tests of a process: building
+// kube-apiserver's storage factory takes a while.
+func Codec(t testing.TB) *encoding.Codec {
+	t.Helper()
+	codecOnce.Do(func() { codec, codecErr = encoding.NewCodec() })
+	if codecErr != nil {
+		t.Fatal(codecErr)
+	}
+	return codec
 }
