@@ -558,7 +558,9 @@ func (s *Store) writeSnapshot(p string, rev int64, entries []memory.Entry) error
 		if err != nil {
 			return fmt.Errorf("unable to snapshot %s: resourceVersion %q", e.Key, a.GetResourceVersion())
 		}
-		data, err := s.codec.Encode(e.Key, e.Object)
+		// A copy: stored objects are shared with readers, and encoding
+		// sets and restores an object's TypeMeta.
+		data, err := s.codec.Encode(e.Key, e.Object.DeepCopyObject())
 		if err != nil {
 			return err
 		}

@@ -90,7 +90,9 @@ func (c *Codec) codec(gr schema.GroupResource) (runtime.Codec, error) {
 	return codec, nil
 }
 
-// Encode returns obj, stored under key, as kube-apiserver writes it.
+// Encode returns obj, stored under key, as kube-apiserver writes it. As
+// apimachinery's codecs do, it sets and restores obj's TypeMeta while it
+// runs: encode a copy of an object others read.
 func (c *Codec) Encode(key string, obj runtime.Object) ([]byte, error) {
 	gr, err := GroupResource(key)
 	if err != nil {
