@@ -112,6 +112,9 @@ type ListResult struct {
 	// NextKey is the key to resume at when the list was cut by Limit; empty
 	// when the listing is complete.
 	NextKey string
+	// LastKey is the key of the last item, when the list was cut by Limit
+	// (kube-apiserver's continue tokens resume after it).
+	LastKey string
 	// RemainingItemCount counts the objects after NextKey. It is set only
 	// when the list was cut and no Predicate was given.
 	RemainingItemCount *int64

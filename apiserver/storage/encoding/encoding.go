@@ -26,6 +26,8 @@ type Codec struct {
 
 	mu     sync.RWMutex
 	codecs map[schema.GroupResource]runtime.Codec // nil value: custom resource
+	// groups are the codecs of groups RegisterGroup added.
+	groups map[string]runtime.Codec
 }
 
 // NewCodec returns the codec of kube-apiserver v1.37's storage factory.
@@ -70,9 +72,24 @@ func builtin(gr schema.GroupResource) bool {
 	return legacyscheme.Scheme.IsGroupRegistered(gr.Group)
 }
 
+// RegisterGroup makes the codec store the objects of group, a group
+// kube-apiserver does not serve, with codec (k8s.io/apiserver's storage
+// tests store their example.apiserver.k8s.io objects so).
+func (c *Codec) RegisterGroup(group string, codec runtime.Codec) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.groups == nil {
+		c.groups = map[string]runtime.Codec{}
+	}
+	c.groups[group] = codec
+}
+
 func (c *Codec) codec(gr schema.GroupResource) (runtime.Codec, error) {
 	c.mu.RLock()
 	codec, ok := c.codecs[gr]
+	if !ok {
+		codec, ok = c.groups[gr.Group]
+	}
 	c.mu.RUnlock()
 	if ok {
 		return codec, nil

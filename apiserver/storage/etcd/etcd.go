@@ -349,6 +349,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 		rev = resp.Header.Revision
 	}
 	res := &storage.ListResult{}
+	var lastKey string
 	// Pages of at most pageSize keys; a page ahead of the limit tells
 	// whether there is more.
 	pageSize := int64(0)
@@ -378,6 +379,11 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 			}
 			return nil, err
 		}
+		if rev > resp.Header.Revision {
+			e := storage.NewError(storage.ErrCodeTooLargeRevision, "", resp.Header.Revision, "requested %d", rev)
+			e.Requested = rev
+			return nil, e
+		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
@@ -385,7 +391,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 		for i, kv := range resp.Kvs {
 			key := prefix + strings.TrimPrefix(string(kv.Key), ep)
 			if opts.Limit > 0 && int64(len(res.Items)) == opts.Limit {
-				res.NextKey = key
+				res.NextKey, res.LastKey = key, lastKey
 				if opts.Predicate == nil {
 					// resp.Count counts the keys from start on.
 					remaining := resp.Count - int64(i)
@@ -407,6 +413,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 				}
 			}
 			res.Items = append(res.Items, obj)
+			lastKey = key
 		}
 		if !resp.More || pageSize == 0 || len(resp.Kvs) == 0 {
 			return res, nil
@@ -591,8 +598,12 @@ func (w *watcher) transform(ev *clientv3.Event) (watch.Event, bool, error) {
 	case curOK:
 		return watch.Event{Type: watch.Added, Object: cur}, true, nil
 	case prevOK:
-		// Stopped matching: the new state, at its revision, as DELETED.
-		return watch.Event{Type: watch.Deleted, Object: cur}, true, nil
+		// It stopped matching: DELETED with the state that matched, at
+		// the change's revision, as kube-apiserver's watch sends it.
+		if err := setRevision(prev, ev.Kv.ModRevision); err != nil {
+			return watch.Event{}, false, err
+		}
+		return watch.Event{Type: watch.Deleted, Object: prev}, true, nil
 	}
 	return watch.Event{}, false, nil
 }

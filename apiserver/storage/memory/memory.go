@@ -675,6 +675,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 		err       error
 		remaining int64
 		counting  bool
+		lastKey   string
 	)
 	s.tree.AscendGreaterOrEqual(&record{key: start}, func(r *record) bool {
 		if !strings.HasPrefix(r.key, prefix) {
@@ -716,8 +717,12 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 			}
 		}
 		res.Items = append(res.Items, v.obj)
+		lastKey = r.key
 		return true
 	})
+	if res.NextKey != "" {
+		res.LastKey = lastKey
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -937,16 +942,21 @@ func (w *watcher) transform(e event) (watch.Event, bool, error) {
 			return watch.Event{}, false, err
 		}
 	}
-	var typ watch.EventType
 	switch {
 	case cur && prev:
-		typ = watch.Modified
+		return watch.Event{Type: watch.Modified, Object: e.obj}, true, nil
 	case cur:
-		typ = watch.Added
+		return watch.Event{Type: watch.Added, Object: e.obj}, true, nil
+	case prev && e.typ == watch.Deleted:
+		return watch.Event{Type: watch.Deleted, Object: e.obj}, true, nil
 	case prev:
-		typ = watch.Deleted
-	default:
-		return watch.Event{}, false, nil
+		// It stopped matching: DELETED with the state that matched, at
+		// the change's revision, as kube-apiserver's watch sends it.
+		old := e.prev.DeepCopyObject()
+		if err := setRevision(old, e.rev); err != nil {
+			return watch.Event{}, false, err
+		}
+		return watch.Event{Type: watch.Deleted, Object: old}, true, nil
 	}
-	return watch.Event{Type: typ, Object: e.obj}, true, nil
+	return watch.Event{}, false, nil
 }
