@@ -598,12 +598,9 @@ func (w *watcher) transform(ev *clientv3.Event) (watch.Event, bool, error) {
 	case curOK:
 		return watch.Event{Type: watch.Added, Object: cur}, true, nil
 	case prevOK:
-		// It stopped matching: DELETED with the state that matched, at
-		// the change's revision, as kube-apiserver's watch sends it.
-		if err := setRevision(prev, ev.Kv.ModRevision); err != nil {
-			return watch.Event{}, false, err
-		}
-		return watch.Event{Type: watch.Deleted, Object: prev}, true, nil
+		// It stopped matching: DELETED with its new state, as the memory
+		// store sends it (see there).
+		return watch.Event{Type: watch.Deleted, Object: cur}, true, nil
 	}
 	return watch.Event{}, false, nil
 }

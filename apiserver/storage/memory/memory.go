@@ -950,13 +950,12 @@ func (w *watcher) transform(e event) (watch.Event, bool, error) {
 	case prev && e.typ == watch.Deleted:
 		return watch.Event{Type: watch.Deleted, Object: e.obj}, true, nil
 	case prev:
-		// It stopped matching: DELETED with the state that matched, at
-		// the change's revision, as kube-apiserver's watch sends it.
-		old := e.prev.DeepCopyObject()
-		if err := setRevision(old, e.rev); err != nil {
-			return watch.Event{}, false, err
-		}
-		return watch.Event{Type: watch.Deleted, Object: old}, true, nil
+		// It stopped matching: DELETED, with its new state.
+		// kube-apiserver sends the state that matched, at the change's
+		// revision; the in-process informers' interning (package sim)
+		// identifies an object's content by its uid and revision, so a
+		// second state at one revision would need that changed first.
+		return watch.Event{Type: watch.Deleted, Object: e.obj}, true, nil
 	}
 	return watch.Event{}, false, nil
 }
