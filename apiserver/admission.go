@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/admission/initializer"
@@ -198,8 +200,10 @@ func (noPluginConfig) ConfigFor(string) (io.Reader, error) { return nil, nil }
 // return (its client gone) while the request goes on in the background,
 // in admission.
 type trackedAdmission struct {
-	delegate admission.Interface
 	inflight *requestTracker
+	// built is closed once delegate is set (Server.buildAdmission).
+	built    chan struct{}
+	delegate admission.Interface
 }
 
 var (
@@ -207,10 +211,27 @@ var (
 	_ admission.ValidationInterface = (*trackedAdmission)(nil)
 )
 
-func (a *trackedAdmission) Handles(op admission.Operation) bool { return a.delegate.Handles(op) }
+// chain waits until the chain is built.
+func (a *trackedAdmission) chain(ctx context.Context) (admission.Interface, error) {
+	select {
+	case <-a.built:
+		return a.delegate, nil
+	case <-ctx.Done():
+		return nil, apierrors.NewServiceUnavailable("the admission chain is not built yet")
+	}
+}
+
+func (a *trackedAdmission) Handles(op admission.Operation) bool {
+	<-a.built
+	return a.delegate.Handles(op)
+}
 
 func (a *trackedAdmission) Admit(ctx context.Context, attr admission.Attributes, o admission.ObjectInterfaces) error {
-	m, ok := a.delegate.(admission.MutationInterface)
+	chain, err := a.chain(ctx)
+	if err != nil {
+		return err
+	}
+	m, ok := chain.(admission.MutationInterface)
 	if !ok {
 		return nil
 	}
@@ -220,7 +241,11 @@ func (a *trackedAdmission) Admit(ctx context.Context, attr admission.Attributes,
 }
 
 func (a *trackedAdmission) Validate(ctx context.Context, attr admission.Attributes, o admission.ObjectInterfaces) error {
-	v, ok := a.delegate.(admission.ValidationInterface)
+	chain, err := a.chain(ctx)
+	if err != nil {
+		return err
+	}
+	v, ok := chain.(admission.ValidationInterface)
 	if !ok {
 		return nil
 	}
@@ -311,4 +336,51 @@ func syncedAndEmpty(informers ...cache.SharedIndexInformer) func() bool {
 		}
 		return true
 	}
+}
+
+// buildAdmission builds the admission chain, once the server's informers
+// have synced, and lets the requests waiting for it through. Built then,
+// the plugins that wait for their informers by polling every 100 ms
+// (admission.Handler.WaitForReady, the admission policies' sources) find
+// them synced at their first look, and the first requests are not held a
+// tenth of a second.
+func (s *Server) buildAdmission(ctx context.Context) error {
+	chain, start, err := newAdmission(admissionConfig{
+		loopback:        rest.CopyConfig(s.loopbackConfig),
+		factory:         s.informers,
+		authz:           s.authorizer,
+		serviceResolver: s.serviceResolver,
+		webhookAuth:     s.webhookAuth,
+		apiServerID:     "kube-apiserver-" + string(uuid.NewUUID()),
+		stop:            s.drained.Done(),
+		openAPIPaths:    func() (map[string]string, error) { return s.openapi.DiscoveryPaths() },
+		disabled:        s.cfg.DisableAdmissionPlugins,
+	})
+	if err != nil {
+		return err
+	}
+	// Informers a plugin asked for that preRegisterAdmissionInformers did
+	// not: started and synced now, before any request reaches the plugin.
+	s.informers.Start(s.lifetime.Done())
+	for typ, ok := range s.informers.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("the admission chain's %v informer did not sync: %w", typ, ctx.Err())
+		}
+	}
+	s.admission.delegate = chain
+	close(s.admission.built)
+	start()
+	return nil
+}
+
+// preRegisterAdmissionInformers asks the factory for the informers the
+// admission policies' sources wait for when the chain is built: started
+// and synced with the server's others, they are synced when the sources
+// first look (which otherwise costs them, and the first requests, 100 ms).
+func preRegisterAdmissionInformers(f informers.SharedInformerFactory) {
+	f.Core().V1().Namespaces().Informer()
+	f.Admissionregistration().V1().ValidatingAdmissionPolicies().Informer()
+	f.Admissionregistration().V1().ValidatingAdmissionPolicyBindings().Informer()
+	f.Admissionregistration().V1().MutatingAdmissionPolicies().Informer()
+	f.Admissionregistration().V1().MutatingAdmissionPolicyBindings().Informer()
 }

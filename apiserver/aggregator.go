@@ -203,6 +203,10 @@ func localAPIService(gv schema.GroupVersion, groupPriority, versionPriority int)
 // run starts the controllers until ctx is done.
 func (a *aggregator) run(ctx context.Context) {
 	a.informers.Start(ctx.Done())
+	// The controllers wait for their informers by polling every 100 ms
+	// (cache.WaitForCacheSync) unless they have synced already: waited
+	// for here, without polling.
+	a.informers.WaitForCacheSync(ctx.Done())
 	go a.crds.Run(5, ctx.Done())
 	go func() {
 		// As kube-apiserver's autoregistration hook: the CRDs' APIServices

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,9 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	apfbootstrap "k8s.io/apiserver/pkg/apis/flowcontrol/bootstrap"
+	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	schedulingapiv1 "k8s.io/kubernetes/pkg/apis/scheduling/v1"
+	"k8s.io/kubernetes/pkg/controlplane/controller/defaultservicecidr"
 	"k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac/bootstrappolicy"
+
+	"github.com/kubesim/kubesim/apiserver/registry"
 )
 
 // bootstrapObject is an object kube-apiserver creates at start.
@@ -24,6 +29,9 @@ type bootstrapObject struct {
 	resource  schema.GroupResource
 	namespace string
 	obj       runtime.Object
+	// status: obj's status is written (through the status subresource)
+	// after it is created, as the controller that creates it does.
+	status bool
 }
 
 // bootstrapObjects are what kube-apiserver creates at start, from the same
@@ -33,7 +41,7 @@ type bootstrapObject struct {
 func (s *Server) bootstrapObjects() []bootstrapObject {
 	var out []bootstrapObject
 	add := func(group, resource, namespace string, obj runtime.Object) {
-		out = append(out, bootstrapObject{schema.GroupResource{Group: group, Resource: resource}, namespace, obj})
+		out = append(out, bootstrapObject{resource: schema.GroupResource{Group: group, Resource: resource}, namespace: namespace, obj: obj})
 	}
 	for _, name := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
 		add("", "namespaces", "", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
@@ -78,6 +86,20 @@ func (s *Server) bootstrapObjects() []bootstrapObject {
 		Data:       map[string]string{"since": s.cfg.Clock.Now().UTC().Format("2006-01-02")},
 	})
 
+	// The default ServiceCIDR, as kube-apiserver's default ServiceCIDR
+	// controller creates it and sets it Ready before the server is ready.
+	if _, cidr, err := net.ParseCIDR(s.cfg.Services.ClusterIPRange); err == nil {
+		out = append(out, bootstrapObject{resource: schema.GroupResource{Group: "networking.k8s.io", Resource: "servicecidrs"}, status: true, obj: &networkingv1.ServiceCIDR{
+			ObjectMeta: metav1.ObjectMeta{Name: defaultservicecidr.DefaultServiceCIDRName},
+			Spec:       networkingv1.ServiceCIDRSpec{CIDRs: []string{cidr.String()}},
+			Status: networkingv1.ServiceCIDRStatus{Conditions: []metav1.Condition{{
+				Type: networkingv1.ServiceCIDRConditionReady, Status: metav1.ConditionTrue,
+				Message:            "Kubernetes default Service CIDR is ready",
+				LastTransitionTime: metav1.NewTime(s.cfg.Clock.Now()),
+			}}},
+		}})
+	}
+
 	_, port, _ := net.SplitHostPort(s.Address())
 	p, _ := strconv.Atoi(port)
 	add("", "services", metav1.NamespaceDefault, &corev1.Service{
@@ -94,8 +116,27 @@ func (s *Server) bootstrapObjects() []bootstrapObject {
 // bootstrap creates the bootstrap objects that do not exist yet.
 func (s *Server) bootstrap(ctx context.Context) error {
 	for _, b := range s.bootstrapObjects() {
-		if err := s.createVersioned(ctx, b.resource, b.namespace, b.obj); err != nil {
+		if err := s.createVersioned(ctx, b.resource, b.namespace, b.obj, b.status); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// statusStorage is the status subresource of gr.
+func (s *Server) statusStorage(gr schema.GroupResource) rest.Updater {
+	for _, g := range append([]*registry.Group{s.registry.Core}, s.registry.Groups...) {
+		if g.Name != gr.Group {
+			continue
+		}
+		for _, gv := range g.Versions {
+			for _, ep := range gv.Endpoints {
+				if ep.Resource == gr.Resource && ep.Subresource == "status" {
+					if u, ok := ep.Storage.(rest.Updater); ok {
+						return u
+					}
+				}
+			}
 		}
 	}
 	return nil
@@ -103,7 +144,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 
 // createVersioned creates a versioned object in-process as a request
 // would: defaulted, converted to the internal version, through the store.
-func (s *Server) createVersioned(ctx context.Context, gr schema.GroupResource, namespace string, obj runtime.Object) error {
+func (s *Server) createVersioned(ctx context.Context, gr schema.GroupResource, namespace string, obj runtime.Object, withStatus bool) error {
 	gvks, _, err := legacyscheme.Scheme.ObjectKinds(obj)
 	if err != nil {
 		return err
@@ -125,9 +166,35 @@ func (s *Server) createVersioned(ctx context.Context, gr schema.GroupResource, n
 			return nil
 		}
 	}
-	_, err = store.Create(requestContext(ctx, "create", gvks[0].Group, gvks[0].Version, gr.Resource, namespace), internal, nil, &metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
+	created, err := store.Create(requestContext(ctx, "create", gvks[0].Group, gvks[0].Version, gr.Resource, namespace), internal.DeepCopyObject(), nil, &metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("unable to bootstrap %s %s: %w", gr, namespace, err)
+	}
+	if !withStatus {
+		return nil
+	}
+	status := s.statusStorage(gr)
+	if status == nil {
+		return fmt.Errorf("unable to bootstrap %s: no status subresource", gr)
+	}
+	// The status as given, on the object as created.
+	createdMeta, err := meta.Accessor(created)
+	if err != nil {
+		return err
+	}
+	withMeta, err := meta.Accessor(internal)
+	if err != nil {
+		return err
+	}
+	withMeta.SetUID(createdMeta.GetUID())
+	withMeta.SetResourceVersion(createdMeta.GetResourceVersion())
+	withMeta.SetCreationTimestamp(createdMeta.GetCreationTimestamp())
+	if _, _, err := status.Update(requestContext(ctx, "update", gvks[0].Group, gvks[0].Version, gr.Resource, namespace), withMeta.GetName(),
+		rest.DefaultUpdatedObjectInfo(internal), nil, nil, false, &metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("unable to bootstrap the status of %s %s: %w", gr, withMeta.GetName(), err)
 	}
 	return nil
 }

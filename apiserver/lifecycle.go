@@ -19,6 +19,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/controlplane/controller/defaultservicecidr"
+	utiltrace "k8s.io/utils/trace"
 
 	"github.com/kubesim/kubesim/internal/pki"
 )
@@ -33,10 +34,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return errors.New("apiserver already started")
 	}
 	logger := klog.FromContext(ctx)
+	tr := utiltrace.New("Start the API server")
 	if err := s.bootstrap(ctx); err != nil {
 		s.listener.Close()
 		return fmt.Errorf("unable to bootstrap: %w", err)
 	}
+	tr.Step("bootstrap objects")
 	serveCtx, cancelServe := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelServe()
 	srv := &http.Server{
@@ -77,30 +80,40 @@ func (s *Server) Start(ctx context.Context) error {
 	s.crdInformers.Start(s.lifetime.Done())
 	crdDone := make(chan struct{})
 	go func() { defer close(crdDone); s.crd.Run(s.lifetime) }()
+	// abort stops what runs so far when the server cannot start.
+	abort := func(err error) error {
+		s.endLifetime()
+		s.endDrained()
+		srv.Close()
+		s.serveInProcess(nil)
+		s.informers.Shutdown()
+		s.crdInformers.Shutdown()
+		<-crdDone
+		return err
+	}
 	synced := s.informers.WaitForCacheSync(ctx.Done())
 	for typ, ok := range s.crdInformers.WaitForCacheSync(ctx.Done()) {
 		synced[typ] = ok
 	}
 	for typ, ok := range synced {
 		if !ok {
-			s.endLifetime()
-			s.endDrained()
-			srv.Close()
-			s.serveInProcess(nil)
-			s.informers.Shutdown()
-			s.crdInformers.Shutdown()
-			<-crdDone
-			return fmt.Errorf("the API server's %v informer did not sync: %w", typ, ctx.Err())
+			return abort(fmt.Errorf("the API server's %v informer did not sync: %w", typ, ctx.Err()))
 		}
 	}
-	s.startAdmission()
-	// As kube-apiserver's start-kubernetes-service-cidr-controller hook: the
-	// default ServiceCIDR exists (and is Ready) before the server is.
+	tr.Step("informers synced")
+	if err := s.buildAdmission(ctx); err != nil {
+		return abort(fmt.Errorf("unable to build the admission chain: %w", err))
+	}
+	tr.Step("admission chain")
+	// kube-apiserver's start-kubernetes-service-cidr-controller hook makes
+	// the default ServiceCIDR exist, Ready, before the server is: the
+	// bootstrap created it so, and the controller (whose start waits 100 ms
+	// for its own informer) keeps it so from then on.
 	_, serviceCIDR, err := net.ParseCIDR(s.cfg.Services.ClusterIPRange)
 	if err != nil {
 		return fmt.Errorf("unable to parse the service cluster IP range: %w", err)
 	}
-	defaultservicecidr.NewController(*serviceCIDR, net.IPNet{}, s.loopback).Start(s.lifetime)
+	go defaultservicecidr.NewController(*serviceCIDR, net.IPNet{}, s.loopback).Start(s.lifetime)
 	// As kube-apiserver's readyz check autoregister-completion: the
 	// APIServices of what the server serves exist, and are Available.
 	s.aggregator.run(s.lifetime)
@@ -109,6 +122,10 @@ func (s *Server) Start(ctx context.Context) error {
 	cancelWait()
 	if err != nil {
 		logger.Error(err, "Serving before every APIService is Available")
+	}
+	tr.Step("APIServices available")
+	if klog.V(2).Enabled() {
+		tr.Log()
 	}
 	close(s.ready)
 	logger.Info("Serving the Kubernetes API", "address", "https://"+s.listener.Addr().String(), "version", Version().GitVersion)

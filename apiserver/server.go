@@ -30,7 +30,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/user"
@@ -48,9 +47,11 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/tracing"
+	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	"k8s.io/kubernetes/pkg/serviceaccount"
 	"k8s.io/utils/clock"
+	utiltrace "k8s.io/utils/trace"
 
 	"github.com/kubesim/kubesim/apiserver/crdserver"
 	"github.com/kubesim/kubesim/apiserver/openapi"
@@ -159,6 +160,9 @@ type EtcdConfig struct {
 
 // Server is a running kubesim API server.
 type Server struct {
+	// trace times the start-up steps (logged at -v 2).
+	trace *utiltrace.Trace
+
 	cfg    Config
 	memory *memory.Store // when the server owns its storage
 	// dataDir is the storage when the server opened a data dir.
@@ -215,9 +219,8 @@ type Server struct {
 	// join.
 	aggregated discoveryendpoint.ResourceManager
 	root       discovery.GroupManager
-	// startAdmission starts what runs beside the admission chain, once the
-	// server serves.
-	startAdmission func()
+	// admission is the admission chain requests go through, built by Start.
+	admission *trackedAdmission
 	// requests counts the requests being served but long-running ones, for
 	// shutdown to drain; longRunning ends the long-running ones (watches,
 	// exec, logs, ...) at shutdown.
@@ -292,6 +295,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("unable to create apiserver: bind address %q is not an IP", cfg.BindAddress)
 	}
 	s := &Server{cfg: cfg, ready: make(chan struct{})}
+	tr := utiltrace.New("Build the API server")
+	defer func() {
+		if klog.V(2).Enabled() {
+			tr.Log()
+		}
+	}()
+	s.trace = tr
 	s.lifetime, s.endLifetime = context.WithCancel(context.Background())
 	s.drained, s.endDrained = context.WithCancel(context.Background())
 	s.longRunning, s.endLongRunning = context.WithCancel(context.Background())
@@ -302,6 +312,7 @@ func New(cfg Config) (*Server, error) {
 	if err := s.initPKI(bindIP); err != nil {
 		return nil, err
 	}
+	tr.Step("PKI")
 	var err error
 	saKey := cfg.ServiceAccountSigningKey
 	if saKey == nil && s.pkiDir != "" {
@@ -312,6 +323,7 @@ func New(cfg Config) (*Server, error) {
 	if s.serviceAccounts, err = newServiceAccounts(cfg.ServiceAccountIssuer, saKey); err != nil {
 		return nil, err
 	}
+	tr.Step("service account keys")
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return nil, fmt.Errorf("unable to listen: %w", err)
@@ -353,6 +365,7 @@ func New(cfg Config) (*Server, error) {
 		s.memory, s.cfg.Storage = m, m
 	}
 	s.listener = ln
+	tr.Step("listener and storage")
 	// The server's own clients (its informers, admission plugins and the
 	// custom resource server) call its handler in-process and in protobuf,
 	// as kube-apiserver's loopback client speaks protobuf. Over TLS, HTTP/2
@@ -383,6 +396,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.crdInformers = apiextensionsinformers.NewSharedInformerFactoryWithOptions(crdClient, 0, apiextensionsinformers.WithTransform(transform))
+	tr.Step("loopback clients")
 	s.serviceResolver = newServiceResolver(s.informers.Core().V1().Services().Lister(), s.URL())
 	s.webhookAuth = webhook.NewDefaultAuthenticationInfoResolverWrapper(webhookProxyTransport(), nil, s.RESTConfig(), tracing.NewNoopTracerProvider())
 	if s.authorizer, s.ruleResolver, err = newAuthorizer(s.informers, s.cfg.AuthorizationModes); err != nil {
@@ -418,6 +432,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("unable to build registry: %w", err)
 	}
 	s.registry = reg
+	tr.Step("registry")
 	saTokens, err := s.serviceAccounts.authenticators(reg.TokenGetter(), loopback.CoreV1())
 	if err != nil {
 		ln.Close()
@@ -429,6 +444,7 @@ func New(cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	tr.Step("handler")
 	if s.aggregator, err = newAggregator(s, s.loopbackConfig); err != nil {
 		ln.Close()
 		return nil, err
@@ -526,32 +542,22 @@ func (s *Server) openAPIPaths() []string {
 }
 
 func (s *Server) buildHandler() (http.Handler, error) {
-	typeConverter, err := openapi.TypeConverter(legacyscheme.Scheme, s.kinds())
-	if err != nil {
-		return nil, err
-	}
+	tr := s.trace
+	typeConverter := openapi.TypeConverterInBackground(legacyscheme.Scheme, s.kinds())
+	tr.Step("handler: type converter")
 	// Built before the admission chain, which reads its discovery.
 	s.openapi = openapi.New(func() (*restful.Container, error) { return s.restfulRoutes(typeConverter) }, openAPIVersion(), s.routesKey(), s.openAPIPaths())
-	admit, startAdmission, err := newAdmission(admissionConfig{
-		loopback:        rest.CopyConfig(s.loopbackConfig),
-		factory:         s.informers,
-		authz:           s.authorizer,
-		serviceResolver: s.serviceResolver,
-		webhookAuth:     s.webhookAuth,
-		apiServerID:     "kube-apiserver-" + string(uuid.NewUUID()),
-		stop:            s.drained.Done(),
-		openAPIPaths:    func() (map[string]string, error) { return s.openapi.DiscoveryPaths() },
-		disabled:        s.cfg.DisableAdmissionPlugins,
-	})
-	if err != nil {
-		return nil, err
-	}
-	admit = &trackedAdmission{delegate: admit, inflight: &s.admitting}
-	s.startAdmission = startAdmission
+	// The admission chain is built once the server's informers have
+	// synced (buildAdmission, from Start); requests wait for it.
+	admitting := &trackedAdmission{inflight: &s.admitting, built: make(chan struct{})}
+	s.admission = admitting
+	preRegisterAdmissionInformers(s.informers)
+	admit := admitting
 	api, err := newAPIHandler(s.registry, typeConverter, admit, s.authorizer, s.cfg, noAdmissionHooks(s.informers))
 	if err != nil {
 		return nil, err
 	}
+	tr.Step("handler: API endpoints")
 
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(http.NotFound)
@@ -573,6 +579,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	if err := s.installDiscovery(r); err != nil {
 		return nil, err
 	}
+	tr.Step("handler: discovery")
 	crdClient, err := apiextensionsclient.NewForConfig(rest.CopyConfig(s.loopbackConfig))
 	if err != nil {
 		return nil, err
@@ -595,6 +602,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 		return nil, err
 	}
 	api.crd = s.crd
+	tr.Step("handler: custom resource server")
 	api.remote = func(req *http.Request) http.Handler {
 		if s.aggregator == nil {
 			return nil

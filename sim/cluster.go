@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+	utiltrace "k8s.io/utils/trace"
 
 	"github.com/kubesim/kubesim/apiserver"
 	"github.com/kubesim/kubesim/kubeletsim"
@@ -237,10 +238,17 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		handlers[k] = v
 	}
 	cfg.APIServer.NonResourceHandlers = handlers
+	tr := utiltrace.New("Start the cluster")
+	defer func() {
+		if klog.V(2).Enabled() {
+			tr.Log()
+		}
+	}()
 	api, err := apiserver.New(cfg.APIServer)
 	if err != nil {
 		return nil, err
 	}
+	tr.Step("API server built")
 	dir, err := os.MkdirTemp("", "kubesim-")
 	if err != nil {
 		return nil, err
@@ -274,6 +282,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.Stop()
 		return nil, errors.Join(c.errors()...)
 	}
+	tr.Step("API server ready")
 	if err := api.WriteKubeconfig(c.kubeconfig); err != nil {
 		c.Stop()
 		return nil, err
@@ -282,6 +291,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.Stop()
 		return nil, err
 	}
+	tr.Step("kubeconfig and extensions")
 
 	// The scheduler and the controllers are built, and their informers
 	// synced, side by side.
@@ -309,6 +319,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.Stop()
 		return nil, err
 	}
+	tr.Step("controller informers and nodes started")
 	build := func(name string, fn func(ctx context.Context) (*rest.Config, func() error, error)) {
 		comp := &component{name: name, build: fn}
 		components = append(components, comp)
@@ -362,6 +373,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c.building.Wait()
 	built.Store(true)
+	tr.Step("components built")
 	var failed []error
 	for _, comp := range components {
 		if comp.err != nil {
@@ -400,6 +412,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	for _, comp := range components {
 		c.goRun(&c.components, labeled(comp.name, c.leaderElected(ctx, cfg, comp)))
 	}
+	tr.Step("components started")
 	if len(cfg.Nodes) > 0 {
 		select {
 		case <-c.Nodes.NodesRegistered():

@@ -2,11 +2,15 @@ package sim
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -38,6 +42,49 @@ func TestStartRunsTheControlPlane(t *testing.T) {
 			return err == nil, nil
 		}); err != nil {
 			t.Fatalf("start %d: no default ServiceAccount: %v", i, err)
+		}
+		// The default ServiceCIDR is Ready once the cluster is, as
+		// kube-apiserver's post-start hook makes it before /readyz.
+		cidr, err := cs.NetworkingV1().ServiceCIDRs().Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("start %d: %v", i, err)
+		}
+		if !apimeta.IsStatusConditionTrue(cidr.Status.Conditions, networkingv1.ServiceCIDRConditionReady) {
+			t.Errorf("start %d: default ServiceCIDR not Ready at start: %+v", i, cidr.Status)
+		}
+		// The ValidatingAdmissionPolicy status controller type-checks a
+		// policy against the built-in kinds' schemas (shared by both
+		// clusters of the process).
+		policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "typecheck"},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+				MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments"}},
+					},
+				}}},
+				Validations: []admissionregistrationv1.Validation{{Expression: "object.spec.nope > 0"}},
+			},
+		}
+		if _, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var warnings string
+		if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			p, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, "typecheck", metav1.GetOptions{})
+			if err != nil || p.Status.TypeChecking == nil {
+				return false, nil
+			}
+			for _, w := range p.Status.TypeChecking.ExpressionWarnings {
+				warnings += w.Warning
+			}
+			return true, nil
+		}); err != nil {
+			t.Fatalf("start %d: the policy was not type-checked: %v", i, err)
+		}
+		if !strings.Contains(warnings, "nope") {
+			t.Errorf("start %d: type-checking warnings %q do not name the undefined field", i, warnings)
 		}
 		if err := c.Stop(); err != nil {
 			t.Errorf("stop %d: %v", i, err)

@@ -116,6 +116,10 @@ func newControllers(ctx, informersCtx context.Context, cfg Config, restConfig *r
 	// lacks; it is built here as Run builds it, and started first.
 	descriptors := kcm.NewControllerDescriptors()
 	delete(descriptors, names.ServiceAccountTokenController)
+	// The ValidatingAdmissionPolicy status controller is built over the
+	// process's schemas of the built-in kinds (vapstatus.go).
+	vapStatus := descriptors[names.ValidatingAdmissionPolicyStatusController]
+	delete(descriptors, names.ValidatingAdmissionPolicyStatusController)
 	// The garbage collector and the quota controller follow discovery
 	// every second rather than every 30 s (discoverysync.go).
 	synced, err := buildDiscoverySyncControllers(ctx, controllerCtx, descriptors)
@@ -129,6 +133,14 @@ func newControllers(ctx, informersCtx context.Context, cfg Config, restConfig *r
 		return nil, err
 	}
 	controllers = append(controllers, synced...)
+	if vapStatus != nil && controllerCtx.IsControllerEnabled(vapStatus) {
+		c, err := newValidatingAdmissionPolicyStatusController(controllerCtx)
+		if err != nil {
+			broadcaster.Shutdown()
+			return nil, err
+		}
+		controllers = append(controllers, c)
+	}
 	if controllerCtx.IsControllerEnabled(kcm.NewControllerDescriptors()[names.ServiceAccountTokenController]) {
 		tokens, err := newTokensController(ctx, controllerCtx, builder, files)
 		if err != nil {

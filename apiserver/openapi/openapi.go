@@ -13,6 +13,7 @@ import (
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	utilopenapi "k8s.io/apiserver/pkg/util/openapi"
+	"k8s.io/klog/v2"
 	openapibuilder3 "k8s.io/kube-openapi/pkg/builder3"
 	openapicommon "k8s.io/kube-openapi/pkg/common"
 	"k8s.io/kube-openapi/pkg/spec3"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/kube-openapi/pkg/validation/spec"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	generatedopenapi "k8s.io/kubernetes/pkg/generated/openapi"
+	"sigs.k8s.io/structured-merge-diff/v6/typed"
 )
 
 // V3Config returns kube-apiserver's OpenAPI v3 configuration over scheme.
@@ -102,3 +104,46 @@ var crdStaticModels = sync.OnceValues(func() (map[string]*spec.Schema, error) {
 // CRDStaticModels returns the models custom resources' schemas are merged
 // into. They are built once per process and must not be modified.
 func CRDStaticModels() (map[string]*spec.Schema, error) { return crdStaticModels() }
+
+// TypeConverterInBackground returns TypeConverter(scheme, kinds) at once:
+// when the process has not built it yet, it is built in the background (the
+// 90 ms a process's first one takes, half of the API server's start) and
+// its methods wait for it. Building it cannot fail for kinds the scheme
+// serves; if it does, the error is logged and each conversion returns it.
+func TypeConverterInBackground(scheme *runtime.Scheme, kinds []schema.GroupVersionKind) managedfields.TypeConverter {
+	key := typeConverterKey{scheme: scheme, kinds: fmt.Sprint(kinds)}
+	if tc, ok := typeConverters.Load(key); ok {
+		return tc.(managedfields.TypeConverter)
+	}
+	l := &laterTypeConverter{built: make(chan struct{})}
+	go func() {
+		defer close(l.built)
+		if l.tc, l.err = TypeConverter(scheme, kinds); l.err != nil {
+			klog.Background().Error(l.err, "Unable to build the managed fields' type converter")
+		}
+	}()
+	return l
+}
+
+// laterTypeConverter is a type converter being built.
+type laterTypeConverter struct {
+	built chan struct{}
+	tc    managedfields.TypeConverter
+	err   error
+}
+
+func (l *laterTypeConverter) ObjectToTyped(obj runtime.Object, opts ...typed.ValidationOptions) (*typed.TypedValue, error) {
+	<-l.built
+	if l.err != nil {
+		return nil, l.err
+	}
+	return l.tc.ObjectToTyped(obj, opts...)
+}
+
+func (l *laterTypeConverter) TypedToObject(v *typed.TypedValue) (runtime.Object, error) {
+	<-l.built
+	if l.err != nil {
+		return nil, l.err
+	}
+	return l.tc.TypedToObject(v)
+}
