@@ -282,6 +282,17 @@ func (s *Store) predicate(opts *metainternalversion.ListOptions) storage.Predica
 	if label.Empty() && field.Empty() {
 		return nil
 	}
+	if field.Empty() {
+		// A label selector alone needs the labels, not the attributes the
+		// strategy computes (a field set built per object and event).
+		return func(obj runtime.Object) (bool, error) {
+			a, err := meta.Accessor(obj)
+			if err != nil {
+				return false, err
+			}
+			return label.Matches(labels.Set(a.GetLabels())), nil
+		}
+	}
 	attrs := s.cfg.Attrs
 	return func(obj runtime.Object) (bool, error) {
 		l, f, err := attrs(obj)

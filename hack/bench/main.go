@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -296,23 +298,40 @@ func workloads(ctx context.Context, o options, c *cluster, set func(name, unit s
 
 	// createAndGet creates o.objects ConfigMaps named prefix-N, labelled
 	// app=prefix, then gets each, and reports both rates.
-	createAndGet := func(cs kubernetes.Interface, prefix, encoding string) error {
-		lat, wall, err := parallel(o.objects, o.concurrency, func(i int) error {
-			_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
-				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%06d", prefix, i), Labels: map[string]string{"app": prefix}},
-				Data:       map[string]string{"key": strings.Repeat("v", 100)},
-			}, metav1.CreateOptions{})
-			return err
-		})
+	// timed runs fn and adds the row "server time per <what>": the
+	// server's mean time per verb request on configmaps meanwhile.
+	timed := func(what, verb string, fn func() error) error {
+		mean, n, err := serverTime(ctx, cs, verb, "configmaps", fn)
 		if err != nil {
 			return err
 		}
-		set("create ConfigMap ("+encoding+")", "/s", true, rateM(o.objects, wall, lat, o.concurrency))
-		lat, wall, err = parallel(o.objects, o.concurrency, func(i int) error {
-			_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, fmt.Sprintf("%s-%06d", prefix, i), metav1.GetOptions{})
+		set("server time per "+what, "ms", false, &measurement{value: mean * 1000, text: fmt.Sprintf("%.3f ms", mean*1000),
+			detail: fmt.Sprintf("mean of %.0f %s requests, apiserver_request_duration_seconds", n, verb)})
+		return nil
+	}
+	createAndGet := func(cs kubernetes.Interface, prefix, encoding string) error {
+		var lat []time.Duration
+		var wall time.Duration
+		if err := timed("create ConfigMap ("+encoding+")", "POST", func() (err error) {
+			lat, wall, err = parallel(o.objects, o.concurrency, func(i int) error {
+				_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%06d", prefix, i), Labels: map[string]string{"app": prefix}},
+					Data:       map[string]string{"key": strings.Repeat("v", 100)},
+				}, metav1.CreateOptions{})
+				return err
+			})
 			return err
-		})
-		if err != nil {
+		}); err != nil {
+			return err
+		}
+		set("create ConfigMap ("+encoding+")", "/s", true, rateM(o.objects, wall, lat, o.concurrency))
+		if err := timed("get ConfigMap ("+encoding+")", "GET", func() (err error) {
+			lat, wall, err = parallel(o.objects, o.concurrency, func(i int) error {
+				_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, fmt.Sprintf("%s-%06d", prefix, i), metav1.GetOptions{})
+				return err
+			})
+			return err
+		}); err != nil {
 			return err
 		}
 		set("get ConfigMap ("+encoding+")", "/s", true, rateM(o.objects, wall, lat, o.concurrency))
@@ -323,16 +342,21 @@ func workloads(ctx context.Context, o options, c *cluster, set func(name, unit s
 	}
 
 	var lists []time.Duration
-	for i := 0; i < 5; i++ {
-		start := time.Now()
-		l, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return err
+	if err := timed(fmt.Sprintf("list %d ConfigMaps (JSON)", o.objects), "LIST", func() error {
+		for i := 0; i < 5; i++ {
+			start := time.Now()
+			l, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			if len(l.Items) != o.objects {
+				return fmt.Errorf("list returned %d items, want %d", len(l.Items), o.objects)
+			}
+			lists = append(lists, time.Since(start))
 		}
-		if len(l.Items) != o.objects {
-			return fmt.Errorf("list returned %d items, want %d", len(l.Items), o.objects)
-		}
-		lists = append(lists, time.Since(start))
+		return nil
+	}); err != nil {
+		return err
 	}
 	set(fmt.Sprintf("list %d ConfigMaps (JSON)", o.objects), "ms", false, durationM(lists, "median of 5 full lists"))
 	after := rssOf(c.pids())
@@ -351,16 +375,21 @@ func workloads(ctx context.Context, o options, c *cluster, set func(name, unit s
 		cs   kubernetes.Interface
 	}{{"JSON", cs}, {"protobuf", pb}} {
 		var lists []time.Duration
-		for i := 0; i < 5; i++ {
-			start := time.Now()
-			l, err := enc.cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bench-pb"})
-			if err != nil {
-				return err
+		if err := timed(fmt.Sprintf("list %d of %d ConfigMaps by label (%s)", o.objects, 2*o.objects, enc.name), "LIST", func() error {
+			for i := 0; i < 5; i++ {
+				start := time.Now()
+				l, err := enc.cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bench-pb"})
+				if err != nil {
+					return err
+				}
+				if len(l.Items) != o.objects {
+					return fmt.Errorf("list returned %d items, want %d", len(l.Items), o.objects)
+				}
+				lists = append(lists, time.Since(start))
 			}
-			if len(l.Items) != o.objects {
-				return fmt.Errorf("list returned %d items, want %d", len(l.Items), o.objects)
-			}
-			lists = append(lists, time.Since(start))
+			return nil
+		}); err != nil {
+			return err
 		}
 		set(fmt.Sprintf("list %d of %d ConfigMaps by label (%s)", o.objects, 2*o.objects, enc.name), "ms", false, durationM(lists, "median of 5 full lists"))
 	}
@@ -668,6 +697,11 @@ func write(o options, rows []*row, reference bool, durable string) error {
 		fmt.Fprintf(&b, "The reference was not measured in this run (`make reference-peer` builds it).\n\n")
 	}
 	fmt.Fprintf(&b, "| benchmark | kubesim | kube-apiserver + etcd | kubesim's advantage | kubesim detail | reference detail |\n|---|---|---|---|---|---|\n")
+	// The server-time rows after the others, whose order tools know.
+	rows = slices.Clone(rows)
+	slices.SortStableFunc(rows, func(a, b *row) int {
+		return cmp.Compare(btoi(strings.HasPrefix(a.name, "server time per ")), btoi(strings.HasPrefix(b.name, "server time per ")))
+	})
 	for _, r := range rows {
 		k, ref, adv, kd, rd := "-", "-", "-", "", ""
 		if r.kubesim != nil {
@@ -687,27 +721,39 @@ func write(o options, rows []*row, reference bool, durable string) error {
 	}
 	fmt.Fprintf(&b, "\n\"kubesim's advantage\" is how many times faster (or smaller) kubesim is than the reference on that row.\n")
 	fmt.Fprintf(&b, "Reproduce with `make reference-peer && make bench` (`make bench-compare` is the same run).\n")
-	// The durable section is this run's, or the last one's.
+	// The sections after the main table are kept as they are (the real
+	// nodes', the scheduler experiments', make bench-scale's, and notes),
+	// but the durable section, which is this run's when it measured one.
 	old, _ := os.ReadFile(o.out)
-	if durable == "" {
-		if i := strings.Index(string(old), durableSection); i >= 0 {
-			rest := string(old[i:])
-			if j := strings.Index(rest, scaleSection); j >= 0 {
-				rest = rest[:j]
-			}
-			durable = rest
-		}
+	rest := string(old)
+	if i := strings.Index(rest, "\n## "); i >= 0 {
+		rest = rest[i+1:]
+	} else {
+		rest = ""
 	}
 	if durable != "" {
-		b.WriteString("\n" + strings.TrimRight(durable, "\n") + "\n")
-	}
-	// The scale section is make bench-scale's: kept as it is.
-	if old != nil {
-		if i := strings.Index(string(old), scaleSection); i >= 0 {
-			b.WriteString("\n" + string(old[i:]))
+		if i := strings.Index(rest, durableSection); i >= 0 {
+			after := rest[i+len(durableSection):]
+			if j := strings.Index(after, "\n## "); j >= 0 {
+				rest = rest[:i] + strings.TrimRight(durable, "\n") + "\n" + after[j:]
+			} else {
+				rest = rest[:i] + strings.TrimRight(durable, "\n") + "\n"
+			}
+		} else {
+			rest = strings.TrimRight(rest, "\n") + "\n\n" + strings.TrimRight(durable, "\n") + "\n"
 		}
 	}
+	if rest != "" {
+		b.WriteString("\n" + rest)
+	}
 	return os.WriteFile(o.out, []byte(b.String()), 0o644)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func envOr(key, def string) string {
