@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/rest"
@@ -42,9 +43,16 @@ func (s *Server) Start(ctx context.Context) error {
 	tr.Step("bootstrap objects")
 	serveCtx, cancelServe := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelServe()
+	// As kube-apiserver serves (k8s.io/apiserver's SecureServingInfo.Serve):
+	// its timeouts and limits, and HTTP/2 from golang.org/x/net/http2 with
+	// its settings. (net/http's own HTTP/2 server wrote each watch event in
+	// a TLS record and system call of its own: twice kube-apiserver's
+	// writes for a fan-out of watches.)
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 30 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		IdleTimeout:       90 * time.Second,
+		ReadHeaderTimeout: 32 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return serveCtx },
 		TLSConfig: &tls.Config{
 			Certificates: []tls.Certificate{s.serving},
@@ -53,6 +61,18 @@ func (s *Server) Start(ctx context.Context) error {
 			NextProtos:   []string{"h2", "http/1.1"},
 		},
 		ErrorLog: klogWriterLogger(),
+	}
+	const resourceBody99Percentile = 256 * 1024
+	h2 := &http2.Server{
+		IdleTimeout:              90 * time.Second,
+		MaxUploadBufferPerStream: resourceBody99Percentile,
+		MaxReadFrameSize:         resourceBody99Percentile,
+		MaxConcurrentStreams:     100,
+	}
+	h2.MaxUploadBufferPerConnection = h2.MaxUploadBufferPerStream * int32(h2.MaxConcurrentStreams)
+	if err := http2.ConfigureServer(srv, h2); err != nil {
+		s.listener.Close()
+		return fmt.Errorf("unable to configure HTTP/2: %w", err)
 	}
 	if s.memory != nil {
 		go s.memory.Start(serveCtx)

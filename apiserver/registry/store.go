@@ -349,6 +349,21 @@ func (s *Store) List(ctx context.Context, options *metainternalversion.ListOptio
 		}
 		return nil, interpretList(err, gr)
 	}
+	if _, shared := s.cfg.Storage.(interface{ SharesObjects() bool }); shared && encodedLists(ctx) {
+		el := &encodedList{newList: s.cfg.NewListFunc, items: res.Items}
+		el.listMeta.ResourceVersion = strconv.FormatInt(res.Revision, 10)
+		if res.NextKey != "" {
+			token, err := apistorage.EncodeContinue(res.NextKey, prefix, res.Revision)
+			if err != nil {
+				return nil, apierrors.NewInternalError(err)
+			}
+			el.listMeta.Continue, el.listMeta.RemainingItemCount = token, res.RemainingItemCount
+		}
+		if el.items == nil {
+			el.items = []runtime.Object{}
+		}
+		return el, nil
+	}
 	list := s.cfg.NewListFunc()
 	if err := meta.SetList(list, res.Items); err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -922,8 +937,11 @@ func (s *Store) Watch(ctx context.Context, options *metainternalversion.ListOpti
 		initial = *options.SendInitialEvents
 	}
 	w := &storeWatch{
-		store:     s,
-		result:    make(chan watch.Event),
+		store: s,
+		// Buffered, as kube-apiserver's watch cache buffers each
+		// watcher's events: the API handler writes (and flushes) once for
+		// the events that queued meanwhile, not once per event.
+		result:    make(chan watch.Event, watchResultBuffer),
 		done:      make(chan struct{}),
 		bookmarks: options.AllowWatchBookmarks,
 	}
@@ -962,6 +980,10 @@ func (s *Store) Watch(ctx context.Context, options *metainternalversion.ListOpti
 	go w.run(ctx)
 	return w, nil
 }
+
+// watchResultBuffer is how many events a watch's response can have queued,
+// kube-apiserver's default for a watcher of its watch cache.
+const watchResultBuffer = 100
 
 // singleName returns the name a field selector pins, if it pins one.
 func singleName(sel fields.Selector) (string, bool) {

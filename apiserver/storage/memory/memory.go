@@ -821,6 +821,11 @@ type watcher struct {
 	cancel context.CancelFunc
 }
 
+// SharesObjects reports that the objects List and watches return are the
+// stored objects themselves, shared among readers and never written:
+// what is derived from one (an encoding) holds for as long as it lives.
+func (s *Store) SharesObjects() bool { return true }
+
 func (w *watcher) Stop()                          { w.cancel() }
 func (w *watcher) ResultChan() <-chan watch.Event { return w.result }
 
