@@ -1,7 +1,7 @@
 package registry
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -222,42 +222,42 @@ func (e encodeError) Error() string { return string(e) }
 
 const errNotProtobuf = encodeError("not a protobuf message")
 
+// listWriteBuffer is how much of a list is written to the response at a
+// time (to its compressor, when the client takes gzip): the list is never
+// in memory whole.
+const listWriteBuffer = 64 << 10
+
 // writeJSONList writes a list as k8s.io/apimachinery's JSON serializer
 // streams a typed list (serializer/json/collections.go).
 func writeJSONList(w io.Writer, typeMeta metav1.TypeMeta, listMeta metav1.ListMeta, items [][]byte) error {
-	size := 64
-	for _, it := range items {
-		size += len(it) + 1
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	buf.WriteString(`{`)
+	bw := bufio.NewWriterSize(w, listWriteBuffer)
+	bw.WriteString(`{`)
 	if typeMeta.Kind != "" {
-		writeJSONPair(buf, "kind", typeMeta.Kind)
-		buf.WriteString(",")
+		writeJSONPair(bw, "kind", typeMeta.Kind)
+		bw.WriteString(",")
 	}
 	if typeMeta.APIVersion != "" {
-		writeJSONPair(buf, "apiVersion", typeMeta.APIVersion)
-		buf.WriteString(",")
+		writeJSONPair(bw, "apiVersion", typeMeta.APIVersion)
+		bw.WriteString(",")
 	}
-	writeJSONPair(buf, "metadata", listMeta)
-	buf.WriteString(`,"items":[`)
+	writeJSONPair(bw, "metadata", listMeta)
+	bw.WriteString(`,"items":[`)
 	for i, it := range items {
 		if i > 0 {
-			buf.WriteString(",")
+			bw.WriteString(",")
 		}
-		buf.Write(it)
+		bw.Write(it)
 	}
-	buf.WriteString("]}\n")
-	_, err := w.Write(buf.Bytes())
-	return err
+	bw.WriteString("]}\n")
+	return bw.Flush() // the first write error, if any
 }
 
-func writeJSONPair(buf *bytes.Buffer, key string, value any) {
+func writeJSONPair(w *bufio.Writer, key string, value any) {
 	k, _ := json.Marshal(key)
 	v, _ := json.Marshal(value)
-	buf.Write(k)
-	buf.WriteString(":")
-	buf.Write(v)
+	w.Write(k)
+	w.WriteString(":")
+	w.Write(v)
 }
 
 // protobufPrefix starts every message of k8s.io/apimachinery's protobuf
@@ -277,26 +277,36 @@ func writeProtobufList(w io.Writer, typeMeta metav1.TypeMeta, listMeta metav1.Li
 	for _, it := range items {
 		size += 1 + varintSize(uint64(len(it))) + len(it)
 	}
-	raw := make([]byte, 0, size)
-	raw = appendField(raw, 0xa, lm)
-	for _, it := range items {
-		raw = appendField(raw, 0x12, it)
-	}
-	unk := kruntime.Unknown{TypeMeta: kruntime.TypeMeta{APIVersion: typeMeta.APIVersion, Kind: typeMeta.Kind}, Raw: raw}
-	data := make([]byte, len(protobufPrefix)+unk.Size())
-	copy(data, protobufPrefix)
-	n, err := unk.MarshalTo(data[len(protobufPrefix):])
-	if err != nil {
+	bw := bufio.NewWriterSize(w, listWriteBuffer)
+	bw.Write(protobufPrefix)
+	unk := kruntime.Unknown{TypeMeta: kruntime.TypeMeta{APIVersion: typeMeta.APIVersion, Kind: typeMeta.Kind}}
+	var header []byte
+	if _, err := unk.MarshalToWriter(bw, size, func(w io.Writer) (int, error) {
+		n := 0
+		for i := -1; i < len(items); i++ {
+			tag, v := byte(0x12), lm
+			if i < 0 {
+				tag = 0xa
+			} else {
+				v = items[i]
+			}
+			header = appendVarint(append(header[:0], tag), uint64(len(v)))
+			m, err := w.Write(header)
+			n += m
+			if err != nil {
+				return n, err
+			}
+			m, err = w.Write(v)
+			n += m
+			if err != nil {
+				return n, err
+			}
+		}
+		return n, nil
+	}); err != nil {
 		return err
 	}
-	_, err = w.Write(data[:len(protobufPrefix)+n])
-	return err
-}
-
-func appendField(b []byte, tag byte, v []byte) []byte {
-	b = append(b, tag)
-	b = appendVarint(b, uint64(len(v)))
-	return append(b, v...)
+	return bw.Flush()
 }
 
 func appendVarint(b []byte, v uint64) []byte {
