@@ -230,8 +230,13 @@ const listWriteBuffer = 64 << 10
 // writeJSONList writes a list as k8s.io/apimachinery's JSON serializer
 // streams a typed list (serializer/json/collections.go).
 func writeJSONList(w io.Writer, typeMeta metav1.TypeMeta, listMeta metav1.ListMeta, items [][]byte) error {
+	// "{" alone first, as the streaming encoder writes it: the API
+	// handler's response writer recognises a streamed response by its
+	// first write and buffers it to decide on gzip by its size.
+	if _, err := w.Write([]byte(`{`)); err != nil {
+		return err
+	}
 	bw := bufio.NewWriterSize(w, listWriteBuffer)
-	bw.WriteString(`{`)
 	if typeMeta.Kind != "" {
 		writeJSONPair(bw, "kind", typeMeta.Kind)
 		bw.WriteString(",")
@@ -277,8 +282,12 @@ func writeProtobufList(w io.Writer, typeMeta metav1.TypeMeta, listMeta metav1.Li
 	for _, it := range items {
 		size += 1 + varintSize(uint64(len(it))) + len(it)
 	}
+	// The prefix alone first, as the streaming encoder writes it (see
+	// writeJSONList).
+	if _, err := w.Write(protobufPrefix); err != nil {
+		return err
+	}
 	bw := bufio.NewWriterSize(w, listWriteBuffer)
-	bw.Write(protobufPrefix)
 	unk := kruntime.Unknown{TypeMeta: kruntime.TypeMeta{APIVersion: typeMeta.APIVersion, Kind: typeMeta.Kind}}
 	var header []byte
 	if _, err := unk.MarshalToWriter(bw, size, func(w io.Writer) (int, error) {

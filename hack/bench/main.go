@@ -348,58 +348,14 @@ func workloads(ctx context.Context, o options, c *cluster, set func(name, unit s
 		return err
 	}
 
-	var lists []time.Duration
-	if err := timed(fmt.Sprintf("list %d ConfigMaps (JSON)", o.objects), "LIST", func() error {
-		for i := 0; i < 5; i++ {
-			start := time.Now()
-			l, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return err
-			}
-			if len(l.Items) != o.objects {
-				return fmt.Errorf("list returned %d items, want %d", len(l.Items), o.objects)
-			}
-			lists = append(lists, time.Since(start))
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	set(fmt.Sprintf("list %d ConfigMaps (JSON)", o.objects), "ms", false, durationM(lists, "median of 5 full lists"))
-	lists = nil
-	if err := timed(fmt.Sprintf("list %d ConfigMaps (protobuf)", o.objects), "LIST", func() error {
-		for i := 0; i < 5; i++ {
-			start := time.Now()
-			l, err := pb.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return err
-			}
-			if len(l.Items) != o.objects {
-				return fmt.Errorf("list returned %d items, want %d", len(l.Items), o.objects)
-			}
-			lists = append(lists, time.Since(start))
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	set(fmt.Sprintf("list %d ConfigMaps (protobuf)", o.objects), "ms", false, durationM(lists, "median of 5 full lists"))
-	after := rssOf(c.pids())
-	set(fmt.Sprintf("RSS after loading %d ConfigMaps", o.objects), "MiB", false, &measurement{value: float64(after) / 1024, text: fmt.Sprintf("%d MiB", after/1024), detail: fmt.Sprintf("%d MiB before loading; all processes of the cluster", rssBefore/1024)})
-
-	// The same in protobuf, as the genuine controllers and kubelets speak.
-	if err := createAndGet(pb, "bench-pb", "protobuf"); err != nil {
-		return err
-	}
-	for _, enc := range []struct {
-		name string
-		cs   kubernetes.Interface
-	}{{"JSON", cs}, {"protobuf", pb}} {
+	// listRow lists with client five times (each list must hold
+	// o.objects items) and adds the row name and its server-time row.
+	listRow := func(name string, client kubernetes.Interface, selector string) error {
 		var lists []time.Duration
-		if err := timed(fmt.Sprintf("list %d of %d ConfigMaps by label (%s)", o.objects, 2*o.objects, enc.name), "LIST", func() error {
+		if err := timed(name, "LIST", func() error {
 			for i := 0; i < 5; i++ {
 				start := time.Now()
-				l, err := enc.cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bench-pb"})
+				l, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 				if err != nil {
 					return err
 				}
@@ -412,7 +368,29 @@ func workloads(ctx context.Context, o options, c *cluster, set func(name, unit s
 		}); err != nil {
 			return err
 		}
-		set(fmt.Sprintf("list %d of %d ConfigMaps by label (%s)", o.objects, 2*o.objects, enc.name), "ms", false, durationM(lists, "median of 5 full lists"))
+		set(name, "ms", false, durationM(lists, "median of 5 full lists"))
+		return nil
+	}
+	if err := listRow(fmt.Sprintf("list %d ConfigMaps (JSON)", o.objects), cs, ""); err != nil {
+		return err
+	}
+	if err := listRow(fmt.Sprintf("list %d ConfigMaps (protobuf)", o.objects), pb, ""); err != nil {
+		return err
+	}
+	after := rssOf(c.pids())
+	set(fmt.Sprintf("RSS after loading %d ConfigMaps", o.objects), "MiB", false, &measurement{value: float64(after) / 1024, text: fmt.Sprintf("%d MiB", after/1024), detail: fmt.Sprintf("%d MiB before loading; all processes of the cluster", rssBefore/1024)})
+
+	// The same in protobuf, as the genuine controllers and kubelets speak.
+	if err := createAndGet(pb, "bench-pb", "protobuf"); err != nil {
+		return err
+	}
+	for _, enc := range []struct {
+		name string
+		cs   kubernetes.Interface
+	}{{"JSON", cs}, {"protobuf", pb}} {
+		if err := listRow(fmt.Sprintf("list %d of %d ConfigMaps by label (%s)", o.objects, 2*o.objects, enc.name), enc.cs, "app=bench-pb"); err != nil {
+			return err
+		}
 	}
 
 	// Watch fan-out: every watcher must see every event.
