@@ -99,7 +99,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.informers.Start(s.lifetime.Done())
 	s.crdInformers.Start(s.lifetime.Done())
 	crdDone := make(chan struct{})
-	go func() { defer close(crdDone); s.crd.Run(s.lifetime) }()
+	crdRunning := false
 	// abort stops what runs so far when the server cannot start.
 	abort := func(err error) error {
 		s.endLifetime()
@@ -108,7 +108,9 @@ func (s *Server) Start(ctx context.Context) error {
 		s.serveInProcess(nil)
 		s.informers.Shutdown()
 		s.crdInformers.Shutdown()
-		<-crdDone
+		if crdRunning {
+			<-crdDone
+		}
 		return err
 	}
 	synced := s.informers.WaitForCacheSync(ctx.Done())
@@ -120,6 +122,11 @@ func (s *Server) Start(ctx context.Context) error {
 			return abort(fmt.Errorf("the API server's %v informer did not sync: %w", typ, ctx.Err()))
 		}
 	}
+	// The custom resource server's controllers (upstream's naming,
+	// establishing, ...) poll every 100 ms for the CRD informer unless it
+	// has synced: started now, a CRD created at once is served at once.
+	crdRunning = true
+	go func() { defer close(crdDone); s.crd.Run(s.lifetime) }()
 	tr.Step("informers synced")
 	if err := s.buildAdmission(ctx); err != nil {
 		return abort(fmt.Errorf("unable to build the admission chain: %w", err))
