@@ -45,9 +45,7 @@ func (s *Server) Start(ctx context.Context) error {
 	defer cancelServe()
 	// As kube-apiserver serves (k8s.io/apiserver's SecureServingInfo.Serve):
 	// its timeouts and limits, and HTTP/2 from golang.org/x/net/http2 with
-	// its settings. (net/http's own HTTP/2 server wrote each watch event in
-	// a TLS record and system call of its own: twice kube-apiserver's
-	// writes for a fan-out of watches.)
+	// its settings (100 streams a connection, as kube-apiserver's default).
 	srv := &http.Server{
 		Handler:           s.handler,
 		MaxHeaderBytes:    1 << 20,

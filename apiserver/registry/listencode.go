@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"runtime"
 	"sync"
@@ -216,11 +217,7 @@ func encodeItem(obj kruntime.Object, gv schema.GroupVersion, format encodingForm
 	return json.Marshal(out)
 }
 
-type encodeError string
-
-func (e encodeError) Error() string { return string(e) }
-
-const errNotProtobuf = encodeError("not a protobuf message")
+var errNotProtobuf = errors.New("not a protobuf message")
 
 // listWriteBuffer is how much of a list is written to the response at a
 // time (to its compressor, when the client takes gzip): the list is never
