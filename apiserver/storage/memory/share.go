@@ -19,13 +19,14 @@ import (
 // does, it goes, and the next object of the set is the template.
 type template struct{ obj apiruntime.Object }
 
-// shareWithReplicas makes a new object that a controller owns share the
-// parts it has alike with the first stored object of its set of replicas:
-// same type, namespace, controller and labels (a ReplicaSet's pods differ
-// in their names, their service account token volume, their node and
-// status). 150,000 pods then cost the store the memory, and the collector
-// the work, of what is each one's own. It returns the set's template, for
-// obj's version to hold.
+// shareWithReplicas makes a new object share the parts it has alike with
+// the first stored object of its set of replicas: same type, namespace,
+// controller (or none) and labels. A ReplicaSet's pods differ in their
+// names, their service account token volume, their node and status; a
+// client's ConfigMaps of one label set in their names and data. 150,000
+// pods then cost the store the memory, and the collector the work, of what
+// is each one's own. It returns the set's template, for obj's version to
+// hold.
 func (s *Store) shareWithReplicas(obj apiruntime.Object) *template {
 	key, ok := templateKey(obj)
 	if !ok {
@@ -60,8 +61,8 @@ func shareWith(obj, prev apiruntime.Object) {
 	share.Values(obj, prev)
 }
 
-// templateKey identifies obj's set of replicas; ok is false for an object
-// no controller owns.
+// templateKey identifies obj's set of replicas; ok is false for an
+// unstructured object (see shareWith) or one without metadata.
 func templateKey(obj apiruntime.Object) (string, bool) {
 	if _, ok := obj.(apiruntime.Unstructured); ok {
 		return "", false
@@ -70,9 +71,12 @@ func templateKey(obj apiruntime.Object) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	owner := metav1.GetControllerOfNoCopy(a)
-	if owner == nil {
-		return "", false
+	// An object no controller owns is alike the others of its type,
+	// namespace and labels (a client's ConfigMaps, a component's Events):
+	// they share its set's template as well.
+	var ownerUID string
+	if owner := metav1.GetControllerOfNoCopy(a); owner != nil {
+		ownerUID = string(owner.UID)
 	}
 	labels := a.GetLabels()
 	keys := make([]string, 0, len(labels))
@@ -85,7 +89,7 @@ func templateKey(obj apiruntime.Object) (string, bool) {
 	b.WriteByte(0)
 	b.WriteString(a.GetNamespace())
 	b.WriteByte(0)
-	b.WriteString(string(owner.UID))
+	b.WriteString(ownerUID)
 	for _, k := range keys {
 		// Label keys and values cannot hold a NUL.
 		b.WriteByte(0)

@@ -60,7 +60,7 @@ func TestReplicasShareParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, p := range []*corev1.Pod{replicaPod("a", "app:1", true), replicaPod("b", "app:1", true), replicaPod("c", "app:2", true), replicaPod("d", "app:1", false)} {
+	for _, p := range []*corev1.Pod{replicaPod("a", "app:1", true), replicaPod("b", "app:1", true), replicaPod("c", "app:2", true), replicaPod("d", "app:1", false), replicaPod("e", "app:1", false)} {
 		if _, err := s.Create(ctx, "/registry/pods/ns/"+p.Name, p); err != nil {
 			t.Fatal(err)
 		}
@@ -74,16 +74,22 @@ func TestReplicasShareParts(t *testing.T) {
 	tests := []struct {
 		name        string
 		pod         string
+		tmpl        string // the first of its set; "a" if empty
 		shareImage  bool
 		shareOthers bool
 	}{
 		{name: "a replica", pod: "b", shareImage: true, shareOthers: true},
 		{name: "a replica with another image", pod: "c", shareOthers: true},
-		{name: "a pod no controller owns", pod: "d"},
+		{name: "a pod no controller owns, with a replica's labels", pod: "d"},
+		{name: "a pod no controller owns, alike another", pod: "e", tmpl: "d", shareImage: true, shareOthers: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := storedPod(t, s, tc.pod)
+			a := a
+			if tc.tmpl != "" {
+				a = storedPod(t, s, tc.tmpl)
+			}
 			if sameImage := unsafe.StringData(got.Spec.Containers[0].Image) == unsafe.StringData(a.Spec.Containers[0].Image); sameImage != tc.shareImage {
 				t.Errorf("image shared: %v, want %v", sameImage, tc.shareImage)
 			}
@@ -96,7 +102,7 @@ func TestReplicasShareParts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := replicaPod(tc.pod, got.Spec.Containers[0].Image, tc.pod != "d")
+			want := replicaPod(tc.pod, got.Spec.Containers[0].Image, tc.pod != "d" && tc.pod != "e")
 			if tc.pod == "b" {
 				want.Status.Phase = corev1.PodRunning
 			}
@@ -119,7 +125,7 @@ func TestReplicasShareParts(t *testing.T) {
 		}
 	})
 	t.Run("a template no version holds goes", func(t *testing.T) {
-		for _, name := range []string{"a", "b", "c", "d"} {
+		for _, name := range []string{"a", "b", "c", "d", "e"} {
 			if _, err := s.Delete(ctx, "/registry/pods/ns/"+name, storage.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}
