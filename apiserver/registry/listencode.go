@@ -6,23 +6,23 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"runtime"
 	"sync"
-	"unsafe"
-	"weak"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
+
+	"github.com/kubesim/kubesim/apiserver/storage"
 )
 
 // A list response is most of its items' conversions and encodings (in a
 // list of 10,000 ConfigMaps, three quarters of the server's time). Stored
 // objects do not change (a change stores a new object), so each item's
-// encoding is made once per version and format and kept with the object
-// for as long as the object lives: a later list copies the bytes.
+// encoding is made once per version and format and kept beside the stored
+// version (storage.Attachment) until the object's next version: a later
+// list copies the bytes.
 //
 // encodedList is a list whose response the API handler's encoder builds
 // through runtime.CacheableObject: in JSON and protobuf, from the items'
@@ -48,7 +48,10 @@ func encodedLists(ctx context.Context) bool {
 type encodedList struct {
 	newList func() kruntime.Object
 	// items are the stored objects: shared, never written.
-	items    []kruntime.Object
+	items []kruntime.Object
+	// attachments are the items' keys' (storage.ListResult), where their
+	// encodings are kept.
+	attachments []*storage.Attachment
 	listMeta metav1.ListMeta
 
 	once sync.Once
@@ -98,7 +101,11 @@ func (l *encodedList) CacheEncode(id kruntime.Identifier, encode func(kruntime.O
 	}
 	items := make([][]byte, len(l.items))
 	for i, item := range l.items {
-		if items[i], err = itemEncoding(item, gv, format); err != nil {
+		var attach *storage.Attachment
+		if len(l.attachments) == len(l.items) {
+			attach = l.attachments[i]
+		}
+		if items[i], err = itemEncoding(item, attach, gv, format); err != nil {
 			return encode(l.GetObject(), w)
 		}
 	}
@@ -146,8 +153,18 @@ func listEncoding(id kruntime.Identifier) (schema.GroupVersion, encodingFormat, 
 
 // itemEncodings are one stored object's encodings as a list item.
 type itemEncodings struct {
-	mu   sync.Mutex
-	byGV map[itemEncodingKey][]byte
+	// obj is the object they are of: an attachment outlives a version
+	// that was not the latest when a list read it.
+	obj kruntime.Object
+	mu  sync.Mutex
+	// kept has one encoding for each version and format lists asked for
+	// (a slice: a map of one or two costs several times the memory).
+	kept []keptEncoding
+}
+
+type keptEncoding struct {
+	key itemEncodingKey
+	raw []byte
 }
 
 type itemEncodingKey struct {
@@ -155,45 +172,34 @@ type itemEncodingKey struct {
 	format encodingFormat
 }
 
-// itemCache holds the encodings of stored objects, by a weak pointer to the
-// object: an entry goes when its object is collected.
-var itemCache sync.Map // weak.Pointer[byte] -> *itemEncodings
-
-// itemEncoding returns obj's encoding as an item of a list in gv.
-func itemEncoding(obj kruntime.Object, gv schema.GroupVersion, format encodingFormat) ([]byte, error) {
-	p := (*byte)(objectPointer(obj))
-	wp := weak.Make(p)
-	e, ok := itemCache.Load(wp)
-	if !ok {
-		var loaded bool
-		if e, loaded = itemCache.LoadOrStore(wp, &itemEncodings{byGV: map[itemEncodingKey][]byte{}}); !loaded {
-			runtime.AddCleanup(p, func(wp weak.Pointer[byte]) { itemCache.Delete(wp) }, wp)
-		}
+// itemEncoding returns obj's encoding as an item of a list in gv, kept in
+// attach (nil: not kept).
+func itemEncoding(obj kruntime.Object, attach *storage.Attachment, gv schema.GroupVersion, format encodingFormat) ([]byte, error) {
+	if attach == nil {
+		return encodeItem(obj, gv, format)
 	}
-	enc := e.(*itemEncodings)
+	enc, _ := attach.Load().(*itemEncodings)
+	if enc == nil || enc.obj != obj {
+		enc = &itemEncodings{obj: obj}
+		attach.Store(enc)
+	}
 	key := itemEncodingKey{gv, format}
 	enc.mu.Lock()
-	raw, ok := enc.byGV[key]
-	enc.mu.Unlock()
-	if ok {
-		return raw, nil
+	for _, k := range enc.kept {
+		if k.key == key {
+			enc.mu.Unlock()
+			return k.raw, nil
+		}
 	}
+	enc.mu.Unlock()
 	raw, err := encodeItem(obj, gv, format)
 	if err != nil {
 		return nil, err
 	}
 	enc.mu.Lock()
-	enc.byGV[key] = raw
+	enc.kept = append(enc.kept, keptEncoding{key: key, raw: raw})
 	enc.mu.Unlock()
 	return raw, nil
-}
-
-// objectPointer is the address of the object obj points to.
-func objectPointer(obj kruntime.Object) unsafe.Pointer {
-	type iface struct {
-		typ, data unsafe.Pointer
-	}
-	return (*iface)(unsafe.Pointer(&obj)).data
 }
 
 // encodeItem converts obj to gv and encodes it as a list item (no kind or

@@ -350,7 +350,7 @@ func (s *Store) List(ctx context.Context, options *metainternalversion.ListOptio
 		return nil, interpretList(err, gr)
 	}
 	if _, shared := s.cfg.Storage.(interface{ SharesObjects() bool }); shared && encodedLists(ctx) {
-		el := &encodedList{newList: s.cfg.NewListFunc, items: res.Items}
+		el := &encodedList{newList: s.cfg.NewListFunc, items: res.Items, attachments: res.Attachments}
 		el.listMeta.ResourceVersion = strconv.FormatInt(res.Revision, 10)
 		if res.NextKey != "" {
 			token, err := apistorage.EncodeContinue(res.NextKey, prefix, res.Revision)

@@ -107,6 +107,10 @@ type ListOptions struct {
 type ListResult struct {
 	// Items are the objects, in key order.
 	Items []runtime.Object
+	// Attachments, from a store whose lists share their objects, has one
+	// for each item, in the same order: what the layers above keep of the
+	// item's key (see Attachment). Nil from other stores.
+	Attachments []*Attachment
 	// Revision is the revision the list was read at.
 	Revision int64
 	// NextKey is the key to resume at when the list was cut by Limit; empty

@@ -143,6 +143,9 @@ type version struct {
 type record struct {
 	key      string
 	versions []version // ascending by rev
+	// attach is what the layers above keep of the key's latest version
+	// (storage.Attachment), emptied by each new version.
+	attach storage.Attachment
 }
 
 type event struct {
@@ -227,6 +230,7 @@ func (s *Store) commit(r *record, typ watch.EventType, obj, prev runtime.Object,
 		v.obj = nil
 	}
 	r.versions = append(r.versions, v)
+	r.attach.Clear()
 	s.events = append(s.events, event{rev: s.rev, typ: typ, key: r.key, obj: obj, prev: prev})
 	if s.cfg.Journal != nil && !s.loading {
 		s.cfg.Journal.Append(Change{Revision: s.rev, Type: typ, Key: r.key, Data: data})
@@ -717,6 +721,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 			}
 		}
 		res.Items = append(res.Items, v.obj)
+		res.Attachments = append(res.Attachments, &r.attach)
 		lastKey = r.key
 		return true
 	})

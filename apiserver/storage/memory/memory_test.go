@@ -61,3 +61,56 @@ func TestManagedFieldsShared(t *testing.T) {
 		t.Errorf("different field sets share bytes")
 	}
 }
+
+// TestListAttachments: a list returns one attachment for each item, the
+// same for a key from list to list, emptied by the key's next version.
+func TestListAttachments(t *testing.T) {
+	s, err := New(Config{CompactionInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, name := range []string{"a", "b"} {
+		if _, err := s.Create(ctx, "/registry/configmaps/ns/"+name, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func() *storage.ListResult {
+		t.Helper()
+		res, err := s.List(ctx, "/registry/configmaps/ns/", storage.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Attachments) != len(res.Items) || len(res.Items) != 2 {
+			t.Fatalf("%d items, %d attachments", len(res.Items), len(res.Attachments))
+		}
+		return res
+	}
+	first := list()
+	first.Attachments[0].Store("a's")
+	first.Attachments[1].Store("b's")
+	tests := []struct {
+		name  string
+		write func()
+		a, b  any
+	}{
+		{name: "kept from list to list", write: func() {}, a: "a's", b: "b's"},
+		{name: "emptied by an update", write: func() {
+			if _, err := s.Update(ctx, "/registry/configmaps/ns/a", &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns", Labels: map[string]string{"v": "2"}}}, storage.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}, a: nil, b: "b's"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.write()
+			res := list()
+			if res.Attachments[0] != first.Attachments[0] || res.Attachments[1] != first.Attachments[1] {
+				t.Fatalf("other attachments for the same keys")
+			}
+			if a, b := res.Attachments[0].Load(), res.Attachments[1].Load(); a != tc.a || b != tc.b {
+				t.Errorf("attached %v, %v; want %v, %v", a, b, tc.a, tc.b)
+			}
+		})
+	}
+}
