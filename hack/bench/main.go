@@ -56,6 +56,8 @@ type options struct {
 	// durable measures the durable-write rows; onlyDurable measures them
 	// alone and rewrites their section of -out.
 	durable, onlyDurable bool
+	// onlyClientCeiling measures the client-alone rows and prints them.
+	onlyClientCeiling bool
 }
 
 func main() {
@@ -76,6 +78,7 @@ func main() {
 	flag.BoolVar(&o.durable, "durable", true, "measure writes with each storage (memory, data dir, etcd) against kube-apiserver on an etcd that fsyncs, and a data dir's restart")
 	flag.BoolVar(&o.onlyDurable, "only-durable", false, "measure the durable-write rows alone and rewrite their section of -out")
 	flag.BoolVar(&o.onlyRealNodes, "only-real-nodes", false, "measure the real-node rows alone and print them, without writing -out")
+	flag.BoolVar(&o.onlyClientCeiling, "only-client-ceiling", false, "measure the client-alone rows (the benchmark's client against a server that does no work) and print them, without writing -out")
 	flag.Parse()
 	ctrllog.SetLogger(klog.Background())
 	if o.bin == "" {
@@ -135,6 +138,9 @@ func run(ctx context.Context, o options) error {
 	if o.onlyRealNodes {
 		reference := o.referenceDir != "" && fileExists(filepath.Join(o.referenceDir, "bin", "kube-apiserver"))
 		return realNodeRows(ctx, o, reference, set)
+	}
+	if o.onlyClientCeiling {
+		return clientCeiling(ctx, o, func(name, unit string, higher bool, m *measurement) { set("kubesim", name, unit, higher, m) })
 	}
 	if o.onlyDurable {
 		reference := o.referenceDir != "" && fileExists(filepath.Join(o.referenceDir, "bin", "kube-apiserver"))
@@ -228,6 +234,12 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
+	}
+	if err := clientCeiling(ctx, o, func(name, unit string, higher bool, m *measurement) {
+		m.detail = "client-go's 16 workers against a server that does no work (TLS, HTTP/2; a create's answer is its request); " + m.detail
+		set("kubesim", name, unit, higher, m)
+	}); err != nil {
+		return err
 	}
 	var durable string
 	if o.durable {
