@@ -52,7 +52,7 @@ type encodedList struct {
 	// attachments are the items' keys' (storage.ListResult), where their
 	// encodings are kept.
 	attachments []*storage.Attachment
-	listMeta metav1.ListMeta
+	listMeta    metav1.ListMeta
 
 	once sync.Once
 	list kruntime.Object

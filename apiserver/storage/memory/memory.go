@@ -609,7 +609,7 @@ func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, opts
 		s.mu.Unlock()
 		return nil, err
 	}
-	rev := s.commit(r, watch.Modified, stored, cur.obj, interned, cur.tmpl, data)
+	rev := s.commit(r, watch.Modified, stored, cur.obj, interned, heldTemplate(cur), data)
 	return s.writeResult(ctx, rev, stored, nil)
 }
 

@@ -51,6 +51,19 @@ func (s *Store) shareWithReplicas(obj apiruntime.Object) *template {
 	return t
 }
 
+// heldTemplate is the template the version after cur holds: cur's, unless
+// cur is the template itself. The template's own object holds it only
+// until its first update: an object alone in its set (a Node, whose labels
+// name it) would otherwise keep its first version alive as long as it
+// lives. While other objects of the set hold the template it stays; once
+// none does, the next object of the set is the template.
+func heldTemplate(cur *version) *template {
+	if cur.tmpl != nil && cur.tmpl.obj == cur.obj {
+		return nil
+	}
+	return cur.tmpl
+}
+
 // shareWith makes obj share the parts it has alike with prev, another
 // version of the same object. Unstructured objects share nothing: their
 // metadata is a map, which setRevision writes into.

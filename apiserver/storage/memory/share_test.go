@@ -190,3 +190,52 @@ func TestUnstructuredVersionsKeepTheirRevisions(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplateOfAnObjectAlone: an object alone in its set of replicas (a
+// Node, whose labels name it) does not keep its first version alive once
+// it is updated and history is compacted; an object that shares the
+// template keeps it.
+func TestTemplateOfAnObjectAlone(t *testing.T) {
+	tests := []struct {
+		name      string
+		alike     bool // another object of the set is stored
+		templates int
+	}{
+		{name: "alone", templates: 0},
+		{name: "with another of its set", alike: true, templates: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(Config{CompactionInterval: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			pods := []string{"alone"}
+			if tc.alike {
+				pods = append(pods, "alike")
+			}
+			for _, name := range pods {
+				if _, err := s.Create(ctx, "/registry/pods/ns/"+name, replicaPod(name, "app:1", false)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			updated := replicaPod("alone", "app:1", false)
+			updated.Status.Phase = corev1.PodRunning
+			if _, err := s.Update(ctx, "/registry/pods/ns/alone", updated, storage.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			rev, _ := s.CurrentRevision(ctx)
+			if err := s.Compact(ctx, rev); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for s.templateCount() > tc.templates && time.Now().Before(deadline) {
+				runtime.GC()
+			}
+			if n := s.templateCount(); n != tc.templates {
+				t.Errorf("%d templates, want %d", n, tc.templates)
+			}
+		})
+	}
+}
