@@ -1,6 +1,11 @@
 package apiserver
 
 import (
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"sync"
 	"testing"
@@ -66,4 +71,64 @@ func waitIdle(t *testing.T, h *handlerWorkers, n int32) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// TestOnWorkers: requests over the network are served on the workers'
+// goroutines, one after another on the same one; a handler that aborts its
+// response (http.ErrAbortHandler) aborts that request alone, as net/http
+// does, and the server goes on serving.
+func TestOnWorkers(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	done := make(chan struct{})
+	workers := &handlerWorkers{work: make(chan func()), done: done}
+	srv := httptest.NewUnstartedServer(onWorkers(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/abort" {
+			w.Write([]byte("partial"))
+			panic(http.ErrAbortHandler)
+		}
+		fmt.Fprintf(w, "served %s", req.URL.Path)
+	}), workers))
+	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	client := srv.Client()
+	get := func(path string) (string, error) {
+		resp, err := client.Get(srv.URL + path)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("served over %s, want HTTP/2", resp.Proto)
+		}
+		body, err := io.ReadAll(resp.Body)
+		return string(body), err
+	}
+	for _, tc := range []struct {
+		path    string
+		want    string
+		wantErr bool
+	}{
+		{path: "/a", want: "served /a"},
+		{path: "/abort", wantErr: true},
+		{path: "/b", want: "served /b"},
+		{path: "/abort", wantErr: true},
+		{path: "/c", want: "served /c"},
+	} {
+		got, err := get(tc.path)
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("GET %s: %q and no error, want the response aborted", tc.path, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("GET %s: %q, %v, want %q", tc.path, got, err, tc.want)
+		}
+		// One after another, one goroutine serves every request.
+		waitIdle(t, workers, 1)
+	}
+	client.CloseIdleConnections()
+	srv.Close()
+	close(done)
 }

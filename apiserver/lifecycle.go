@@ -126,6 +126,7 @@ func (s *Server) Start(ctx context.Context) error {
 	crdRunning = true
 	go func() { defer close(crdDone); s.crd.Run(s.lifetime) }()
 	tr.Step("informers synced")
+	s.runFlowControl()
 	if err := s.buildAdmission(ctx); err != nil {
 		return abort(fmt.Errorf("unable to build the admission chain: %w", err))
 	}

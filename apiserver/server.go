@@ -41,6 +41,8 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	serverfilters "k8s.io/apiserver/pkg/server/filters"
+	utilflowcontrol "k8s.io/apiserver/pkg/util/flowcontrol"
+	flowcontrolrequest "k8s.io/apiserver/pkg/util/flowcontrol/request"
 	"k8s.io/apiserver/pkg/util/webhook"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -101,6 +103,22 @@ type Config struct {
 	// MinRequestTimeout bounds watches that give no timeoutSeconds: they
 	// last between it and twice it. Default: 30m, as kube-apiserver's.
 	MinRequestTimeout time.Duration
+	// RequestTimeout is kube-apiserver's --request-timeout: a request that
+	// is not long-running (a watch, exec, logs, a proxy, ...) is answered
+	// 504 Timeout once it has run this long, or as long as its timeout
+	// parameter asks if that is shorter. Default: 60s.
+	RequestTimeout time.Duration
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight are
+	// kube-apiserver's --max-requests-inflight (default 400) and
+	// --max-mutating-requests-inflight (default 200). With API Priority and
+	// Fairness their sum is the concurrency the priority levels share;
+	// without it each bounds its kind of request. Negative: no limit
+	// (kube-apiserver's 0); with APF, the sum must be positive.
+	MaxRequestsInFlight, MaxMutatingRequestsInFlight int
+	// DisablePriorityAndFairness serves without API Priority and Fairness,
+	// as kube-apiserver's --enable-priority-and-fairness=false: the
+	// max-in-flight limits apply instead.
+	DisablePriorityAndFairness bool
 	// Services configures ClusterIP and NodePort allocation.
 	Services registry.ServiceAllocatorConfig
 	// EventTTL is how long an Event lives after its last write, as
@@ -228,6 +246,12 @@ type Server struct {
 	admitting      requestTracker // admission calls in flight
 	longRunning    context.Context
 	endLongRunning context.CancelFunc
+	// chainWorkers serve requests inside the timeout filter.
+	chainWorkers *handlerWorkers
+	// flowControl is the server's API Priority and Fairness (nil without
+	// it); objectCounts the stored objects' counts its work estimates read.
+	flowControl  utilflowcontrol.Interface
+	objectCounts flowcontrolrequest.StorageObjectCountTracker
 	// loopback is the server's own client, over loopbackConfig.
 	loopback       kubernetes.Interface
 	loopbackConfig *rest.Config
@@ -271,6 +295,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MinRequestTimeout == 0 {
 		cfg.MinRequestTimeout = 30 * time.Minute
 	}
+	if err := defaultFlowControl(&cfg); err != nil {
+		return nil, fmt.Errorf("unable to create apiserver: %w", err)
+	}
 	// Privileged containers are allowed, as kubeadm and kind run
 	// kube-apiserver (--allow-privileged=true; the reference peer too).
 	// Process-wide, as in kube-apiserver; the first setting wins.
@@ -303,6 +330,7 @@ func New(cfg Config) (*Server, error) {
 	}()
 	s.trace = tr
 	s.lifetime, s.endLifetime = context.WithCancel(context.Background())
+	s.chainWorkers = &handlerWorkers{work: make(chan func()), done: s.lifetime.Done()}
 	s.drained, s.endDrained = context.WithCancel(context.Background())
 	s.longRunning, s.endLongRunning = context.WithCancel(context.Background())
 	s.pkiDir = cfg.PKIDir
@@ -397,6 +425,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.crdInformers = apiextensionsinformers.NewSharedInformerFactoryWithOptions(crdClient, 0, apiextensionsinformers.WithTransform(transform))
 	tr.Step("loopback clients")
+	s.newFlowControl(loopback)
 	s.serviceResolver = newServiceResolver(s.informers.Core().V1().Services().Lister(), s.URL())
 	s.webhookAuth = webhook.NewDefaultAuthenticationInfoResolverWrapper(webhookProxyTransport(), nil, s.RESTConfig(), tracing.NewNoopTracerProvider())
 	if s.authorizer, s.ruleResolver, err = newAuthorizer(s.informers, s.cfg.AuthorizationModes); err != nil {
@@ -633,12 +662,22 @@ func (s *Server) buildHandler() (http.Handler, error) {
 		APIPrefixes:          sets.NewString("api", "apis"),
 		GrouplessAPIPrefixes: sets.NewString("api"),
 	}
+	// kube-apiserver's filters (k8s.io/apiserver's DefaultBuildHandlerChain),
+	// in its order, for those kubesim has.
 	var h http.Handler = apiFirst{api: api, router: r}
-	h = genericfilters.WithWarningRecorder(h)
 	h = genericfilters.WithAuthorization(h, s.authorizer, legacyscheme.Codecs)
+	h = s.withFlowControl(h)
 	h = impersonation.WithImpersonation(h, s.authorizer, legacyscheme.Codecs)
 	h = genericfilters.WithAuthentication(h, newAuthenticator(s.ca.Cert, s.tokens), genericfilters.Unauthorized(legacyscheme.Codecs), nil, nil)
-	h = s.trackRequests(h, serverfilters.BasicLongRunningRequestCheck(sets.NewString("watch", "proxy"), sets.NewString("attach", "exec", "proxy", "log", "portforward")))
+	// The warning recorder must be inside the timeout filter, which makes
+	// adding warnings safe from its goroutine.
+	h = genericfilters.WithWarningRecorder(h)
+	// The timeout filter serves a request in a goroutine of its own, which
+	// hands it to a kept one (see onWorkers) whose stack has grown already.
+	h = onWorkers(h, s.chainWorkers)
+	h = serverfilters.WithTimeoutForNonLongRunningRequests(h, isLongRunning)
+	h = genericfilters.WithRequestDeadline(h, nil, nil, isLongRunning, legacyscheme.Codecs, s.cfg.RequestTimeout)
+	h = s.trackRequests(h, isLongRunning)
 	h = genericfilters.WithRequestInfo(h, resolver)
 	h = genericfilters.WithAuditInit(h)
 	h = genericfilters.WithRequestReceivedTimestamp(h)

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -1219,6 +1220,43 @@ func (s *Store) Count(ctx context.Context) (int64, error) {
 		n += *res.RemainingItemCount
 	}
 	return n, nil
+}
+
+// Stats counts the objects stored and estimates their average size from
+// the first sample of them (their size in protobuf in the storage version,
+// in JSON for types without one), what kube-apiserver's storage reports to API Priority and
+// Fairness for the work estimates of lists.
+func (s *Store) Stats(ctx context.Context, sample int64) (apistorage.Stats, error) {
+	res, err := s.cfg.Storage.List(ctx, s.prefix, storage.ListOptions{Limit: sample})
+	if err != nil {
+		return apistorage.Stats{}, err
+	}
+	stats := apistorage.Stats{ObjectCount: int64(len(res.Items))}
+	if res.RemainingItemCount != nil {
+		stats.ObjectCount += *res.RemainingItemCount
+	}
+	var size int64
+	for _, obj := range res.Items {
+		if s.cfg.Scheme != nil && !s.cfg.StorageVersion.Empty() {
+			// As stored: in the storage version.
+			if versioned, err := s.cfg.Scheme.UnsafeConvertToVersion(obj.DeepCopyObject(), s.cfg.StorageVersion); err == nil {
+				obj = versioned
+			}
+		}
+		if sized, ok := obj.(interface{ Size() int }); ok {
+			size += int64(sized.Size())
+			continue
+		}
+		b, err := json.Marshal(obj)
+		if err != nil {
+			return apistorage.Stats{}, err
+		}
+		size += int64(len(b))
+	}
+	if len(res.Items) > 0 {
+		stats.EstimatedAverageObjectSizeBytes = size / int64(len(res.Items))
+	}
+	return stats, nil
 }
 
 // DeleteReturnsDeletedObject implements rest.MayReturnFullObjectDeleter:

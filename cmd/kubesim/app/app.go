@@ -60,6 +60,11 @@ type upOptions struct {
 	nodeConfig string
 	hugePages  bool
 	addons     bool
+	// kube-apiserver's request limits, as its flags give them.
+	requestTimeout              time.Duration
+	maxRequestsInFlight         int
+	maxMutatingRequestsInFlight int
+	priorityAndFairness         bool
 }
 
 func newUpCommand() *cobra.Command {
@@ -83,6 +88,10 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().StringVar(&o.kubeconfig, "kubeconfig", "./kubesim.kubeconfig", "where to write the kubeconfig of the cluster-admin user")
 	cmd.Flags().IntVar(&o.port, "port", 6443, "port to serve the API on; 0 picks a free port")
 	cmd.Flags().StringVar(&o.bind, "bind-address", "127.0.0.1", "IP address to serve the API on")
+	cmd.Flags().DurationVar(&o.requestTimeout, "request-timeout", time.Minute, "how long a request that is not long-running (watches, exec, logs, proxies are) may run before it is answered 504, as kube-apiserver's flag; a request's timeout parameter may ask for less")
+	cmd.Flags().IntVar(&o.maxRequestsInFlight, "max-requests-inflight", 400, "as kube-apiserver's flag: with API Priority and Fairness, this plus --max-mutating-requests-inflight is the concurrency the priority levels share; without it, the most non-mutating requests served at once (0: no limit)")
+	cmd.Flags().IntVar(&o.maxMutatingRequestsInFlight, "max-mutating-requests-inflight", 200, "as kube-apiserver's flag: see --max-requests-inflight; without API Priority and Fairness, the most mutating requests served at once (0: no limit)")
+	cmd.Flags().BoolVar(&o.priorityAndFairness, "enable-priority-and-fairness", true, "serve with API Priority and Fairness (FlowSchemas and PriorityLevelConfigurations; 429 with Retry-After when a level's queues are full), as kube-apiserver's flag; false: the max-in-flight limits instead")
 	cmd.Flags().DurationVar(&o.eventTTL, "event-ttl", time.Hour, "how long events are kept after their last write, as kube-apiserver's --event-ttl")
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", "", "keep the cluster's state in this directory: every write is persisted (fsynced) before it is acknowledged, a restart (even after kill -9) comes back at the last acknowledged revision, and the CAs and service-account key kept there keep kubeconfigs and tokens valid; default: state in memory")
 	cmd.Flags().StringVar(&o.storage, "storage", "memory", "where the cluster's state lives: memory (with --data-dir: memory made durable by that directory) or etcd (kube-apiserver's layout and encodings, for several API servers on one etcd)")
@@ -117,7 +126,19 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 func up(ctx context.Context, o upOptions) error {
 	logger := klog.FromContext(ctx)
 	cfg := o.cluster
-	cfg.APIServer = apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction, EventTTL: o.eventTTL, DataDir: o.dataDir, PKIDir: o.pkiDir}
+	cfg.APIServer = apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction, EventTTL: o.eventTTL, DataDir: o.dataDir, PKIDir: o.pkiDir,
+		RequestTimeout: o.requestTimeout, DisablePriorityAndFairness: !o.priorityAndFairness}
+	if o.requestTimeout <= 0 {
+		return errors.New("--request-timeout must be positive")
+	}
+	if o.maxRequestsInFlight < 0 || o.maxMutatingRequestsInFlight < 0 {
+		return errors.New("--max-requests-inflight and --max-mutating-requests-inflight can not be negative")
+	}
+	if o.priorityAndFairness && o.maxRequestsInFlight+o.maxMutatingRequestsInFlight <= 0 {
+		return errors.New("with --enable-priority-and-fairness, --max-requests-inflight plus --max-mutating-requests-inflight must be positive")
+	}
+	// kube-apiserver's 0, no limit, is a negative limit in the Config.
+	cfg.APIServer.MaxRequestsInFlight, cfg.APIServer.MaxMutatingRequestsInFlight = noLimitIfZero(o.maxRequestsInFlight), noLimitIfZero(o.maxMutatingRequestsInFlight)
 	switch o.storage {
 	case "memory":
 		if len(o.etcd.Servers) > 0 {
@@ -173,4 +194,13 @@ func newVersionCommand() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), apiserver.Version().GitVersion)
 		},
 	}
+}
+
+// noLimitIfZero maps a max-in-flight flag, where 0 is no limit, to its
+// apiserver.Config field, where 0 is the default and a negative no limit.
+func noLimitIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
