@@ -28,7 +28,7 @@ export KUBESIM_IMAGES ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kubesim/images
 REALNODE_PACKAGES := containerd runc iptables conntrack containernetworking-plugins busybox-static iproute2 util-linux gcc \
   bind9-dnsutils curl netcat-openbsd socat bash
 
-.PHONY: all build kubectl-pin helm run realnode-deps images bench-compare e2e-upstream test deps vet unit crash-test crash-short etcd-interop shard-test conformance operator conformance-reference reference-peer bench bench-scale bench-scheduler clean
+.PHONY: all build kubectl-pin helm run realnode-deps images bench-compare e2e-upstream test deps vet unit fuzz fuzz-short crash-test crash-short etcd-interop shard-test conformance operator conformance-reference reference-peer bench bench-scale bench-scheduler clean
 
 all: build
 
@@ -74,7 +74,7 @@ deps:
 	@command -v $(KUBECTL) >/dev/null || { echo "kubectl not found: the conformance suite runs the stock kubectl binary (set KUBECTL=/path/to/kubectl)"; exit 1; }
 
 ## test: vet, unit tests, the conformance suite against `kubesim up`, the example operator's suite.
-test: deps build kubectl-pin helm vet unit crash-short conformance operator
+test: deps build kubectl-pin helm vet unit fuzz-short crash-short conformance operator
 
 vet:
 	$(GO) vet ./...
@@ -84,6 +84,17 @@ vet:
 unit: images
 	$(GO) test -race -count=1 ./apiserver/storage/...
 	$(GO) test -count=1 ./apiserver/... ./internal/... ./cmd/... ./sim/... ./kubeletsim/... ./addons/... ./realnode/... ./hack/images/...
+
+## fuzz: the API server's fuzz targets (go test -fuzz), FUZZTIME each (default 1h); a failing input is
+## written to apiserver/testdata/fuzz/<target>/ and runs from then on as a regression test in make unit.
+## fuzz-short: each target briefly, in make test.
+FUZZ_TARGETS = FuzzListParameters FuzzWriteBodies
+FUZZTIME ?= 1h
+fuzz:
+	for t in $(FUZZ_TARGETS); do $(GO) test ./apiserver/ -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) || exit 1; done
+
+fuzz-short:
+	$(MAKE) fuzz FUZZTIME=10s
 
 ## crash-test: kill -9 kubesim at random moments under client-go writers, readers and watchers, restart it
 ## and check: no acknowledged write lost, no revision reused, resumed watches without gaps or duplicates,

@@ -197,5 +197,15 @@ var _ = Describe("bad input", func() {
 		Entry("a delete precondition on a stale resourceVersion", badCase{method: "DELETE", path: base + "/intact", contentType: "application/json",
 			body: []byte(`{"preconditions":{"resourceVersion":"1"}}`), code: 409, reason: metav1.StatusReasonConflict,
 			contains: `Operation cannot be fulfilled on ConfigMap "intact": the ResourceVersion in the precondition (1) does not match the ResourceVersion in record`}),
+		// Found by FuzzListParameters: kubesim answered 500.
+		Entry("a list at a resourceVersion that is not one", badCase{method: "GET", path: base + "?resourceVersion=A&limit=0&labelSelector=0",
+			code: 400, reason: metav1.StatusReasonBadRequest,
+			message: `invalid resource version: resourceVersion: Invalid value: "A": strconv.ParseUint: parsing "A": invalid syntax`}),
+		Entry("a paginated list at an exact resourceVersion that is not one", badCase{method: "GET", path: base + "?resourceVersion=-1&limit=2&resourceVersionMatch=Exact",
+			code: 400, reason: metav1.StatusReasonBadRequest,
+			message: `invalid resource version: resourceVersion: Invalid value: "-1": strconv.ParseUint: parsing "-1": invalid syntax`}),
+		Entry("a continue token that is not one, with a resourceVersion", badCase{method: "GET", path: base + "?resourceVersion=A&continue=abc",
+			code: 400, reason: metav1.StatusReasonBadRequest,
+			message: `invalid continue token: continue key is not valid: invalid character 'i' looking for beginning of value`}),
 	)
 })

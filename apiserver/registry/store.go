@@ -313,18 +313,24 @@ func (s *Store) List(ctx context.Context, options *metainternalversion.ListOptio
 	prefix := s.rootKey(ctx)
 	lo := storage.ListOptions{Limit: options.Limit, Predicate: s.predicate(options)}
 
-	rv, err := parseRV(options.ResourceVersion)
-	if err != nil {
-		return nil, err
+	// The continue token, then the resourceVersion, are checked as
+	// kube-apiserver's storage checks them (ValidateListOptions): a
+	// resourceVersion that is not one is a bad request.
+	var rv int64
+	if options.Continue == "" {
+		var err error
+		if rv, err = parseRV(options.ResourceVersion); err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
+		}
 	}
 	switch {
 	case options.Continue != "":
-		if options.ResourceVersion != "" && options.ResourceVersion != "0" {
-			return nil, apierrors.NewBadRequest("specifying resource version is not allowed when using continue")
-		}
 		start, crv, err := apistorage.DecodeContinue(options.Continue, prefix)
 		if err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid continue token: %v", err))
+		}
+		if options.ResourceVersion != "" && options.ResourceVersion != "0" {
+			return nil, apierrors.NewBadRequest("specifying resource version is not allowed when using continue")
 		}
 		lo.StartKey = start
 		if crv != -1 { // -1: continue at the latest revision, inconsistently
