@@ -17,6 +17,7 @@ import (
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	genericfeatures "k8s.io/apiserver/pkg/features"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	utilflowcontrol "k8s.io/apiserver/pkg/util/flowcontrol"
 	apiserverproxyutil "k8s.io/apiserver/pkg/util/proxy"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/transport"
@@ -96,6 +97,9 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if upgrade {
 		transport.SetAuthProxyHeaders(newReq, user.GetName(), uid, user.GetGroups(), user.GetExtra())
 	}
+	// As kube-aggregator's proxy: the request is served elsewhere, so API
+	// Priority and Fairness does not hold a watch's seats while it lasts.
+	utilflowcontrol.RequestDelegated(req.Context())
 	handler := proxy.NewUpgradeAwareHandler(location, rt, true, upgrade, &proxyResponder{w: w})
 	handler.RejectForwardingRedirects = true
 	handler.ServeHTTP(w, newReq)

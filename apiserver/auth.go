@@ -97,9 +97,17 @@ func validateAuthorizationModes(modes []string) error {
 	return nil
 }
 
+// ComponentsGroup is the group of kubesim's in-process components that act
+// for many of upstream's identities at once (kube-controller-manager without
+// a service account per controller, the simulated kubelets, the add-ons):
+// authorized as system:masters is, but not exempt from API Priority and
+// Fairness as system:masters is, so that each is classified with the other
+// groups of its identity where kube-apiserver classifies that identity.
+const ComponentsGroup = "system:kubesim:components"
+
 // newAuthorizer is kube-apiserver's authorizer with --authorization-mode
 // set to modes (Node,RBAC by default, as kubeadm runs it): members of
-// system:masters first, then each mode in order. The Node authorizer (a
+// system:masters (and ComponentsGroup) first, then each mode in order. The Node authorizer (a
 // kubelet, system:node:NAME in system:nodes, reaches only its own node's
 // objects and what its pods use) reads a graph of nodes, pods, PVs,
 // VolumeAttachments, ResourceSlices and PodCertificateRequests; the RBAC
@@ -108,7 +116,7 @@ func validateAuthorizationModes(modes []string) error {
 // first of AlwaysAllow and AlwaysDeny without it.
 func newAuthorizer(factory informers.SharedInformerFactory, modes []string) (authorizer.Authorizer, authorizer.RuleResolver, error) {
 	authorizers := []authzunion.NamedAuthorizer{
-		{AuthorizerName: "kubernetes.io/system-privileged-group", Authorizer: authorizerfactory.NewPrivilegedGroups(user.SystemPrivilegedGroup)},
+		{AuthorizerName: "kubernetes.io/system-privileged-group", Authorizer: authorizerfactory.NewPrivilegedGroups(user.SystemPrivilegedGroup, ComponentsGroup)},
 	}
 	var resolvers []authorizer.RuleResolver
 	for _, mode := range modes {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -91,7 +92,8 @@ func status(t *testing.T, body string) metav1.Status {
 // TestFlowControlClassifies: every answer names the FlowSchema and the
 // priority level that classified its request by their UIDs, as
 // kube-apiserver's filter answers: an administrator's requests are exempt,
-// a node's go to system-nodes, anyone else's to global-default; the
+// a node's go to system-nodes, anyone else's to global-default (and
+// kubesim's components' where upstream's identities go); the
 // configuration controller reports in each FlowSchema's status that its
 // priority level exists.
 func TestFlowControlClassifies(t *testing.T) {
@@ -109,6 +111,11 @@ func TestFlowControlClassifies(t *testing.T) {
 		{"node", "system:node:n1", []string{user.NodesGroup}, "system-nodes", "system"},
 		{"scheduler", user.KubeScheduler, nil, "kube-scheduler", "workload-high"},
 		{"anyone else", "alice", nil, "global-default", "global-default"},
+		// kubesim's in-process components: authorized as administrators,
+		// classified as the identities they stand for.
+		{"kube-controller-manager", user.KubeControllerManager, []string{ComponentsGroup}, "kube-controller-manager", "workload-high"},
+		{"simulated kubelets", "system:kubesim:kubeletsim", []string{user.NodesGroup, ComponentsGroup}, "system-nodes", "system"},
+		{"add-ons", "system:serviceaccount:kube-system:kubesim-addons", []string{"system:serviceaccounts", "system:serviceaccounts:kube-system", ComponentsGroup}, "kube-system-service-accounts", "workload-high"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs, err := admin.FlowcontrolV1().FlowSchemas().Get(ctx, tc.flowSchema, metav1.GetOptions{})
@@ -124,6 +131,9 @@ func TestFlowControlClassifies(t *testing.T) {
 				a := get(c, s.URL()+path)
 				if a.transportE != nil {
 					t.Fatal(a.transportE)
+				}
+				if privileged := slices.Contains(tc.groups, user.SystemPrivilegedGroup) || slices.Contains(tc.groups, ComponentsGroup); privileged && a.code != http.StatusOK {
+					t.Errorf("GET %s: %d for a privileged user", path, a.code)
 				}
 				if got := a.header.Get("X-Kubernetes-PF-FlowSchema-UID"); got != string(fs.UID) {
 					t.Errorf("GET %s: X-Kubernetes-PF-FlowSchema-UID %q, want %s's %q", path, got, tc.flowSchema, fs.UID)
@@ -315,5 +325,35 @@ func TestRequestTimeout(t *testing.T) {
 				t.Errorf("Status %+v, want code %d, message %q...", st, tc.code, tc.message)
 			}
 		})
+	}
+}
+
+// An open watch does not keep its priority level's seats, as in
+// kube-apiserver, where the watch cache tells API Priority and Fairness once
+// a watcher has started: with one seat for global-default and twenty
+// watches of its users open, another of its requests is still served.
+func TestFlowControlWatchesFreeTheirSeats(t *testing.T) {
+	s, _ := startServerWith(t, Config{AnyPort: true, MaxRequestsInFlight: 1, MaxMutatingRequestsInFlight: 1, RequestTimeout: 8 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg, err := s.UserRESTConfig("watcher", ComponentsGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	for i := range 20 {
+		w, err := cs.CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatalf("watch %d: %v", i, err)
+		}
+		defer w.Stop()
+	}
+	// A raw client: client-go would retry a 429.
+	a := get(userClient(t, s, "watcher", ComponentsGroup), s.URL()+"/api/v1/namespaces/default")
+	if a.transportE != nil {
+		t.Fatal(a.transportE)
+	}
+	if a.code != http.StatusOK {
+		t.Fatalf("a get with 20 watches open: %d %s", a.code, a.body)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -134,6 +135,17 @@ func referenceAnswers5xx(body []byte) bool {
 		strings.HasPrefix(st.Message, "failed to create typed patch object (")
 }
 
+// referenceAnswersWatch5xx reports whether a watch's 5xx answer is one
+// kube-apiserver gives the same parameters, checked against the reference
+// peer: a watch from a resourceVersion that is not a number is answered
+// 500 `resourceVersion: Invalid value: "A": strconv.ParseUint: parsing
+// "A": invalid syntax` by both (a list, 400 "invalid resource version").
+func referenceAnswersWatch5xx(body []byte) bool {
+	var st metav1.Status
+	return json.Unmarshal(body, &st) == nil && st.Code == http.StatusInternalServerError && st.Reason == "" &&
+		strings.HasPrefix(st.Message, "resourceVersion: Invalid value: ") && strings.Contains(st.Message, ": strconv.ParseUint: parsing ")
+}
+
 // intact fails if the inputs changed the stored ConfigMaps.
 func (f *fuzzServer) intact(t *testing.T) {
 	t.Helper()
@@ -227,4 +239,88 @@ func replacesRootWithNoValue(body []byte) bool {
 		}
 	}
 	return false
+}
+
+// FuzzWatchParameters: any resourceVersion, resourceVersionMatch,
+// sendInitialEvents, allowWatchBookmarks, timeoutSeconds and selectors on a
+// watch are answered without a 5xx (but those kube-apiserver gives the
+// same parameters), with a Status for an error; a watch that starts streams
+// watch events, none of them an error of the server's.
+func FuzzWatchParameters(f *testing.F) {
+	for _, seed := range []struct{ rv, match, initial, bookmarks, timeout, label, field string }{
+		{"", "", "", "", "1", "app=a", ""},
+		{"0", "", "", "true", "", "", "metadata.name=cm-1"},
+		{"", "NotOlderThan", "true", "true", "", "", ""},
+		{"1", "Exact", "false", "false", "-1", "!app", "metadata.namespace!=x"},
+		{"99999999", "", "", "", "x", "a in (", "spec.x=y"},
+	} {
+		f.Add(seed.rv, seed.match, seed.initial, seed.bookmarks, seed.timeout, seed.label, seed.field)
+	}
+	f.Fuzz(func(t *testing.T, rv, match, initial, bookmarks, timeout, label, field string) {
+		s := newFuzzServer(t)
+		q := url.Values{"watch": {"true"}}
+		for k, v := range map[string]string{"resourceVersion": rv, "resourceVersionMatch": match, "sendInitialEvents": initial, "allowWatchBookmarks": bookmarks, "timeoutSeconds": timeout, "labelSelector": label, "fieldSelector": field} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		s.watch(t, "/api/v1/namespaces/"+s.ns+"/configmaps?"+q.Encode())
+		s.watch(t, "/api/v1/configmaps?"+q.Encode())
+	})
+}
+
+// watch opens a watch, checks its answer as do does, and for one that
+// starts, reads its events for a moment: each must be a watch event of a
+// known type, and an ERROR event's Status no 5xx.
+func (f *fuzzServer) watch(t *testing.T, path string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.s.URL()+path, nil)
+	if err != nil {
+		return
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 500 && !referenceAnswersWatch5xx(b) {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		var st metav1.Status
+		if err := json.Unmarshal(b, &st); err != nil || st.Kind != "Status" || int(st.Code) != resp.StatusCode {
+			t.Fatalf("GET %s: %d with a body that is not its Status: %s", path, resp.StatusCode, b)
+		}
+		return
+	}
+	// Read what the watch sends for 50 ms (the initial events, if any),
+	// then end it.
+	timer := time.AfterFunc(50*time.Millisecond, cancel)
+	defer timer.Stop()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ev struct {
+			Type   string
+			Object json.RawMessage
+		}
+		if err := dec.Decode(&ev); err != nil {
+			if ctx.Err() == nil && err != io.EOF {
+				t.Fatalf("GET %s: a watch event that does not decode: %v", path, err)
+			}
+			return
+		}
+		switch ev.Type {
+		case "ADDED", "MODIFIED", "DELETED", "BOOKMARK":
+		case "ERROR":
+			var st metav1.Status
+			if err := json.Unmarshal(ev.Object, &st); err != nil || st.Kind != "Status" || st.Code >= 500 {
+				t.Fatalf("GET %s: ERROR event %s", path, ev.Object)
+			}
+		default:
+			t.Fatalf("GET %s: watch event of type %q", path, ev.Type)
+		}
+	}
 }

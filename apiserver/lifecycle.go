@@ -84,6 +84,12 @@ func (s *Server) Start(ctx context.Context) error {
 		// Writes in flight when the server stops are written first.
 		defer s.dataDir.Close()
 	}
+	if err := s.audit.run(); err != nil {
+		s.listener.Close()
+		return fmt.Errorf("unable to run the audit backend: %w", err)
+	}
+	// The audit backend stops last: a batching one writes what it holds.
+	defer s.audit.shutdown()
 	go s.registry.RunExpiry(serveCtx)
 	go s.registry.RunAllocators(serveCtx)
 	errc := make(chan error, 1)
@@ -165,12 +171,17 @@ func (s *Server) Start(ctx context.Context) error {
 	s.endLifetime()    // the server's own clients: informers, CRD controllers
 	s.endLongRunning() // watches and other long-running requests end
 	// The other requests in flight finish (for a few seconds at most), then
-	// the connections close. (http.Server.Shutdown would poll for idle
-	// connections, which takes about a second.)
+	// the connections close, gracefully: an HTTP/2 connection sends its
+	// GOAWAY and the answers its handlers wrote (which http.Server.Close
+	// would drop: a write in flight at the shutdown would be stored but
+	// its client told of a broken connection) before it closes.
 	select {
 	case <-s.requests.idle():
 	case <-time.After(5 * time.Second):
 	}
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), time.Second)
+	srv.Shutdown(shutdownCtx)
+	cancelShutdown()
 	srv.Close()
 	s.serveInProcess(nil)
 	cancelServe()

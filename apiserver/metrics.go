@@ -9,6 +9,7 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/request"
 	genericstorage "k8s.io/apiserver/pkg/storage"
 	etcd3metrics "k8s.io/apiserver/pkg/storage/etcd3/metrics"
+	flowcontrolmetrics "k8s.io/apiserver/pkg/util/flowcontrol/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 
@@ -27,6 +28,9 @@ func metricsHandler(reg *registry.Registry) http.Handler {
 	registerMetrics.Do(func() {
 		metrics.Register()
 		etcd3metrics.Register()
+		// API Priority and Fairness's (apiserver_flowcontrol_*), as
+		// kube-apiserver's /metrics registers them.
+		flowcontrolmetrics.Register()
 	})
 	h := legacyregistry.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

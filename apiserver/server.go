@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/apiserver/pkg/audit"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
@@ -41,6 +42,7 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	serverfilters "k8s.io/apiserver/pkg/server/filters"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
 	utilflowcontrol "k8s.io/apiserver/pkg/util/flowcontrol"
 	flowcontrolrequest "k8s.io/apiserver/pkg/util/flowcontrol/request"
 	"k8s.io/apiserver/pkg/util/webhook"
@@ -119,6 +121,16 @@ type Config struct {
 	// as kube-apiserver's --enable-priority-and-fairness=false: the
 	// max-in-flight limits apply instead.
 	DisablePriorityAndFairness bool
+	// Audit is kube-apiserver's audit configuration, its --audit-* flags
+	// (start from NewAuditOptions): the policy file, the log backend (path,
+	// format, max age, size and backups, mode, truncation) and the webhook
+	// backend. Events are recorded as kube-apiserver records them, by its
+	// filters and handlers. Default: none, no audit (as without
+	// --audit-policy-file).
+	Audit *genericoptions.AuditOptions
+	// AuditBackend receives the audit events too (an in-memory backend in
+	// a test, say), under Audit's policy, which it needs. Default: none.
+	AuditBackend audit.Backend
 	// Services configures ClusterIP and NodePort allocation.
 	Services registry.ServiceAllocatorConfig
 	// EventTTL is how long an Event lives after its last write, as
@@ -248,6 +260,9 @@ type Server struct {
 	endLongRunning context.CancelFunc
 	// chainWorkers serve requests inside the timeout filter.
 	chainWorkers *handlerWorkers
+	// audit is the server's audit policy and backends (none unless
+	// configured).
+	audit *auditing
 	// flowControl is the server's API Priority and Fairness (nil without
 	// it); objectCounts the stored objects' counts its work estimates read.
 	flowControl  utilflowcontrol.Interface
@@ -298,6 +313,10 @@ func New(cfg Config) (*Server, error) {
 	if err := defaultFlowControl(&cfg); err != nil {
 		return nil, fmt.Errorf("unable to create apiserver: %w", err)
 	}
+	auditing, err := newAuditing(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("unable to create apiserver: %w", err)
+	}
 	// Privileged containers are allowed, as kubeadm and kind run
 	// kube-apiserver (--allow-privileged=true; the reference peer too).
 	// Process-wide, as in kube-apiserver; the first setting wins.
@@ -321,7 +340,7 @@ func New(cfg Config) (*Server, error) {
 	if bindIP == nil {
 		return nil, fmt.Errorf("unable to create apiserver: bind address %q is not an IP", cfg.BindAddress)
 	}
-	s := &Server{cfg: cfg, ready: make(chan struct{})}
+	s := &Server{cfg: cfg, ready: make(chan struct{}), audit: auditing}
 	tr := utiltrace.New("Build the API server")
 	defer func() {
 		if klog.V(2).Enabled() {
@@ -341,7 +360,6 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	tr.Step("PKI")
-	var err error
 	saKey := cfg.ServiceAccountSigningKey
 	if saKey == nil && s.pkiDir != "" {
 		if saKey, err = pki.LoadOrCreateKey(filepath.Join(s.pkiDir, "sa.key")); err != nil {
@@ -668,7 +686,9 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	h = genericfilters.WithAuthorization(h, s.authorizer, legacyscheme.Codecs)
 	h = s.withFlowControl(h)
 	h = impersonation.WithImpersonation(h, s.authorizer, legacyscheme.Codecs)
-	h = genericfilters.WithAuthentication(h, newAuthenticator(s.ca.Cert, s.tokens), genericfilters.Unauthorized(legacyscheme.Codecs), nil, nil)
+	h = genericfilters.WithAudit(h, s.audit.backend, s.audit.evaluator, isLongRunning)
+	failed := genericfilters.WithFailedAuthenticationAudit(genericfilters.Unauthorized(legacyscheme.Codecs), s.audit.backend, s.audit.evaluator)
+	h = genericfilters.WithAuthentication(h, newAuthenticator(s.ca.Cert, s.tokens), failed, nil, nil)
 	// The warning recorder must be inside the timeout filter, which makes
 	// adding warnings safe from its goroutine.
 	h = genericfilters.WithWarningRecorder(h)
@@ -676,12 +696,12 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	// hands it to a kept one (see onWorkers) whose stack has grown already.
 	h = onWorkers(h, s.chainWorkers)
 	h = serverfilters.WithTimeoutForNonLongRunningRequests(h, isLongRunning)
-	h = genericfilters.WithRequestDeadline(h, nil, nil, isLongRunning, legacyscheme.Codecs, s.cfg.RequestTimeout)
+	h = genericfilters.WithRequestDeadline(h, s.audit.backend, s.audit.evaluator, isLongRunning, legacyscheme.Codecs, s.cfg.RequestTimeout)
 	h = s.trackRequests(h, isLongRunning)
 	h = genericfilters.WithRequestInfo(h, resolver)
-	h = genericfilters.WithAuditInit(h)
 	h = genericfilters.WithRequestReceivedTimestamp(h)
 	h = serverfilters.WithPanicRecovery(h, resolver)
+	h = genericfilters.WithAuditInit(h)
 	return h, nil
 }
 

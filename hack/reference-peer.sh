@@ -9,12 +9,19 @@
 # ETCD_SERVERS=URL runs only kube-apiserver, on that etcd (one kubesim
 # --storage etcd uses too); ETCD_FSYNC=1 runs etcd with fsync, as etcd runs
 # by default (otherwise --unsafe-no-fsync, for speed in the suites).
+# kube-apiserver records audit events under testdata/audit/policy.yaml in
+# $REFERENCE_DIR/run/audit.log, as the conformance suite's kubesim does.
+# KUBE_APISERVER_FLAGS adds flags to kube-apiserver's (split on spaces); a
+# second peer on the first's etcd, for a spec that needs other flags:
+#   REFERENCE_DIR=/tmp/ref2 REFERENCE_BIN=~/.cache/kubesim-reference/bin \
+#   ETCD_SERVERS=http://127.0.0.1:23790 API_PORT=26444 \
+#   KUBE_APISERVER_FLAGS="--max-requests-inflight 20" hack/reference-peer.sh start
 # Binaries come from $REFERENCE_DIR/bin (kube-apiserver, etcd), built outside
 # the repository's tracked files; they are never committed.
 set -euo pipefail
 REFERENCE_DIR="${REFERENCE_DIR:-$HOME/.cache/kubesim-reference}"
 RUN="$REFERENCE_DIR/run"
-BIN="$REFERENCE_DIR/bin"
+BIN="${REFERENCE_BIN:-$REFERENCE_DIR/bin}"
 ETCD_PORT="${ETCD_PORT:-23790}"
 ETCD_PEER_PORT="${ETCD_PEER_PORT:-23800}"
 API_PORT="${API_PORT:-26443}"
@@ -64,6 +71,7 @@ start() {
     echo $! > "$RUN/etcd.pid"
   fi
 
+  # shellcheck disable=SC2086
   "$BIN/kube-apiserver" --etcd-servers "${ETCD_SERVERS:-http://127.0.0.1:$ETCD_PORT}" --etcd-compaction-interval "$COMPACTION" \
     --bind-address 127.0.0.1 --secure-port "$API_PORT" \
     --tls-cert-file "$pki/serving.crt" --tls-private-key-file "$pki/serving.key" \
@@ -73,7 +81,8 @@ start() {
     --kubelet-certificate-authority "$pki/ca.crt" \
     --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
     --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.96.0.0/16 \
-    --allow-privileged=true --endpoint-reconciler-type=none --kubelet-preferred-address-types InternalIP,ExternalIP,Hostname >"$RUN/kube-apiserver.log" 2>&1 &
+    --allow-privileged=true --endpoint-reconciler-type=none --kubelet-preferred-address-types InternalIP,ExternalIP,Hostname \
+    --audit-policy-file "$(cd "$(dirname "$0")/.." && pwd)/testdata/audit/policy.yaml" --audit-log-path "$RUN/audit.log" ${KUBE_APISERVER_FLAGS:-} >"$RUN/kube-apiserver.log" 2>&1 &
   echo $! > "$RUN/kube-apiserver.pid"
 
   for _ in $(seq 1 600); do

@@ -24,6 +24,7 @@ import (
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
 	apistorage "k8s.io/apiserver/pkg/storage"
+	utilflowcontrol "k8s.io/apiserver/pkg/util/flowcontrol"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
@@ -985,6 +986,11 @@ func (s *Store) Watch(ctx context.Context, options *metainternalversion.ListOpti
 	}
 	w.inner = inner
 	go w.run(ctx)
+	// API Priority and Fairness holds a watch's seats until it is set up,
+	// as kube-apiserver's watch cache tells it once a watcher starts: not
+	// for the watch's life, which would leave a level no seats after a few
+	// informers.
+	utilflowcontrol.WatchInitialized(ctx)
 	return w, nil
 }
 

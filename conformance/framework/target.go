@@ -26,6 +26,10 @@ type Target struct {
 	Kubeconfig string
 	// Config is a cluster-admin client configuration.
 	Config *rest.Config
+	// AuditLog is the path of the target's audit log, written under
+	// testdata/audit/policy.yaml (the suite's kubesim and the reference
+	// peer both run with it); empty when the target has none.
+	AuditLog string
 
 	cmd    *exec.Cmd
 	waited chan error
@@ -48,13 +52,40 @@ func Start(ctx context.Context) (*Target, error) {
 		// suite runs, like the reference peer, without the controllers and
 		// the scheduler: what it asserts is the API server's own behaviour
 		// (specs of the control plane start their own cluster).
-		return startKubesim(ctx, "--compaction-interval", "10s", "--controller-manager=false", "--scheduler=false")
+		// Both run with the same audit policy, which records the requests
+		// of two namespaces only.
+		policy, err := filepath.Abs("../testdata/audit/policy.yaml")
+		if err != nil {
+			return nil, err
+		}
+		dir, err := os.MkdirTemp("", "kubesim-audit-")
+		if err != nil {
+			return nil, err
+		}
+		log := filepath.Join(dir, "audit.log")
+		t, err := startKubesim(ctx, "--compaction-interval", "10s", "--controller-manager=false", "--scheduler=false",
+			"--audit-policy-file", policy, "--audit-log-path", log)
+		if err != nil {
+			return nil, err
+		}
+		t.AuditLog = log
+		return t, nil
 	case "reference":
 		kc := os.Getenv("KUBECONFIG")
 		if kc == "" {
 			return nil, errors.New("KUBESIM_TARGET=reference needs KUBECONFIG")
 		}
-		return newTarget(name, kc)
+		t, err := newTarget(name, kc)
+		if err != nil {
+			return nil, err
+		}
+		// hack/reference-peer.sh writes the audit log in its run
+		// directory, beside the kubeconfig's.
+		t.AuditLog = os.Getenv("KUBESIM_AUDIT_LOG")
+		if t.AuditLog == "" {
+			t.AuditLog = filepath.Join(filepath.Dir(kc), "run", "audit.log")
+		}
+		return t, nil
 	}
 	return nil, fmt.Errorf("unknown KUBESIM_TARGET %q", name)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/klog/v2"
 
 	"github.com/kubesim/kubesim/apiserver"
@@ -65,10 +66,12 @@ type upOptions struct {
 	maxRequestsInFlight         int
 	maxMutatingRequestsInFlight int
 	priorityAndFairness         bool
+	// kube-apiserver's --audit-* flags.
+	audit *genericoptions.AuditOptions
 }
 
 func newUpCommand() *cobra.Command {
-	o := upOptions{}
+	o := upOptions{audit: apiserver.NewAuditOptions()}
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run a cluster until interrupted",
@@ -92,6 +95,7 @@ SIGINT or SIGTERM shuts the cluster down cleanly.`,
 	cmd.Flags().IntVar(&o.maxRequestsInFlight, "max-requests-inflight", 400, "as kube-apiserver's flag: with API Priority and Fairness, this plus --max-mutating-requests-inflight is the concurrency the priority levels share; without it, the most non-mutating requests served at once (0: no limit)")
 	cmd.Flags().IntVar(&o.maxMutatingRequestsInFlight, "max-mutating-requests-inflight", 200, "as kube-apiserver's flag: see --max-requests-inflight; without API Priority and Fairness, the most mutating requests served at once (0: no limit)")
 	cmd.Flags().BoolVar(&o.priorityAndFairness, "enable-priority-and-fairness", true, "serve with API Priority and Fairness (FlowSchemas and PriorityLevelConfigurations; 429 with Retry-After when a level's queues are full), as kube-apiserver's flag; false: the max-in-flight limits instead")
+	o.audit.AddFlags(cmd.Flags())
 	cmd.Flags().DurationVar(&o.eventTTL, "event-ttl", time.Hour, "how long events are kept after their last write, as kube-apiserver's --event-ttl")
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", "", "keep the cluster's state in this directory: every write is persisted (fsynced) before it is acknowledged, a restart (even after kill -9) comes back at the last acknowledged revision, and the CAs and service-account key kept there keep kubeconfigs and tokens valid; default: state in memory")
 	cmd.Flags().StringVar(&o.storage, "storage", "memory", "where the cluster's state lives: memory (with --data-dir: memory made durable by that directory) or etcd (kube-apiserver's layout and encodings, for several API servers on one etcd)")
@@ -127,7 +131,7 @@ func up(ctx context.Context, o upOptions) error {
 	logger := klog.FromContext(ctx)
 	cfg := o.cluster
 	cfg.APIServer = apiserver.Config{BindAddress: o.bind, Port: o.port, AnyPort: o.port == 0, CompactionInterval: o.compaction, EventTTL: o.eventTTL, DataDir: o.dataDir, PKIDir: o.pkiDir,
-		RequestTimeout: o.requestTimeout, DisablePriorityAndFairness: !o.priorityAndFairness}
+		RequestTimeout: o.requestTimeout, DisablePriorityAndFairness: !o.priorityAndFairness, Audit: o.audit}
 	if o.requestTimeout <= 0 {
 		return errors.New("--request-timeout must be positive")
 	}
