@@ -301,7 +301,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	// kubelets watch pods and nodes through them.
 	var controllerInformers informers.SharedInformerFactory
 	if !cfg.DisableControllers {
-		restConfig, err := componentConfig(api, cfg, user.KubeControllerManager, apiserver.ComponentsGroup)
+		restConfig, err := componentConfig(api, cfg, user.KubeControllerManager, user.SystemPrivilegedGroup)
 		if err == nil {
 			controllerInformers, err = newControllerInformers(restConfig, pods)
 		}
@@ -343,10 +343,8 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if !cfg.DisableControllers {
 		build("kube-controller-manager", func(termCtx context.Context) (*rest.Config, func() error, error) {
 			// kube-controller-manager without --use-service-account-credentials
-			// acts for every controller, so its credential is privileged; API
-			// Priority and Fairness classifies it as kube-apiserver does
-			// system:kube-controller-manager (workload-high).
-			restConfig, err := componentConfig(api, cfg, user.KubeControllerManager, apiserver.ComponentsGroup)
+			// acts for every controller, so its credential is privileged.
+			restConfig, err := componentConfig(api, cfg, user.KubeControllerManager, user.SystemPrivilegedGroup)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -360,9 +358,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if !cfg.DisableControllers && !cfg.DisableAddons {
 		build(addonsComponent, func(termCtx context.Context) (*rest.Config, func() error, error) {
-			// The add-ons act as a cluster's add-ons do, a service account of
-			// kube-system (API Priority and Fairness: workload-high).
-			restConfig, err := componentConfig(api, cfg, addonsUser, "system:serviceaccounts", "system:serviceaccounts:kube-system", apiserver.ComponentsGroup)
+			restConfig, err := componentConfig(api, cfg, "system:kubesim:addons", user.SystemPrivilegedGroup)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -470,13 +466,11 @@ func componentConfig(api *apiserver.Server, cfg Config, name string, groups ...s
 // startNodes builds the simulated kubelets and starts them; they register
 // while the scheduler and the controllers are built. They act as a
 // privileged user: one process stands in for many kubelets, which the Node
-// authorizer would each confine to their own node. In system:nodes, API
-// Priority and Fairness classifies their requests as kubelets' (system-
-// node-high, system-nodes), though as one user's: one flow. With shared set (the
+// authorizer would each confine to their own node. With shared set (the
 // controller manager's informers) they watch pods and nodes through it, and
 // it is started here.
 func (c *Cluster) startNodes(ctx context.Context, cfg Config, shared informers.SharedInformerFactory) error {
-	restConfig, err := componentConfig(c.API, cfg, "system:kubesim:kubeletsim", user.NodesGroup, apiserver.ComponentsGroup)
+	restConfig, err := componentConfig(c.API, cfg, "system:kubesim:kubeletsim", user.SystemPrivilegedGroup)
 	if err != nil {
 		return err
 	}
