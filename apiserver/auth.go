@@ -97,14 +97,12 @@ func validateAuthorizationModes(modes []string) error {
 	return nil
 }
 
-// ComponentsGroup is a group for in-process components that act for many
-// of upstream's identities at once (kube-controller-manager without a
-// service account per controller, the simulated kubelets, the add-ons):
+// ComponentsGroup is the group of kubesim's in-process components that act
+// for many of upstream's identities at once (kube-controller-manager without
+// a service account per controller, the simulated kubelets, the add-ons):
 // authorized as system:masters is, but not exempt from API Priority and
 // Fairness as system:masters is, so that each is classified with the other
 // groups of its identity where kube-apiserver classifies that identity.
-// (sim does not use it yet: with it, two real nodes beside 1,000 simulated
-// ones did not get Ready within 30 s on a loaded machine.)
 const ComponentsGroup = "system:kubesim:components"
 
 // newAuthorizer is kube-apiserver's authorizer with --authorization-mode

@@ -34,7 +34,7 @@ func BenchmarkPodWrites(b *testing.B) {
 	clientAs := benchServer(b, Config{AnyPort: true, DisableAdmissionPlugins: []string{"ServiceAccount", "TaintNodesByCondition", "Priority"}})
 	admin := clientAs("bench", user.SystemPrivilegedGroup)
 	scheduler := clientAs("system:kube-scheduler")
-	kubelet := clientAs("system:kubesim:kubeletsim", user.SystemPrivilegedGroup)
+	kubelet := clientAs("system:kubesim:kubeletsim", user.NodesGroup, ComponentsGroup)
 	const nodes = 16
 	for i := range nodes {
 		if _, err := admin.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%d", i)}}, metav1.CreateOptions{}); err != nil {

@@ -19,7 +19,7 @@ import (
 // nodes this is 500 requests a second, the bulk of an idle cluster's work.
 func BenchmarkLeaseRenewal(b *testing.B) {
 	ctx := context.Background()
-	client := benchServer(b, Config{AnyPort: true})("system:kubesim:kubeletsim", user.SystemPrivilegedGroup)
+	client := benchServer(b, Config{AnyPort: true})("system:kubesim:kubeletsim", user.NodesGroup, ComponentsGroup)
 	var err error
 	leases := client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
 	const n = 64

@@ -228,6 +228,7 @@ func Start(ctx context.Context, cfg Config) (_ *Nodes, err error) {
 	}
 	logger := klog.FromContext(ctx).WithName("realnode")
 	ctx = klog.NewContext(ctx, logger)
+	began := time.Now()
 	Sweep(ctx)
 	client, err := kubernetes.NewForConfig(cfg.REST)
 	if err != nil {
@@ -270,6 +271,7 @@ func Start(ctx context.Context, cfg Config) (_ *Nodes, err error) {
 			return nil, fmt.Errorf("node %s: %w", name, err)
 		}
 		n.names = append(n.names, name)
+		logger.V(2).Info("Real node process started", "node", name, "elapsed", time.Since(began))
 	}
 	if cfg.Count > 0 {
 		if err := routeServiceCIDR(ctx, index, cfg.ServiceCIDR, nodeIP(index, 0)); err != nil {
@@ -286,12 +288,13 @@ func Start(ctx context.Context, cfg Config) (_ *Nodes, err error) {
 	if err := n.startDNS(runCtx); err != nil {
 		return nil, err
 	}
+	logger.V(2).Info("Cluster DNS started", "elapsed", time.Since(began))
 	if err := n.publishAPIEndpoint(ctx); err != nil {
 		return nil, fmt.Errorf("publishing the API server's address for pods: %w", err)
 	}
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.syncRoutes(runCtx) }()
-	logger.Info("Real nodes started", "nodes", n.names, "network", fmt.Sprintf("%s.%d.0/24", netPrefix, index))
+	logger.Info("Real nodes started", "nodes", n.names, "network", fmt.Sprintf("%s.%d.0/24", netPrefix, index), "elapsed", time.Since(began))
 	return n, nil
 }
 

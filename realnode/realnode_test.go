@@ -202,3 +202,75 @@ func filter(lines []string, sub string) []string {
 	}
 	return out
 }
+
+// TestStartCancelledWhileRealNodesStart cancels sim.Start once a real
+// node's directory is written, while realnode.Start runs (the real nodes
+// start beside the simulated ones and the components): Start returns the
+// cancellation, and the node's processes, network and directories are gone
+// when it has returned, without a Sweep.
+func TestStartCancelledWhileRealNodesStart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("real nodes need root")
+	}
+	if err := realnode.Preflight(realnode.DefaultImagesDir()); err != nil {
+		t.Fatalf("%v (make realnode-deps images)", err)
+	}
+	before := map[string]bool{}
+	for _, d := range runDirs() {
+		before[d] = true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	startCtx, cancelStart := context.WithCancel(ctx)
+	defer cancelStart()
+	// The new cluster's run directory, once its node's is written.
+	found := make(chan string, 1)
+	go func() {
+		_ = wait.PollUntilContextCancel(startCtx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
+			for _, d := range runDirs() {
+				if before[d] {
+					continue
+				}
+				if _, err := os.Stat(filepath.Join(d, "real-0")); err == nil {
+					found <- d
+					cancelStart()
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+	}()
+	c, err := sim.Start(startCtx, sim.Config{APIServer: apiserver.Config{AnyPort: true}, RealNodes: 1})
+	if err == nil {
+		c.Stop()
+		t.Fatal("Start returned a cluster after its context was cancelled (the node's directory was not seen)")
+	}
+	var ours string
+	select {
+	case ours = <-found:
+	default:
+		t.Fatalf("Start failed before the real node's directory was written: %v", err)
+	}
+	t.Logf("Start: %v", err)
+	index := filepath.Base(ours)
+	if got := filter(append(processes(realnode.ExecCommand), processesPrefix("containerd --config")...), ours+"/"); len(got) != 0 {
+		t.Errorf("node processes after Start returned: %v", got)
+	}
+	if entries, _ := filepath.Glob("/run/netns/kubesim-" + index + "-*"); len(entries) > 0 {
+		t.Errorf("network namespaces after Start returned: %v", entries)
+	}
+	if _, err := os.Stat("/sys/class/net/kubesim" + index); !os.IsNotExist(err) {
+		t.Errorf("link kubesim%s after Start returned: %v", index, err)
+	}
+	for _, d := range []string{ours, "/var/lib/kubesim/" + index} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s after Start returned: %v", d, err)
+		}
+	}
+}
+
+// runDirs lists the run directories of the machine's real-node clusters.
+func runDirs() []string {
+	dirs, _ := filepath.Glob("/run/kubesim/[0-9]*")
+	return dirs
+}

@@ -39,6 +39,10 @@ import (
 // user agent and (with LeaderElection) lease.
 const addonsComponent = "kubesim-addons"
 
+// addonsUser is the add-ons' identity: a service account of kube-system, as
+// a cluster's add-ons run (its object is not created).
+const addonsUser = "system:serviceaccount:kube-system:kubesim-addons"
+
 // newAddons builds the cluster add-ons kind and cloud providers give a
 // cluster: the default StorageClass and its provisioner, and LoadBalancer
 // addresses, and metrics-server, whose metrics.k8s.io the API server

@@ -184,6 +184,10 @@ type Cluster struct {
 	Nodes *kubeletsim.Simulator
 	// RealNodes are the real nodes, nil without Config.RealNodes.
 	RealNodes *realnode.Nodes
+	// realStarted is closed once the real nodes' start returned, with
+	// RealNodes or realErr set; nil without real nodes.
+	realStarted <-chan struct{}
+	realErr     error
 	// Webhooks is where the operator's webhooks are called, nil without
 	// Config.Webhooks (or conversion webhooks).
 	Webhooks *WebhookServer
@@ -292,6 +296,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	tr.Step("kubeconfig and extensions")
+	if cfg.RealNodes > 0 {
+		c.startRealNodes(ctx, cfg)
+	}
 
 	// The scheduler and the controllers are built, and their informers
 	// synced, side by side.
@@ -301,7 +308,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	// kubelets watch pods and nodes through them.
 	var controllerInformers informers.SharedInformerFactory
 	if !cfg.DisableControllers {
-		restConfig, err := componentConfig(api, cfg, user.KubeControllerManager, user.SystemPrivilegedGroup)
+		restConfig, err := componentConfig(api, cfg, user.KubeControllerManager, apiserver.ComponentsGroup)
 		if err == nil {
 			controllerInformers, err = newControllerInformers(restConfig, pods)
 		}
@@ -343,8 +350,10 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if !cfg.DisableControllers {
 		build("kube-controller-manager", func(termCtx context.Context) (*rest.Config, func() error, error) {
 			// kube-controller-manager without --use-service-account-credentials
-			// acts for every controller, so its credential is privileged.
-			restConfig, err := componentConfig(api, cfg, user.KubeControllerManager, user.SystemPrivilegedGroup)
+			// acts for every controller, so its credential is privileged; API
+			// Priority and Fairness classifies it as kube-apiserver does
+			// system:kube-controller-manager (workload-high).
+			restConfig, err := componentConfig(api, cfg, user.KubeControllerManager, apiserver.ComponentsGroup)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -358,7 +367,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if !cfg.DisableControllers && !cfg.DisableAddons {
 		build(addonsComponent, func(termCtx context.Context) (*rest.Config, func() error, error) {
-			restConfig, err := componentConfig(api, cfg, "system:kubesim:addons", user.SystemPrivilegedGroup)
+			// The add-ons act as a cluster's add-ons do, a service account of
+			// kube-system (API Priority and Fairness: workload-high).
+			restConfig, err := componentConfig(api, cfg, addonsUser, "system:serviceaccounts", "system:serviceaccounts:kube-system", apiserver.ComponentsGroup)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -425,10 +436,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 	if cfg.RealNodes > 0 {
-		if err := c.startRealNodes(ctx, cfg); err != nil {
+		if err := c.waitRealNodes(ctx); err != nil {
 			c.Stop()
 			return nil, err
 		}
+		tr.Step("real nodes Ready")
 	}
 	// The cluster stops when ctx is done: the real nodes, the components,
 	// then the API.
@@ -466,11 +478,13 @@ func componentConfig(api *apiserver.Server, cfg Config, name string, groups ...s
 // startNodes builds the simulated kubelets and starts them; they register
 // while the scheduler and the controllers are built. They act as a
 // privileged user: one process stands in for many kubelets, which the Node
-// authorizer would each confine to their own node. With shared set (the
+// authorizer would each confine to their own node. In system:nodes, API
+// Priority and Fairness classifies their requests as kubelets' (system-
+// node-high, system-nodes), though as one user's: one flow. With shared set (the
 // controller manager's informers) they watch pods and nodes through it, and
 // it is started here.
 func (c *Cluster) startNodes(ctx context.Context, cfg Config, shared informers.SharedInformerFactory) error {
-	restConfig, err := componentConfig(c.API, cfg, "system:kubesim:kubeletsim", user.SystemPrivilegedGroup)
+	restConfig, err := componentConfig(c.API, cfg, "system:kubesim:kubeletsim", user.NodesGroup, apiserver.ComponentsGroup)
 	if err != nil {
 		return err
 	}
@@ -561,6 +575,9 @@ func (c *Cluster) errors() []error {
 // It returns what the components failed with, if anything.
 func (c *Cluster) Stop() error {
 	c.cancel()
+	if c.realStarted != nil {
+		<-c.realStarted
+	}
 	var rerr error
 	if c.RealNodes != nil {
 		rerr = c.RealNodes.Stop()

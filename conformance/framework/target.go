@@ -115,6 +115,24 @@ func Binary() (string, error) {
 	return b, nil
 }
 
+// startBound is how long startKubesim waits for the kubeconfig: ctx's
+// deadline if it has one (ginkgo's SpecContext has none: NodeTimeout
+// cancels it instead), else 30 s, and 3 minutes with real nodes, whose
+// start (containerd, the kubelet, its podCIDR, which kube-controller-manager
+// allocates after the simulated nodes') Start waits for: about 11 s with a
+// thousand simulated nodes on a loaded 2-core machine.
+func startBound(ctx context.Context, args []string) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d)
+	}
+	for _, a := range args {
+		if a == "--real-nodes" || strings.HasPrefix(a, "--real-nodes=") {
+			return 3 * time.Minute
+		}
+	}
+	return 30 * time.Second
+}
+
 // StartKubesim starts `kubesim up` with extra arguments, whatever the target.
 func StartKubesim(ctx context.Context, extraArgs ...string) (*Target, error) {
 	return startKubesim(ctx, extraArgs...)
@@ -139,12 +157,7 @@ func startKubesim(ctx context.Context, extraArgs ...string) (*Target, error) {
 	}
 	t := &Target{Name: "kubesim", cmd: cmd, waited: make(chan error, 1), logs: logs, dir: dir}
 	go func() { t.waited <- cmd.Wait() }()
-	// Real nodes make start-up wait for their Ready: the spec's own
-	// deadline, if it has one, bounds it then.
-	wait := 30 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		wait = time.Until(d)
-	}
+	wait := startBound(ctx, extraArgs)
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
