@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -20,18 +23,35 @@ import (
 	schedulingapiv1 "k8s.io/kubernetes/pkg/apis/scheduling/v1"
 	"k8s.io/kubernetes/pkg/controlplane/controller/defaultservicecidr"
 	"k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac/bootstrappolicy"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubesim/kubesim/apiserver/registry"
 )
+
+// apfProducer is the field manager of kube-apiserver's API Priority and
+// Fairness bootstrap configuration (ensurer.fieldManager).
+const apfProducer = "api-priority-and-fairness-config-producer-v1"
+
+// serviceCIDRController is the field manager of kube-apiserver's default
+// ServiceCIDR controller (unexported upstream).
+const serviceCIDRController = "kubernetes-service-cidr-controller"
+
+// loopbackManager is the field manager of what kube-apiserver creates
+// through its loopback client: its user agent's command.
+const loopbackManager = "kube-apiserver"
 
 // bootstrapObject is an object kube-apiserver creates at start.
 type bootstrapObject struct {
 	resource  schema.GroupResource
 	namespace string
 	obj       runtime.Object
-	// status: obj's status is written (through the status subresource)
-	// after it is created, as the controller that creates it does.
-	status bool
+	// manager is the field manager that creates it: kube-apiserver (its
+	// loopback client's user agent) unless set.
+	manager string
+	// statusManager, if set, applies obj's status (through the status
+	// subresource, server-side) after it is created, as the controller
+	// that creates it does.
+	statusManager string
 }
 
 // bootstrapObjects are what kube-apiserver creates at start, from the same
@@ -74,11 +94,15 @@ func (s *Server) bootstrapObjects() []bootstrapObject {
 	}
 
 	const apf = "flowcontrol.apiserver.k8s.io"
+	// As kube-apiserver's APF configuration producer writes them, with its
+	// field manager.
 	for _, plc := range append(apfbootstrap.MandatoryPriorityLevelConfigurations, apfbootstrap.SuggestedPriorityLevelConfigurations...) {
 		add(apf, "prioritylevelconfigurations", "", plc.DeepCopy())
+		out[len(out)-1].manager = apfProducer
 	}
 	for _, fs := range append(apfbootstrap.MandatoryFlowSchemas, apfbootstrap.SuggestedFlowSchemas...) {
 		add(apf, "flowschemas", "", fs.DeepCopy())
+		out[len(out)-1].manager = apfProducer
 	}
 
 	add("", "configmaps", metav1.NamespaceSystem, &corev1.ConfigMap{
@@ -89,7 +113,7 @@ func (s *Server) bootstrapObjects() []bootstrapObject {
 	// The default ServiceCIDR, as kube-apiserver's default ServiceCIDR
 	// controller creates it and sets it Ready before the server is ready.
 	if _, cidr, err := net.ParseCIDR(s.cfg.Services.ClusterIPRange); err == nil {
-		out = append(out, bootstrapObject{resource: schema.GroupResource{Group: "networking.k8s.io", Resource: "servicecidrs"}, status: true, obj: &networkingv1.ServiceCIDR{
+		out = append(out, bootstrapObject{resource: schema.GroupResource{Group: "networking.k8s.io", Resource: "servicecidrs"}, statusManager: serviceCIDRController, obj: &networkingv1.ServiceCIDR{
 			ObjectMeta: metav1.ObjectMeta{Name: defaultservicecidr.DefaultServiceCIDRName},
 			Spec:       networkingv1.ServiceCIDRSpec{CIDRs: []string{cidr.String()}},
 			Status: networkingv1.ServiceCIDRStatus{Conditions: []metav1.Condition{{
@@ -104,10 +128,13 @@ func (s *Server) bootstrapObjects() []bootstrapObject {
 	p, _ := strconv.Atoi(port)
 	add("", "services", metav1.NamespaceDefault, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault, Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
+		// As kube-apiserver's kubernetes Service controller writes it.
 		Spec: corev1.ServiceSpec{
-			Type:      corev1.ServiceTypeClusterIP,
-			ClusterIP: s.registry.KubernetesServiceIP(),
-			Ports:     []corev1.ServicePort{{Name: "https", Protocol: corev1.ProtocolTCP, Port: 443, TargetPort: intstr.FromInt32(int32(p))}},
+			Type:            corev1.ServiceTypeClusterIP,
+			ClusterIP:       s.registry.KubernetesServiceIP(),
+			IPFamilyPolicy:  ptr.To(corev1.IPFamilyPolicySingleStack),
+			SessionAffinity: corev1.ServiceAffinityNone,
+			Ports:           []corev1.ServicePort{{Name: "https", Protocol: corev1.ProtocolTCP, Port: 443, TargetPort: intstr.FromInt32(int32(p))}},
 		},
 	})
 	return out
@@ -116,7 +143,11 @@ func (s *Server) bootstrapObjects() []bootstrapObject {
 // bootstrap creates the bootstrap objects that do not exist yet.
 func (s *Server) bootstrap(ctx context.Context) error {
 	for _, b := range s.bootstrapObjects() {
-		if err := s.createVersioned(ctx, b.resource, b.namespace, b.obj, b.status); err != nil {
+		manager := b.manager
+		if manager == "" {
+			manager = loopbackManager
+		}
+		if err := s.createVersioned(ctx, b.resource, b.namespace, b.obj, manager, b.statusManager); err != nil {
 			return err
 		}
 	}
@@ -142,9 +173,12 @@ func (s *Server) statusStorage(gr schema.GroupResource) rest.Updater {
 	return nil
 }
 
-// createVersioned creates a versioned object in-process as a request
-// would: defaulted, converted to the internal version, through the store.
-func (s *Server) createVersioned(ctx context.Context, gr schema.GroupResource, namespace string, obj runtime.Object, withStatus bool) error {
+// createVersioned creates a versioned object in-process as a create by
+// manager would: defaulted, converted to the internal version, its
+// managedFields written by the endpoint's field manager, through the store.
+// With statusManager, its status is then applied as statusManager's
+// server-side apply of the status subresource would.
+func (s *Server) createVersioned(ctx context.Context, gr schema.GroupResource, namespace string, obj runtime.Object, manager, statusManager string) error {
 	gvks, _, err := legacyscheme.Scheme.ObjectKinds(obj)
 	if err != nil {
 		return err
@@ -166,35 +200,120 @@ func (s *Server) createVersioned(ctx context.Context, gr schema.GroupResource, n
 			return nil
 		}
 	}
-	created, err := store.Create(requestContext(ctx, "create", gvks[0].Group, gvks[0].Version, gr.Resource, namespace), internal.DeepCopyObject(), nil, &metav1.CreateOptions{})
+	gvr := gvks[0].GroupVersion().WithResource(gr.Resource)
+	toCreate, err := s.withManagedFields(gvks[0], gvr, internal, manager)
+	if err != nil {
+		return err
+	}
+	created, err := store.Create(requestContext(ctx, "create", gvks[0].Group, gvks[0].Version, gr.Resource, namespace), toCreate, nil, &metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("unable to bootstrap %s %s: %w", gr, namespace, err)
 	}
-	if !withStatus {
+	if statusManager == "" {
 		return nil
 	}
 	status := s.statusStorage(gr)
-	if status == nil {
+	fm := s.api.fieldManager(gvr, "status")
+	if status == nil || fm == nil {
 		return fmt.Errorf("unable to bootstrap %s: no status subresource", gr)
 	}
-	// The status as given, on the object as created.
-	createdMeta, err := meta.Accessor(created)
+	// The status as given, applied to the object as created.
+	versioned, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return err
 	}
-	withMeta, err := meta.Accessor(internal)
+	name, _, _ := unstructured.NestedString(versioned, "metadata", "name")
+	// An apply configuration has no empty strings (the condition's reason
+	// is unset in the controller's).
+	patch := &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"name": name}, "status": withoutEmptyStrings(versioned["status"])}}
+	patch.SetGroupVersionKind(gvks[0])
+	applied, err := fm.Apply(created, patch, statusManager, true)
 	if err != nil {
-		return err
+		return fmt.Errorf("unable to bootstrap the status of %s %s: %w", gr, name, err)
 	}
-	withMeta.SetUID(createdMeta.GetUID())
-	withMeta.SetResourceVersion(createdMeta.GetResourceVersion())
-	withMeta.SetCreationTimestamp(createdMeta.GetCreationTimestamp())
-	if _, _, err := status.Update(requestContext(ctx, "update", gvks[0].Group, gvks[0].Version, gr.Resource, namespace), withMeta.GetName(),
-		rest.DefaultUpdatedObjectInfo(internal), nil, nil, false, &metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("unable to bootstrap the status of %s %s: %w", gr, withMeta.GetName(), err)
+	if _, _, err := status.Update(requestContext(ctx, "update", gvks[0].Group, gvks[0].Version, gr.Resource, namespace), name,
+		rest.DefaultUpdatedObjectInfo(applied), nil, nil, false, &metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("unable to bootstrap the status of %s %s: %w", gr, name, err)
 	}
 	return nil
+}
+
+// bootstrapFields keeps, for the process, the managedFields the field
+// managers gave the bootstrap objects, so that the clusters an operator's
+// suite starts one after another do not compute them again. A bootstrap
+// object has the same fields at every start: some values differ (the
+// Service's target port, the ServiceCIDR's range, a date), but no field and
+// no key of a keyed list does, and managedFields record only those.
+var bootstrapFields sync.Map // bootstrapFieldsKey -> []metav1.ManagedFieldsEntry
+
+type bootstrapFieldsKey struct {
+	kind                     schema.GroupVersionKind
+	namespace, name, manager string
+}
+
+// withManagedFields is a copy of internal with the managedFields the create
+// handler of kind's resource gives it when manager creates it: an Update of
+// an empty object (computed once per process, see bootstrapFields).
+func (s *Server) withManagedFields(kind schema.GroupVersionKind, gvr schema.GroupVersionResource, internal runtime.Object, manager string) (runtime.Object, error) {
+	out := internal.DeepCopyObject()
+	fm := s.api.fieldManager(gvr, "")
+	if fm == nil {
+		return out, nil
+	}
+	outMeta, err := meta.Accessor(out)
+	if err != nil {
+		return nil, err
+	}
+	key := bootstrapFieldsKey{kind: kind, namespace: outMeta.GetNamespace(), name: outMeta.GetName(), manager: manager}
+	if cached, ok := bootstrapFields.Load(key); ok {
+		now := metav1.NewTime(time.Now().UTC())
+		fields := make([]metav1.ManagedFieldsEntry, len(cached.([]metav1.ManagedFieldsEntry)))
+		for i, f := range cached.([]metav1.ManagedFieldsEntry) {
+			f.DeepCopyInto(&fields[i])
+			fields[i].Time = &now
+		}
+		outMeta.SetManagedFields(fields)
+		return out, nil
+	}
+	live, err := legacyscheme.Scheme.New(kind)
+	if err != nil {
+		return nil, err
+	}
+	out = fm.UpdateNoErrors(live, out, manager)
+	if outMeta, err = meta.Accessor(out); err != nil {
+		return nil, err
+	}
+	var fields []metav1.ManagedFieldsEntry
+	for _, f := range outMeta.GetManagedFields() {
+		fields = append(fields, *f.DeepCopy())
+	}
+	if len(fields) > 0 {
+		bootstrapFields.Store(key, fields)
+	}
+	return out, nil
+}
+
+// withoutEmptyStrings is v without the map entries whose value is "", at any
+// depth.
+func withoutEmptyStrings(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			if e != "" {
+				out[k] = withoutEmptyStrings(e)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = withoutEmptyStrings(e)
+		}
+		return out
+	}
+	return v
 }

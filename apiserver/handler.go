@@ -35,7 +35,9 @@ type endpointKey struct {
 // verbHandlers are the handlers of one endpoint by request verb.
 type verbHandlers struct {
 	namespaced bool
-	byVerb     map[string]http.HandlerFunc
+	// fieldManager is the endpoint's field manager, as its handlers use it.
+	fieldManager *managedfields.FieldManager
+	byVerb       map[string]http.HandlerFunc
 	// watchList is the watch handler of a collection (/watch/ without a
 	// name), instrumented as its own route.
 	watchList http.HandlerFunc
@@ -59,6 +61,16 @@ type apiHandler struct {
 	// remote is the aggregator's proxy of a group version an APIService
 	// backed by a Service serves, nil for any other.
 	remote func(*http.Request) http.Handler
+}
+
+// fieldManager is the field manager of group/version/resource's
+// subresource ("": the resource) as its handlers use it, nil if it is not
+// served.
+func (h *apiHandler) fieldManager(gvr schema.GroupVersionResource, subresource string) *managedfields.FieldManager {
+	if vh := h.endpoints[endpointKey{gvr.Group, gvr.Version, gvr.Resource, subresource}]; vh != nil {
+		return vh.fieldManager
+	}
+	return nil
 }
 
 // newAPIHandler builds the handlers of every served endpoint.
@@ -134,7 +146,7 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 	}
 
 	minTimeout := cfg.MinRequestTimeout
-	vh := &verbHandlers{namespaced: ep.Namespaced, byVerb: map[string]http.HandlerFunc{}}
+	vh := &verbHandlers{namespaced: ep.Namespaced, byVerb: map[string]http.HandlerFunc{}, fieldManager: fm}
 	// Deprecated APIs warn on every request, as kube-apiserver's installer
 	// arranges.
 	var (

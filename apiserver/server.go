@@ -267,6 +267,9 @@ type Server struct {
 	// it); objectCounts the stored objects' counts its work estimates read.
 	flowControl  utilflowcontrol.Interface
 	objectCounts flowcontrolrequest.StorageObjectCountTracker
+	// api serves the API's resources (its field managers write the
+	// bootstrap objects' managedFields).
+	api *apiHandler
 	// loopback is the server's own client, over loopbackConfig.
 	loopback       kubernetes.Interface
 	loopbackConfig *rest.Config
@@ -423,6 +426,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.loopbackConfig.ContentType = "application/vnd.kubernetes.protobuf"
 	s.loopbackConfig.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	// kube-apiserver's loopback client has client-go's default user agent,
+	// which names its command: the field manager of what it writes.
+	s.loopbackConfig.UserAgent = loopbackManager + userAgentVersion(rest.DefaultKubernetesUserAgent())
 	// One informer factory over this server feeds the authorizer and the
 	// admission plugins, as kube-apiserver's loopback informers do.
 	loopback, err := kubernetes.NewForConfig(rest.CopyConfig(s.loopbackConfig))
@@ -604,6 +610,7 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.api = api
 	tr.Step("handler: API endpoints")
 
 	r := mux.NewRouter()
@@ -756,6 +763,15 @@ func isResourcePath(p string) bool {
 
 // Version is the Kubernetes version kubesim serves: the pinned
 // k8s.io/kubernetes module's.
+// userAgentVersion is what follows the command in a user agent of client-go
+// ("/v1.37.2 (linux/amd64) kubernetes/$Format").
+func userAgentVersion(ua string) string {
+	if i := strings.Index(ua, "/"); i >= 0 {
+		return ua[i:]
+	}
+	return ""
+}
+
 func Version() version.Info {
 	v := "v1.37.2"
 	if bi, ok := debug.ReadBuildInfo(); ok {
