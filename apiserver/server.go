@@ -761,8 +761,6 @@ func isResourcePath(p string) bool {
 	return clean == p
 }
 
-// Version is the Kubernetes version kubesim serves: the pinned
-// k8s.io/kubernetes module's.
 // userAgentVersion is what follows the command in a user agent of client-go
 // ("/v1.37.2 (linux/amd64) kubernetes/$Format").
 func userAgentVersion(ua string) string {
@@ -772,6 +770,8 @@ func userAgentVersion(ua string) string {
 	return ""
 }
 
+// Version is the Kubernetes version kubesim serves: the pinned
+// k8s.io/kubernetes module's.
 func Version() version.Info {
 	v := "v1.37.2"
 	if bi, ok := debug.ReadBuildInfo(); ok {
