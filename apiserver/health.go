@@ -88,8 +88,29 @@ func (s *Server) installHealth(r *mux.Router) {
 		// Fails once the server is shutting down, as kube-apiserver's
 		// readiness does during its graceful termination.
 		healthz.NewShutdownHealthz(s.lifetime.Done()))
-	m := muxAdapter{r}
+	m := exactPaths{}
 	healthz.InstallPathHandler(m, "/healthz", live...)
 	healthz.InstallPathHandler(m, "/livez", live...)
 	healthz.InstallPathHandler(m, "/readyz", ready...)
+	m.install(r)
+}
+
+// exactPaths serves handlers of exact paths from one gorilla/mux route.
+// healthz registers a path for each check (/readyz/etcd, ...): as routes of
+// their own, those were some 60 regular expressions compiled at each start.
+type exactPaths map[string]http.Handler
+
+// Handle registers h for path alone.
+func (e exactPaths) Handle(path string, h http.Handler) { e[path] = h }
+
+// install adds e's route to r, where its paths' routes would have been.
+// gorilla/mux matches a path template against the request's cleaned path,
+// as e's lookup does.
+func (e exactPaths) install(r *mux.Router) {
+	r.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool {
+		_, ok := e[req.URL.Path]
+		return ok
+	}).Handler(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		e[req.URL.Path].ServeHTTP(w, req)
+	}))
 }

@@ -55,7 +55,7 @@ func (b componentClientBuilder) Client(name string) (clientset.Interface, error)
 	if err != nil {
 		return nil, err
 	}
-	return clientset.NewForConfig(c)
+	return newLazyClientset(c)
 }
 
 func (b componentClientBuilder) ClientOrDie(name string) clientset.Interface {
@@ -74,7 +74,7 @@ func (b componentClientBuilder) DiscoveryClient(name string) (discovery.Discover
 	// Infrequent bursts of requests, as SimpleControllerClientBuilder's.
 	c.Burst = 200
 	c.QPS = 20
-	return clientset.NewForConfig(c)
+	return discovery.NewDiscoveryClientForConfig(c)
 }
 
 func (b componentClientBuilder) DiscoveryClientOrDie(name string) discovery.DiscoveryInterface {

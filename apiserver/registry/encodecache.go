@@ -81,7 +81,10 @@ func (o *encodedObject) DeepCopyObject() runtime.Object {
 type encodedObjects struct {
 	mu   sync.Mutex
 	objs map[runtime.Object]*encodedObject
-	ring [encodeCacheSize]runtime.Object
+	// ring holds the objects of objs in the order they came, growing to
+	// encodeCacheSize: most resources of a cluster see a few changes, and
+	// a ring of that size in each of a hundred stores was 6 MB a cluster.
+	ring []runtime.Object
 	next int
 }
 
@@ -107,13 +110,15 @@ func (c *encodedObjects) wrap(obj runtime.Object) runtime.Object {
 		return o
 	}
 	if c.objs == nil {
-		c.objs = make(map[runtime.Object]*encodedObject, encodeCacheSize)
-	}
-	if old := c.ring[c.next]; old != nil {
-		delete(c.objs, old)
+		c.objs = make(map[runtime.Object]*encodedObject)
 	}
 	o := &encodedObject{obj: obj}
 	c.objs[obj] = o
+	if len(c.ring) < encodeCacheSize {
+		c.ring = append(c.ring, obj)
+		return o
+	}
+	delete(c.objs, c.ring[c.next])
 	c.ring[c.next] = obj
 	c.next = (c.next + 1) % encodeCacheSize
 	return o
