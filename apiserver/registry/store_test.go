@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -405,6 +406,47 @@ func TestCreateWithGenerateNameRetriesATakenName(t *testing.T) {
 			}
 			if tc.obj.Name != "" {
 				t.Errorf("the request's object was changed: name %q", tc.obj.Name)
+			}
+		})
+	}
+}
+
+// TestUnchangedAsSemanticDeepEqual: the managed fields' shortcut never
+// says an update changed nothing when DeepEqual says it changed something,
+// and never calls a no-op update a change.
+func TestUnchangedAsSemanticDeepEqual(t *testing.T) {
+	at := func(sec int64, nsec int64) *metav1.Time { t := metav1.Unix(sec, nsec); return &t }
+	entry := func(manager string, tm *metav1.Time, raw string) metav1.ManagedFieldsEntry {
+		e := metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", Time: tm, FieldsType: "FieldsV1"}
+		if raw != "" {
+			e.FieldsV1 = &metav1.FieldsV1{Raw: []byte(raw)}
+		}
+		return e
+	}
+	cm := func(data string, fields ...metav1.ManagedFieldsEntry) *api.ConfigMap {
+		return &api.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "n", ManagedFields: fields}, Data: map[string]string{"k": data}}
+	}
+	local := metav1.NewTime(time.Unix(100, 0).In(time.FixedZone("x", 3600)))
+	for _, tc := range []struct {
+		name      string
+		obj, prev *api.ConfigMap
+	}{
+		{"same", cm("a", entry("m", at(100, 0), `{"f:data":{}}`)), cm("a", entry("m", at(100, 0), `{"f:data":{}}`))},
+		{"data changed, fields alike", cm("b", entry("m", at(100, 0), `{"f:data":{}}`)), cm("a", entry("m", at(100, 0), `{"f:data":{}}`))},
+		{"time changed", cm("b", entry("m", at(101, 0), `{"f:data":{}}`)), cm("a", entry("m", at(100, 0), `{"f:data":{}}`))},
+		{"same instant, other zone", cm("a", entry("m", &local, `{}`)), cm("a", entry("m", at(100, 0), `{}`))},
+		{"nanoseconds", cm("a", entry("m", at(100, 1), `{}`)), cm("a", entry("m", at(100, 0), `{}`))},
+		{"fields changed", cm("a", entry("m", at(100, 0), `{"f:data":{}}`)), cm("a", entry("m", at(100, 0), `{}`))},
+		{"no fields and empty fields", cm("a", entry("m", at(100, 0), "")), cm("a", entry("m", at(100, 0), `{}`))},
+		{"no time", cm("a", entry("m", nil, `{}`)), cm("a", entry("m", at(100, 0), `{}`))},
+		{"manager", cm("a", entry("n", at(100, 0), `{}`)), cm("a", entry("m", at(100, 0), `{}`))},
+		{"another entry", cm("a", entry("m", at(100, 0), `{}`), entry("n", at(100, 0), `{}`)), cm("a", entry("m", at(100, 0), `{}`))},
+		{"nil and empty lists", cm("a"), &api.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "n", ManagedFields: []metav1.ManagedFieldsEntry{}}, Data: map[string]string{"k": "a"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := apiequality.Semantic.DeepEqual(tc.obj, tc.prev)
+			if got := unchanged(tc.obj, tc.prev); got != want {
+				t.Errorf("unchanged = %v, Semantic.DeepEqual = %v", got, want)
 			}
 		})
 	}
