@@ -50,6 +50,9 @@ var (
 // withAddons runs the cluster add-ons (-addons).
 var withAddons bool
 
+// leaseDuration is the simulated nodes' lease duration (0: kubelet's).
+var leaseDuration time.Duration
+
 func main() {
 	nodeConfig := flag.String("node-config", "testdata/nodes/scale-5000.yaml", "the simulated node pools")
 	pods := flag.Int("pods", 150000, "pods to run, in Deployments (0: the nodes only)")
@@ -61,6 +64,7 @@ func main() {
 	// spreads its Deployments over namespaces to stay within them.
 	namespaces := flag.Int("namespaces", 0, "namespaces the Deployments are spread over, each with its share in turn (0: as few as keep each within Kubernetes' threshold of 3,000 pods a namespace; 1: all in \"default\")")
 	idle := flag.Duration("idle", 30*time.Second, "how long the idle nodes' CPU is measured")
+	flag.DurationVar(&leaseDuration, "node-lease-duration", 0, "the simulated nodes' lease duration, renewed every quarter of it (0: kubelet's 40 s; `kubesim experiment run` uses 10m), with a node-monitor grace period of 1.25 times it")
 	flag.DurationVar(&settle, "settle", 10*time.Second, "how long to wait, once the registration events are handed over, for their writes to drain before the idle measurement")
 	timeout := flag.Duration("timeout", 8*time.Hour, "give up after this long (150,000 pods take hours on 2 cores)")
 	flag.StringVar(&cpuProfileFile, "cpuprofile", "", "also write the CPU profile of the pod phase here")
@@ -231,7 +235,8 @@ func run(ctx context.Context, nodeConfig string, podCount, deploymentCount, name
 		// The scheduler and the controllers are not held back by client
 		// rate limits: the question is what the scheduler can do.
 		QPS: 20000, Burst: 40000,
-		DisableAddons: !withAddons,
+		DisableAddons:     !withAddons,
+		NodeLeaseDuration: leaseDuration, NodeMonitorGracePeriod: leaseDuration * 5 / 4,
 	})
 	if err != nil {
 		return err
@@ -320,7 +325,11 @@ func run(ctx context.Context, nodeConfig string, podCount, deploymentCount, name
 	if err != nil {
 		return err
 	}
-	fmt.Printf("idle CPU with %d nodes: %.3f cores (whole process, over %v); by component:\n", nodeCount, idleCPU.Seconds()/idle.Seconds(), idle)
+	renew := "every 10s, as kubelet"
+	if leaseDuration > 0 {
+		renew = fmt.Sprintf("every %v", leaseDuration/4)
+	}
+	fmt.Printf("idle CPU with %d nodes: %.3f cores (whole process, over %v; leases renewed %s); by component:\n", nodeCount, idleCPU.Seconds()/idle.Seconds(), idle, renew)
 	printShares(idleShares)
 	if podCount == 0 {
 		fmt.Printf("peak RSS:              %s (whole process)\n", peakRSS())
