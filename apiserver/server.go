@@ -772,7 +772,12 @@ func userAgentVersion(ua string) string {
 
 // Version is the Kubernetes version kubesim serves: the pinned
 // k8s.io/kubernetes module's.
-func Version() version.Info {
+func Version() version.Info { return versionInfo() }
+
+// versionInfo reads the build information once: reading it parses the
+// binary's module list, and each start of a server asked for it once per
+// resource (4 ms).
+var versionInfo = sync.OnceValue(func() version.Info {
 	v := "v1.37.2"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
@@ -787,7 +792,7 @@ func Version() version.Info {
 		info.Major, info.Minor = parts[0], parts[1]
 	}
 	return info
-}
+})
 
 func (s *Server) version(w http.ResponseWriter, req *http.Request) {
 	responsewriters.WriteRawJSON(http.StatusOK, Version(), w)
