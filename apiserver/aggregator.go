@@ -95,9 +95,11 @@ type aggregator struct {
 		WaitForInitialSync()
 	}
 	local *localavailability.AvailableConditionController
-	// local are the names of the APIServices the server registers at
-	// start.
-	names []string
+	// names are the names of the APIServices the server registers at
+	// start; onStart the APIServices, as the autoregister controller
+	// creates them (the bootstrap does).
+	names   []string
+	onStart []*apiregistrationv1.APIService
 
 	// Aggregated API servers: APIServices backed by a Service are proxied
 	// (remote), their discovery merged (discovery), their availability
@@ -184,6 +186,10 @@ func newAggregator(s *Server, loopback *rest.Config) (*aggregator, error) {
 		svc := localAPIService(gv, int(p.Group), int(p.Version))
 		auto.AddAPIServiceToSyncOnStart(svc)
 		a.names = append(a.names, svc.Name)
+		// As the autoregister controller creates it (its copy, labelled).
+		onStart := svc.DeepCopy()
+		onStart.Labels = map[string]string{autoregister.AutoRegisterManagedLabel: "onstart"}
+		a.onStart = append(a.onStart, onStart)
 	}
 	return a, nil
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"reflect"
 	"strconv"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -19,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	apfbootstrap "k8s.io/apiserver/pkg/apis/flowcontrol/bootstrap"
 	"k8s.io/apiserver/pkg/registry/rest"
+	utilflowcontrol "k8s.io/apiserver/pkg/util/flowcontrol"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	schedulingapiv1 "k8s.io/kubernetes/pkg/apis/scheduling/v1"
 	"k8s.io/kubernetes/pkg/controlplane/controller/defaultservicecidr"
@@ -56,8 +59,10 @@ type bootstrapObject struct {
 
 // bootstrapObjects are what kube-apiserver creates at start, from the same
 // upstream data: the system namespaces, the RBAC bootstrap policy, the
-// system priority classes, the API priority and fairness configuration,
-// the legacy token tracking ConfigMap and the kubernetes Service.
+// system priority classes, the API priority and fairness configuration
+// (its FlowSchemas with the status its consumer gives them), the local
+// APIServices, the legacy token tracking ConfigMap, the default
+// ServiceCIDR and the kubernetes Service.
 func (s *Server) bootstrapObjects() []bootstrapObject {
 	var out []bootstrapObject
 	add := func(group, resource, namespace string, obj runtime.Object) {
@@ -100,9 +105,31 @@ func (s *Server) bootstrapObjects() []bootstrapObject {
 		add(apf, "prioritylevelconfigurations", "", plc.DeepCopy())
 		out[len(out)-1].manager = apfProducer
 	}
+	levels := map[string]bool{}
+	for _, plc := range append(apfbootstrap.MandatoryPriorityLevelConfigurations, apfbootstrap.SuggestedPriorityLevelConfigurations...) {
+		levels[plc.Name] = true
+	}
 	for _, fs := range append(apfbootstrap.MandatoryFlowSchemas, apfbootstrap.SuggestedFlowSchemas...) {
-		add(apf, "flowschemas", "", fs.DeepCopy())
+		fs = fs.DeepCopy()
+		add(apf, "flowschemas", "", fs)
 		out[len(out)-1].manager = apfProducer
+		if s.flowControl == nil {
+			continue
+		}
+		// With the Dangling condition the configuration consumer would
+		// apply at once (utilflowcontrol's presyncFlowSchemaStatus): it
+		// then has nothing to write.
+		out[len(out)-1].statusManager = utilflowcontrol.ConfigConsumerAsFieldManager
+		fs.Status.Conditions = []flowcontrolv1.FlowSchemaCondition{danglingCondition(fs.Spec.PriorityLevelConfiguration.Name, !levels[fs.Spec.PriorityLevelConfiguration.Name], s.cfg.Clock.Now())}
+	}
+
+	// The APIServices of the group versions the server serves, as the
+	// aggregator's autoregister controller creates them (local ones are
+	// Available once created): it then finds them as it wants them.
+	if s.aggregator != nil {
+		for _, svc := range s.aggregator.onStart {
+			add("apiregistration.k8s.io", "apiservices", "", svc.DeepCopy())
+		}
 	}
 
 	add("", "configmaps", metav1.NamespaceSystem, &corev1.ConfigMap{
@@ -138,6 +165,20 @@ func (s *Server) bootstrapObjects() []bootstrapObject {
 		},
 	})
 	return out
+}
+
+// danglingCondition is the FlowSchema condition API Priority and
+// Fairness's configuration consumer writes for a FlowSchema that names the
+// priority level plName (utilflowcontrol's presyncFlowSchemaStatus).
+func danglingCondition(plName string, dangling bool, now time.Time) flowcontrolv1.FlowSchemaCondition {
+	c := flowcontrolv1.FlowSchemaCondition{Type: flowcontrolv1.FlowSchemaConditionDangling, LastTransitionTime: metav1.NewTime(now),
+		Status: flowcontrolv1.ConditionFalse, Reason: "Found",
+		Message: fmt.Sprintf("This FlowSchema references the PriorityLevelConfiguration object named %q and it exists", plName)}
+	if dangling {
+		c.Status, c.Reason = flowcontrolv1.ConditionTrue, "NotFound"
+		c.Message = fmt.Sprintf("This FlowSchema references the PriorityLevelConfiguration object named %q but there is no such object", plName)
+	}
+	return c
 }
 
 // bootstrap creates the bootstrap objects that do not exist yet.
@@ -220,19 +261,32 @@ func (s *Server) createVersioned(ctx context.Context, gr schema.GroupResource, n
 	if status == nil || fm == nil {
 		return fmt.Errorf("unable to bootstrap %s: no status subresource", gr)
 	}
-	// The status as given, applied to the object as created.
-	versioned, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	createdMeta, err := meta.Accessor(created)
 	if err != nil {
 		return err
 	}
-	name, _, _ := unstructured.NestedString(versioned, "metadata", "name")
-	// An apply configuration has no empty strings (the condition's reason
-	// is unset in the controller's).
-	patch := &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"name": name}, "status": withoutEmptyStrings(versioned["status"])}}
-	patch.SetGroupVersionKind(gvks[0])
-	applied, err := fm.Apply(created, patch, statusManager, true)
-	if err != nil {
-		return fmt.Errorf("unable to bootstrap the status of %s %s: %w", gr, name, err)
+	name := createdMeta.GetName()
+	// The status as given, applied to the object as created: the managed
+	// fields that gives are the same at every start (bootstrapFields).
+	key := bootstrapFieldsKey{kind: gvks[0], namespace: namespace, name: name, manager: statusManager, subresource: "status"}
+	applied := created.DeepCopyObject()
+	if cached, ok := bootstrapFields.Load(key); ok && copyStatus(applied, internal) {
+		appliedMeta, err := meta.Accessor(applied)
+		if err != nil {
+			return err
+		}
+		appliedMeta.SetManagedFields(freshManagedFields(cached.([]metav1.ManagedFieldsEntry)))
+	} else {
+		patch, err := statusPatch(obj, gvks[0], name)
+		if err != nil {
+			return err
+		}
+		if applied, err = fm.Apply(created, patch, statusManager, true); err != nil {
+			return fmt.Errorf("unable to bootstrap the status of %s %s: %w", gr, name, err)
+		}
+		if appliedMeta, err := meta.Accessor(applied); err == nil {
+			bootstrapFields.Store(key, copyManagedFields(appliedMeta.GetManagedFields()))
+		}
 	}
 	if _, _, err := status.Update(requestContext(ctx, "update", gvks[0].Group, gvks[0].Version, gr.Resource, namespace), name,
 		rest.DefaultUpdatedObjectInfo(applied), nil, nil, false, &metav1.UpdateOptions{}); err != nil {
@@ -252,6 +306,9 @@ var bootstrapFields sync.Map // bootstrapFieldsKey -> []metav1.ManagedFieldsEntr
 type bootstrapFieldsKey struct {
 	kind                     schema.GroupVersionKind
 	namespace, name, manager string
+	// subresource is "status" for the managed fields after the status is
+	// applied.
+	subresource string
 }
 
 // withManagedFields is a copy of internal with the managedFields the create
@@ -269,13 +326,7 @@ func (s *Server) withManagedFields(kind schema.GroupVersionKind, gvr schema.Grou
 	}
 	key := bootstrapFieldsKey{kind: kind, namespace: outMeta.GetNamespace(), name: outMeta.GetName(), manager: manager}
 	if cached, ok := bootstrapFields.Load(key); ok {
-		now := metav1.NewTime(time.Now().UTC())
-		fields := make([]metav1.ManagedFieldsEntry, len(cached.([]metav1.ManagedFieldsEntry)))
-		for i, f := range cached.([]metav1.ManagedFieldsEntry) {
-			f.DeepCopyInto(&fields[i])
-			fields[i].Time = &now
-		}
-		outMeta.SetManagedFields(fields)
+		outMeta.SetManagedFields(freshManagedFields(cached.([]metav1.ManagedFieldsEntry)))
 		return out, nil
 	}
 	live, err := legacyscheme.Scheme.New(kind)
@@ -286,14 +337,61 @@ func (s *Server) withManagedFields(kind schema.GroupVersionKind, gvr schema.Grou
 	if outMeta, err = meta.Accessor(out); err != nil {
 		return nil, err
 	}
-	var fields []metav1.ManagedFieldsEntry
-	for _, f := range outMeta.GetManagedFields() {
-		fields = append(fields, *f.DeepCopy())
-	}
-	if len(fields) > 0 {
+	if fields := copyManagedFields(outMeta.GetManagedFields()); len(fields) > 0 {
 		bootstrapFields.Store(key, fields)
 	}
 	return out, nil
+}
+
+// statusPatch is the apply configuration of obj's status (kind, named
+// name), as a controller applies it.
+func statusPatch(obj runtime.Object, kind schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
+	versioned, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	// An apply configuration has no empty strings (the condition's reason
+	// is unset in the controller's).
+	patch := &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"name": name}, "status": withoutEmptyStrings(versioned["status"])}}
+	patch.SetGroupVersionKind(kind)
+	return patch, nil
+}
+
+// copyManagedFields is a deep copy of fields, to keep in bootstrapFields.
+func copyManagedFields(fields []metav1.ManagedFieldsEntry) []metav1.ManagedFieldsEntry {
+	var out []metav1.ManagedFieldsEntry
+	for _, f := range fields {
+		out = append(out, *f.DeepCopy())
+	}
+	return out
+}
+
+// freshManagedFields is a copy of the managed fields kept in
+// bootstrapFields, written now.
+func freshManagedFields(cached []metav1.ManagedFieldsEntry) []metav1.ManagedFieldsEntry {
+	now := metav1.NewTime(time.Now().UTC())
+	fields := make([]metav1.ManagedFieldsEntry, len(cached))
+	for i, f := range cached {
+		f.DeepCopyInto(&fields[i])
+		fields[i].Time = &now
+	}
+	return fields
+}
+
+// copyStatus sets to's Status field to from's, both pointers to the same
+// API type (the status the bootstrap applies, onto the object as created);
+// false if they have none.
+func copyStatus(to, from runtime.Object) bool {
+	t, f := reflect.ValueOf(to), reflect.ValueOf(from)
+	if t.Kind() != reflect.Pointer || t.Type() != f.Type() {
+		return false
+	}
+	ts, fs := t.Elem().FieldByName("Status"), f.Elem().FieldByName("Status")
+	if !ts.IsValid() || !ts.CanSet() {
+		return false
+	}
+	ts.Set(fs)
+	return true
 }
 
 // withoutEmptyStrings is v without the map entries whose value is "", at any

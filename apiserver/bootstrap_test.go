@@ -4,11 +4,15 @@ import (
 	"context"
 	"testing"
 
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
+
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+	aggregatorclient "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
 )
 
@@ -17,7 +21,9 @@ import (
 // Service ranges and ports (the later ones take them from the process's
 // cache, see bootstrapFields): each is what the create handler's field
 // manager gives that server's object, a single Update by kube-apiserver
-// (by APF's configuration producer for FlowSchemas and priority levels).
+// (by APF's configuration producer for FlowSchemas and priority levels),
+// then for those with a status manager (the FlowSchemas, the ServiceCIDR)
+// its apply of the status.
 // That they are kube-apiserver's own is checked against it by the
 // conformance suite (testdata/golden/bootstrap-managedfields.jsonl).
 func TestBootstrapManagedFields(t *testing.T) {
@@ -57,20 +63,25 @@ func TestBootstrapManagedFields(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := s.api.fieldManager(kind.GroupVersion().WithResource(b.resource.Resource), "").UpdateNoErrors(live, internal, manager)
-			got := managedFieldsOf(t, stored)
-			wantFields := managedFieldsOf(t, want)
-			if b.statusManager != "" {
-				// The status's entry follows (its own apply).
-				if len(got) != 2 || got[0].Manager != b.statusManager || got[0].Operation != metav1.ManagedFieldsOperationApply || got[0].Subresource != "status" {
-					t.Errorf("%s %s: managedFields %+v, want %s's apply of the status first", b.resource, objName, got, b.statusManager)
-					continue
-				}
-				got = got[1:]
-			}
-			if len(wantFields) != 1 || wantFields[0].Manager != manager || wantFields[0].Operation != metav1.ManagedFieldsOperationUpdate {
+			gvr := kind.GroupVersion().WithResource(b.resource.Resource)
+			want := s.api.fieldManager(gvr, "").UpdateNoErrors(live, internal, manager)
+			if wantFields := managedFieldsOf(t, want, false); len(wantFields) != 1 || wantFields[0].Manager != manager || wantFields[0].Operation != metav1.ManagedFieldsOperationUpdate {
 				t.Fatalf("%s %s: the field manager gives %+v", b.resource, objName, wantFields)
 			}
+			if b.statusManager != "" {
+				// Then the status applied, as its controller applies it.
+				patch, err := statusPatch(b.obj, kind, objName)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want, err = s.api.fieldManager(gvr, "status").Apply(want, patch, b.statusManager, true); err != nil {
+					t.Fatal(err)
+				}
+				if wantFields := managedFieldsOf(t, want, false); len(wantFields) != 2 || wantFields[0].Manager != b.statusManager || wantFields[0].Operation != metav1.ManagedFieldsOperationApply || wantFields[0].Subresource != "status" {
+					t.Fatalf("%s %s: the field manager gives %+v", b.resource, objName, wantFields)
+				}
+			}
+			got, wantFields := managedFieldsOf(t, stored, true), managedFieldsOf(t, want, false)
 			if !equality.Semantic.DeepEqual(got, wantFields) {
 				t.Errorf("%s %s/%s (ServiceCIDR %s): managedFields\n%+v\nwant\n%+v", b.resource, b.namespace, objName, cidr, got, wantFields)
 			}
@@ -78,8 +89,10 @@ func TestBootstrapManagedFields(t *testing.T) {
 	}
 }
 
-// managedFieldsOf is obj's managedFields without their times.
-func managedFieldsOf(t *testing.T, obj runtime.Object) []metav1.ManagedFieldsEntry {
+// managedFieldsOf is obj's managedFields without their times, each of
+// which must be set (timed), or may be unset (the field manager, called
+// directly, does not always set them).
+func managedFieldsOf(t *testing.T, obj runtime.Object, timed bool) []metav1.ManagedFieldsEntry {
 	t.Helper()
 	a, err := meta.Accessor(obj)
 	if err != nil {
@@ -87,11 +100,84 @@ func managedFieldsOf(t *testing.T, obj runtime.Object) []metav1.ManagedFieldsEnt
 	}
 	var out []metav1.ManagedFieldsEntry
 	for _, f := range a.GetManagedFields() {
-		if f.Time == nil {
+		if timed && f.Time == nil {
 			t.Errorf("%s: a managedFields entry without a time: %+v", a.GetName(), f)
 		}
 		f.Time = nil
 		out = append(out, f)
 	}
 	return out
+}
+
+// TestBootstrapLeavesControllersNothingToWrite: the FlowSchemas come with
+// the status API Priority and Fairness's configuration consumer writes,
+// and the APIServices as the aggregator's autoregister controller creates
+// them, so neither changes them once the server runs. The consumer has
+// digested the configuration once it has written the status of a
+// FlowSchema created after the server was ready (one that names no
+// priority level: Dangling); the bootstrapped ones are then as they were.
+func TestBootstrapLeavesControllersNothingToWrite(t *testing.T) {
+	s, _ := startServer(t)
+	ctx := context.Background()
+	cs := kubernetes.NewForConfigOrDie(s.RESTConfig())
+	versions := func() map[string]string {
+		out := map[string]string{}
+		fss, err := cs.FlowcontrolV1().FlowSchemas().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fs := range fss.Items {
+			out["flowschema "+fs.Name] = fs.ResourceVersion
+		}
+		svcs, err := aggregatorclient.NewForConfigOrDie(s.RESTConfig()).ApiregistrationV1().APIServices().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, svc := range svcs.Items {
+			out["apiservice "+svc.Name] = svc.ResourceVersion
+		}
+		return out
+	}
+	atReady := versions()
+	fss, err := cs.FlowcontrolV1().FlowSchemas().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fs := range fss.Items {
+		if len(fs.Status.Conditions) != 1 || fs.Status.Conditions[0].Type != flowcontrolv1.FlowSchemaConditionDangling || fs.Status.Conditions[0].Status != flowcontrolv1.ConditionFalse {
+			t.Errorf("FlowSchema %s at ready: conditions %+v, want Dangling False", fs.Name, fs.Status.Conditions)
+		}
+	}
+	if _, err := cs.FlowcontrolV1().FlowSchemas().Create(ctx, &flowcontrolv1.FlowSchema{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe"},
+		Spec: flowcontrolv1.FlowSchemaSpec{
+			PriorityLevelConfiguration: flowcontrolv1.PriorityLevelConfigurationReference{Name: "no-such-level"},
+			MatchingPrecedence:         9000,
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := cs.FlowcontrolV1().FlowSchemas().Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=probe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		fs, ok := ev.Object.(*flowcontrolv1.FlowSchema)
+		if ok && len(fs.Status.Conditions) == 1 && fs.Status.Conditions[0].Status == flowcontrolv1.ConditionTrue {
+			break
+		}
+	}
+	after := versions()
+	delete(after, "flowschema probe")
+	for name, rv := range atReady {
+		if after[name] != rv {
+			t.Errorf("%s: resourceVersion %s at ready, %q after", name, rv, after[name])
+		}
+	}
+	for name, rv := range after {
+		if _, ok := atReady[name]; !ok {
+			t.Errorf("%s: created after ready (resourceVersion %s)", name, rv)
+		}
+	}
 }

@@ -68,7 +68,7 @@ func main() {
 	flag.DurationVar(&settle, "settle", 10*time.Second, "how long to wait, once the registration events are handed over, for their writes to drain before the idle measurement")
 	timeout := flag.Duration("timeout", 8*time.Hour, "give up after this long (150,000 pods take hours on 2 cores)")
 	flag.StringVar(&cpuProfileFile, "cpuprofile", "", "also write the CPU profile of the pod phase here")
-	flag.StringVar(&idleProfileFile, "idleprofile", "", "also write the CPU profile of the idle nodes here")
+	flag.StringVar(&idleProfileFile, "idleprofile", "", "also write the CPU profile of the idle nodes here, and their allocations (F.allocs less F.allocs.base: go tool pprof -diff_base)")
 	flag.StringVar(&heapProfileFile, "heapprofile", "", "write a heap profile (after a GC) here once every pod is Running")
 	flag.StringVar(&startProfileFile, "startprofile", "", "write the CPU profile of the start (until the nodes are schedulable) here")
 	flag.DurationVar(&startProfileFor, "startprofile-for", 0, "stop the start profile after this long (0: when the nodes are schedulable)")
@@ -314,13 +314,16 @@ func run(ctx context.Context, nodeConfig string, podCount, deploymentCount, name
 	var idleCPU time.Duration
 	idleShares, err := profileShares(idleProfileFile, func() error {
 		c0 := cpuTime()
+		if err := writeAllocs(idleProfileFile, ".allocs.base"); err != nil {
+			return err
+		}
 		select {
 		case <-time.After(idle):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		idleCPU = cpuTime() - c0
-		return nil
+		return writeAllocs(idleProfileFile, ".allocs")
 	})
 	if err != nil {
 		return err
@@ -526,4 +529,19 @@ func (p *podPhase) DeepCopyObject() kruntime.Object {
 	c := *p
 	p.ObjectMeta.DeepCopyInto(&c.ObjectMeta)
 	return &c
+}
+
+// writeAllocs writes the allocation profile beside the CPU profile file
+// (nothing without one): the idle window's allocations are those of
+// file+".allocs" less file+".allocs.base" (go tool pprof -diff_base).
+func writeAllocs(file, suffix string) error {
+	if file == "" {
+		return nil
+	}
+	f, err := os.Create(file + suffix)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("allocs").WriteTo(f, 0)
 }
