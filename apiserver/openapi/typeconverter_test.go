@@ -117,6 +117,8 @@ func TestTypeConverterMatchesUpstream(t *testing.T) {
 	unnamedSecret.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: ""}}
 	namedSecret := testPod()
 	namedSecret.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "pull"}}
+	noSchema := testLease()
+	noSchema.Kind = "LeaseWithoutSchema"
 
 	for _, tc := range []struct {
 		name    string
@@ -134,6 +136,9 @@ func TestTypeConverterMatchesUpstream(t *testing.T) {
 		{name: "pod with a pull secret that omits its only key", models: models, obj: unnamedSecret},
 		{name: "undeclared field set", models: trimmed, obj: testLease(), wantErr: true},
 		{name: "undeclared field unset", models: trimmed, obj: noHolder, skips: true},
+		// The field manager's versions converter recognises the type of
+		// this error (the same constructor's).
+		{name: "kind without a schema", models: models, obj: noSchema, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up, err := managedfields.NewTypeConverter(tc.models, false)
