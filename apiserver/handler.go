@@ -206,7 +206,7 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 	if l, ok := st.(rest.Lister); ok {
 		w, _ := st.(rest.Watcher)
 		add("list", func() http.HandlerFunc {
-			list := handlers.ListResource(l, w, scope, false, minTimeout)
+			list := compressLists(handlers.ListResource(l, w, scope, false, minTimeout))
 			return func(w http.ResponseWriter, req *http.Request) {
 				// A list sent as it is (not as a Table or as partial
 				// object metadata) may be encoded from its items' kept
