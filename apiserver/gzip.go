@@ -7,6 +7,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
+	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/features"
 )
 
@@ -43,10 +44,13 @@ var gzipWriters = sync.Pool{New: func() any {
 }}
 
 // compressLists serves a list request with next, compressing the response
-// as SerializeObject would (see gzipDeferredWriter).
+// as SerializeObject would (see gzipDeferredWriter). The list handler also
+// serves ?watch=true: a watch is left to it (its watch server flushes each
+// event, and compresses a watch-list stream itself).
 func compressLists(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
-		if responsewriters.ContentEncodingSupported(req, features.APIResponseCompression) != "gzip" {
+		info, ok := request.RequestInfoFrom(req.Context())
+		if !ok || info.Verb != "list" || responsewriters.ContentEncodingSupported(req, features.APIResponseCompression) != "gzip" {
 			next(w, req)
 			return
 		}
