@@ -95,10 +95,8 @@ type aggregator struct {
 		WaitForInitialSync()
 	}
 	local *localavailability.AvailableConditionController
-	// names are the names of the APIServices the server registers at
-	// start; onStart the APIServices, as the autoregister controller
-	// creates them (the bootstrap does).
-	names   []string
+	// onStart are the APIServices the server registers at start, as the
+	// autoregister controller creates them (the bootstrap does).
 	onStart []*apiregistrationv1.APIService
 
 	// Aggregated API servers: APIServices backed by a Service are proxied
@@ -185,7 +183,6 @@ func newAggregator(s *Server, loopback *rest.Config) (*aggregator, error) {
 		}
 		svc := localAPIService(gv, int(p.Group), int(p.Version))
 		auto.AddAPIServiceToSyncOnStart(svc)
-		a.names = append(a.names, svc.Name)
 		// As the autoregister controller creates it (its copy, labelled).
 		onStart := svc.DeepCopy()
 		onStart.Labels = map[string]string{autoregister.AutoRegisterManagedLabel: "onstart"}
@@ -236,8 +233,8 @@ func (a *aggregator) waitAvailable(ctx context.Context) error {
 	lister := a.informers.Apiregistration().V1().APIServices().Lister()
 	for {
 		pending := 0
-		for _, name := range a.names {
-			svc, err := lister.Get(name)
+		for _, want := range a.onStart {
+			svc, err := lister.Get(want.Name)
 			if err != nil || !apiregistrationv1helper.IsAPIServiceConditionTrue(svc, apiregistrationv1.Available) {
 				pending++
 			}

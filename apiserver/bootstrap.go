@@ -101,12 +101,10 @@ func (s *Server) bootstrapObjects() []bootstrapObject {
 	const apf = "flowcontrol.apiserver.k8s.io"
 	// As kube-apiserver's APF configuration producer writes them, with its
 	// field manager.
+	levels := map[string]bool{}
 	for _, plc := range append(apfbootstrap.MandatoryPriorityLevelConfigurations, apfbootstrap.SuggestedPriorityLevelConfigurations...) {
 		add(apf, "prioritylevelconfigurations", "", plc.DeepCopy())
 		out[len(out)-1].manager = apfProducer
-	}
-	levels := map[string]bool{}
-	for _, plc := range append(apfbootstrap.MandatoryPriorityLevelConfigurations, apfbootstrap.SuggestedPriorityLevelConfigurations...) {
 		levels[plc.Name] = true
 	}
 	for _, fs := range append(apfbootstrap.MandatoryFlowSchemas, apfbootstrap.SuggestedFlowSchemas...) {
