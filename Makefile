@@ -28,7 +28,7 @@ export KUBESIM_IMAGES ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kubesim/images
 REALNODE_PACKAGES := containerd runc iptables conntrack containernetworking-plugins busybox-static iproute2 util-linux gcc \
   bind9-dnsutils curl netcat-openbsd socat bash
 
-.PHONY: all build kubectl-pin helm run realnode-deps images bench-compare e2e-upstream test deps vet unit fuzz fuzz-short crash-test crash-short etcd-interop shard-test conformance operator conformance-reference reference-peer bench bench-scale bench-scheduler soak clean
+.PHONY: all build generate kubectl-pin helm run realnode-deps images bench-compare e2e-upstream test deps vet unit fuzz fuzz-short crash-test crash-short etcd-interop shard-test conformance operator conformance-reference reference-peer bench bench-scale bench-scheduler soak clean
 
 all: build
 
@@ -41,6 +41,10 @@ VERSION_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 ## build: compile bin/kubesim.
 build:
 	$(GO) build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN) ./cmd/kubesim
+
+## generate: regenerate the files generated from the pinned Kubernetes (after changing its version).
+generate:
+	$(GO) test ./apiserver/openapi -run TestGeneratedSchema -update -count=1
 
 ## kubectl-pin: build kubectl of the pinned Kubernetes version into bin/kubectl-pin.
 kubectl-pin:

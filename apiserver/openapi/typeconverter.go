@@ -14,7 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/kube-openapi/pkg/schemaconv"
+	openapiutil "k8s.io/kube-openapi/pkg/util"
 	"k8s.io/kube-openapi/pkg/validation/spec"
+	"k8s.io/kubernetes/pkg/api/legacyscheme"
 	smdschema "sigs.k8s.io/structured-merge-diff/v6/schema"
 	"sigs.k8s.io/structured-merge-diff/v6/typed"
 	"sigs.k8s.io/structured-merge-diff/v6/value"
@@ -445,4 +447,89 @@ func elemStep(st step, et reflect.Type, s *smdschema.Schema, etr smdschema.TypeR
 // fieldType returns the type of field f of struct type t.
 func fieldType(t reflect.Type, f *value.FieldCacheEntry) reflect.Type {
 	return f.GetFrom(reflect.New(t).Elem()).Type()
+}
+
+// generatedParser parses over zz_generated.schema.go's schema: what
+// schemaconv.ToSchemaFromOpenAPI makes of the models of every kind
+// legacyscheme holds, which a process would otherwise build from
+// k8s.io/kubernetes's OpenAPI definitions at its first start (45 ms of
+// CPU, most of a process's start-up). TestGeneratedSchema keeps it current.
+var generatedParser = sync.OnceValue(func() *typed.Parser {
+	return &typed.Parser{Schema: smdschema.Schema{Types: generatedTypes}}
+})
+
+// generatedKinds maps each model to its x-kubernetes-group-version-kind.
+var generatedKinds = sync.OnceValue(func() map[string][]schema.GroupVersionKind {
+	m := make(map[string][]schema.GroupVersionKind, len(generatedModelKinds))
+	for _, mk := range generatedModelKinds {
+		m[mk.model] = mk.kinds
+	}
+	return m
+})
+
+// generatedTypeConverter returns newTypeConverter(Models(scheme, kinds))
+// built over the generated schema, or nil if that does not cover them. It
+// parses the models Models would build, those of the kinds and of the
+// types they reference, with the same schema types.
+func generatedTypeConverter(scheme *runtime.Scheme, kinds []schema.GroupVersionKind) (managedfields.TypeConverter, error) {
+	if scheme != legacyscheme.Scheme {
+		return nil, nil
+	}
+	parser := generatedParser()
+	roots := make([]string, 0, len(kinds))
+	for _, gvk := range kinds {
+		obj, err := scheme.New(gvk)
+		if err != nil {
+			return nil, nil // Models' error
+		}
+		name := openapiutil.GetCanonicalTypeName(obj)
+		if _, ok := parser.Schema.FindNamedType(name); !ok {
+			return nil, nil
+		}
+		roots = append(roots, name)
+	}
+	upstream, err := managedfields.NewTypeConverter(map[string]*spec.Schema{}, false)
+	if err != nil {
+		return nil, err
+	}
+	modelKinds := generatedKinds()
+	parsers := map[schema.GroupVersionKind]*typed.ParseableType{}
+	for name := range referenced(&parser.Schema, roots) {
+		for _, gvk := range modelKinds[name] {
+			t := parser.Type(name)
+			parsers[gvk] = &t
+		}
+	}
+	return &skipValidationTypeConverter{TypeConverter: upstream, parsers: parsers}, nil
+}
+
+// referenced returns the named types of s that roots are or reference.
+func referenced(s *smdschema.Schema, roots []string) map[string]bool {
+	seen := map[string]bool{}
+	var visitRef func(smdschema.TypeRef)
+	var visitAtom func(smdschema.Atom)
+	visitRef = func(tr smdschema.TypeRef) {
+		if tr.NamedType != nil && !seen[*tr.NamedType] {
+			seen[*tr.NamedType] = true
+			if td, ok := s.FindNamedType(*tr.NamedType); ok {
+				visitAtom(td.Atom)
+			}
+		}
+		visitAtom(tr.Inlined)
+	}
+	visitAtom = func(a smdschema.Atom) {
+		if a.List != nil {
+			visitRef(a.List.ElementType)
+		}
+		if a.Map != nil {
+			for _, f := range a.Map.Fields {
+				visitRef(f.Type)
+			}
+			visitRef(a.Map.ElementType)
+		}
+	}
+	for _, r := range roots {
+		visitRef(smdschema.TypeRef{NamedType: &r})
+	}
+	return seen
 }
