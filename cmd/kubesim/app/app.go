@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubesim/kubesim/apiserver"
 	"github.com/kubesim/kubesim/internal/hugepages"
+	"github.com/kubesim/kubesim/internal/startgc"
 	"github.com/kubesim/kubesim/sim"
 )
 
@@ -174,6 +175,10 @@ func up(ctx context.Context, o upOptions) error {
 			}
 		}()
 	}
+	// The collector waits until the cluster is ready (or the heap has
+	// grown to startgc.DefaultLimit): what a start allocates stays live.
+	resumeGC := startgc.Pause(startgc.DefaultLimit)
+	defer resumeGC()
 	cluster, err := sim.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -181,6 +186,7 @@ func up(ctx context.Context, o upOptions) error {
 	if err := cluster.API.WriteKubeconfig(o.kubeconfig); err != nil {
 		return errors.Join(err, cluster.Stop())
 	}
+	resumeGC()
 	logger.Info("Cluster ready", "url", cluster.API.URL(), "kubeconfig", o.kubeconfig)
 	if err := cluster.Wait(); err != nil {
 		return err

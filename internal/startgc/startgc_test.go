@@ -1,0 +1,72 @@
+package startgc
+
+import (
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"time"
+)
+
+func settings() (int, int64) {
+	percent := debug.SetGCPercent(-1)
+	debug.SetGCPercent(percent)
+	return percent, debug.SetMemoryLimit(-1)
+}
+
+func TestPause(t *testing.T) {
+	percent, limit := settings()
+	defer debug.SetGCPercent(percent)
+	defer debug.SetMemoryLimit(limit)
+	debug.SetGCPercent(150)
+	debug.SetMemoryLimit(1 << 40)
+
+	t.Run("resumed by the caller", func(t *testing.T) {
+		resume := Pause(DefaultLimit)
+		if p, l := settings(); p != -1 || l != DefaultLimit {
+			t.Fatalf("paused: GOGC %d, limit %d; want off, %d", p, l, DefaultLimit)
+		}
+		resume()
+		resume()
+		if p, l := settings(); p != 150 || l != 1<<40 {
+			t.Fatalf("resumed: GOGC %d, limit %d; want 150, %d", p, l, int64(1<<40))
+		}
+	})
+	t.Run("resumed by the first collection", func(t *testing.T) {
+		resume := Pause(DefaultLimit)
+		defer resume()
+		// What reaching the limit does: a collection.
+		runtime.GC()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			if p, l := settings(); p == 150 && l == 1<<40 {
+				break
+			}
+			if time.Now().After(deadline) {
+				p, l := settings()
+				t.Fatalf("after a collection: GOGC %d, limit %d; want 150, %d", p, l, int64(1<<40))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	t.Run("a lower limit of the process's is kept", func(t *testing.T) {
+		debug.SetMemoryLimit(64 << 20)
+		defer debug.SetMemoryLimit(1 << 40)
+		resume := Pause(DefaultLimit)
+		if _, l := settings(); l != 64<<20 {
+			t.Errorf("paused: limit %d, want %d", l, 64<<20)
+		}
+		resume()
+	})
+	t.Run("GOGC=off", func(t *testing.T) {
+		debug.SetGCPercent(-1)
+		defer debug.SetGCPercent(150)
+		resume := Pause(DefaultLimit)
+		if p, l := settings(); p != -1 || l != 1<<40 {
+			t.Errorf("paused: GOGC %d, limit %d; want off, unchanged", p, l)
+		}
+		resume()
+		if p, _ := settings(); p != -1 {
+			t.Errorf("resumed: GOGC %d, want off", p)
+		}
+	})
+}
