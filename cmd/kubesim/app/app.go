@@ -168,13 +168,6 @@ func up(ctx context.Context, o upOptions) error {
 	if cfg.Nodes, cfg.NodeProfiles, err = nodePools(o.nodes, o.nodeConfig); err != nil {
 		return err
 	}
-	if o.hugePages {
-		go func() {
-			if err := hugepages.Advise(ctx, hugepages.Options{}); err != nil {
-				logger.Error(err, "Transparent huge pages not advised")
-			}
-		}()
-	}
 	// The collector waits until the cluster is ready (or the heap has
 	// grown to startgc.DefaultLimit): what a start allocates stays live.
 	resumeGC := startgc.Pause(startgc.DefaultLimit)
@@ -187,6 +180,17 @@ func up(ctx context.Context, o upOptions) error {
 		return errors.Join(err, cluster.Stop())
 	}
 	resumeGC()
+	if o.hugePages {
+		// Once ready: marking a mapping collapses its pages into huge ones
+		// (MADV_COLLAPSE), CPU a start, whose heap grows by a mapping every
+		// few milliseconds, would wait for; its first round marks what the
+		// start mapped.
+		go func() {
+			if err := hugepages.Advise(ctx, hugepages.Options{}); err != nil {
+				logger.Error(err, "Transparent huge pages not advised")
+			}
+		}()
+	}
 	logger.Info("Cluster ready", "url", cluster.API.URL(), "kubeconfig", o.kubeconfig)
 	if err := cluster.Wait(); err != nil {
 		return err
