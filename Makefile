@@ -45,6 +45,7 @@ build:
 ## generate: regenerate the files generated from the pinned Kubernetes (after changing its version).
 generate:
 	$(GO) test ./apiserver/openapi -run TestGeneratedSchema -update -count=1
+	$(GO) test ./apiserver -run TestGeneratedBootstrapFields -update -count=1
 
 ## kubectl-pin: build kubectl of the pinned Kubernetes version into bin/kubectl-pin.
 kubectl-pin:

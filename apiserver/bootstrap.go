@@ -1,12 +1,18 @@
 package apiserver
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"reflect"
+	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -268,22 +274,44 @@ func (s *Server) createVersioned(ctx context.Context, gr schema.GroupResource, n
 	// fields that gives are the same at every start (bootstrapFields).
 	key := bootstrapFieldsKey{kind: gvks[0], namespace: namespace, name: name, manager: statusManager, subresource: "status"}
 	applied := created.DeepCopyObject()
-	if cached, ok := bootstrapFields.Load(key); ok && copyStatus(applied, internal) {
+	cached, ok := bootstrapFields.Load(key)
+	var patch *unstructured.Unstructured
+	var digest string
+	if !ok {
+		// The apply's managed fields follow from the patch and the
+		// object's managed fields as created.
+		if patch, err = statusPatch(obj, gvks[0], name); err != nil {
+			return err
+		}
+		if digest, err = bootstrapDigest(patch.Object, withoutTimes(createdMeta.GetManagedFields())); err != nil {
+			return err
+		}
+		if fields, found := generatedFields(key, digest); found {
+			bootstrapFields.Store(key, fields)
+			cached, ok = fields, true
+		}
+	}
+	if ok && copyStatus(applied, internal) {
 		appliedMeta, err := meta.Accessor(applied)
 		if err != nil {
 			return err
 		}
 		appliedMeta.SetManagedFields(freshManagedFields(cached.([]metav1.ManagedFieldsEntry)))
 	} else {
-		patch, err := statusPatch(obj, gvks[0], name)
-		if err != nil {
-			return err
+		if patch == nil {
+			if patch, err = statusPatch(obj, gvks[0], name); err != nil {
+				return err
+			}
 		}
 		if applied, err = fm.Apply(created, patch, statusManager, true); err != nil {
 			return fmt.Errorf("unable to bootstrap the status of %s %s: %w", gr, name, err)
 		}
 		if appliedMeta, err := meta.Accessor(applied); err == nil {
-			bootstrapFields.Store(key, copyManagedFields(appliedMeta.GetManagedFields()))
+			fields := copyManagedFields(appliedMeta.GetManagedFields())
+			bootstrapFields.Store(key, fields)
+			if digest != "" {
+				computedFields(key, digest, fields)
+			}
 		}
 	}
 	if _, _, err := status.Update(requestContext(ctx, "update", gvks[0].Group, gvks[0].Version, gr.Resource, namespace), name,
@@ -327,6 +355,15 @@ func (s *Server) withManagedFields(kind schema.GroupVersionKind, gvr schema.Grou
 		outMeta.SetManagedFields(freshManagedFields(cached.([]metav1.ManagedFieldsEntry)))
 		return out, nil
 	}
+	digest, err := bootstrapDigest(internal)
+	if err != nil {
+		return nil, err
+	}
+	if fields, ok := generatedFields(key, digest); ok {
+		bootstrapFields.Store(key, fields)
+		outMeta.SetManagedFields(freshManagedFields(fields))
+		return out, nil
+	}
 	live, err := legacyscheme.Scheme.New(kind)
 	if err != nil {
 		return nil, err
@@ -337,6 +374,7 @@ func (s *Server) withManagedFields(kind schema.GroupVersionKind, gvr schema.Grou
 	}
 	if fields := copyManagedFields(outMeta.GetManagedFields()); len(fields) > 0 {
 		bootstrapFields.Store(key, fields)
+		computedFields(key, digest, fields)
 	}
 	return out, nil
 }
@@ -353,6 +391,93 @@ func statusPatch(obj runtime.Object, kind schema.GroupVersionKind, name string) 
 	patch := &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"name": name}, "status": withoutEmptyStrings(versioned["status"])}}
 	patch.SetGroupVersionKind(kind)
 	return patch, nil
+}
+
+// bootstrapDigest identifies what a bootstrap object's managed fields are
+// computed from: the field managers give the same fields for the same
+// content. Times are left out (a condition's is the time of the start):
+// their values are never keys, and only keys and the fields present make
+// managed fields.
+func bootstrapDigest(content ...any) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, c := range content {
+		if err := enc.Encode(c); err != nil {
+			return "", err
+		}
+	}
+	sum := sha256.Sum256(jsonTime.ReplaceAll(b.Bytes(), []byte(`"time"`)))
+	return hex.EncodeToString(sum[:16]), nil
+}
+
+// jsonTime matches a time in JSON (RFC 3339, as metav1.Time and
+// metav1.MicroTime encode).
+var jsonTime = regexp.MustCompile(`"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)"`)
+
+// withoutTimes is a copy of fields without their times.
+func withoutTimes(fields []metav1.ManagedFieldsEntry) []metav1.ManagedFieldsEntry {
+	out := copyManagedFields(fields)
+	for i := range out {
+		out[i].Time = nil
+	}
+	return out
+}
+
+// generatedFields returns the managed fields zz_generated.bootstrapfields.go
+// holds for key computed from content of digest: what the field managers
+// gave the bootstrap objects of the default configuration, so that a
+// process's first start does not compute them (a third of its bootstrap's
+// CPU). TestGeneratedBootstrapFields keeps the file current.
+func generatedFields(key bootstrapFieldsKey, digest string) ([]metav1.ManagedFieldsEntry, bool) {
+	if hooks := bootstrapFieldsHooks.Load(); hooks != nil && hooks.computeAll {
+		return nil, false
+	}
+	g, ok := generatedBootstrapIndex()[key]
+	if !ok || g.digest != digest {
+		return nil, false
+	}
+	fields := make([]metav1.ManagedFieldsEntry, len(g.fields))
+	for i, f := range g.fields {
+		fields[i] = metav1.ManagedFieldsEntry{Manager: f.manager, Operation: metav1.ManagedFieldsOperationType(f.operation), APIVersion: f.apiVersion,
+			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(f.fieldsV1)}, Subresource: f.subresource}
+	}
+	return fields, true
+}
+
+// generatedBootstrapIndex indexes generatedBootstrapFields by key.
+var generatedBootstrapIndex = sync.OnceValue(func() map[bootstrapFieldsKey]*generatedBootstrapEntry {
+	m := make(map[bootstrapFieldsKey]*generatedBootstrapEntry, len(generatedBootstrapFields))
+	for i := range generatedBootstrapFields {
+		g := &generatedBootstrapFields[i]
+		m[bootstrapFieldsKey{kind: g.kind, namespace: g.namespace, name: g.name, manager: g.manager, subresource: g.subresource}] = g
+	}
+	return m
+})
+
+type generatedBootstrapEntry struct {
+	kind                                          schema.GroupVersionKind
+	namespace, name, manager, subresource, digest string
+	fields                                        []generatedManagedField
+}
+
+type generatedManagedField struct {
+	manager, operation, apiVersion, subresource, fieldsV1 string
+}
+
+// bootstrapFieldsHooks lets TestGeneratedBootstrapFields compute every
+// object's managed fields and see them.
+var bootstrapFieldsHooks atomic.Pointer[bootstrapFieldsHook]
+
+type bootstrapFieldsHook struct {
+	computeAll bool
+	computed   func(key bootstrapFieldsKey, digest string, fields []metav1.ManagedFieldsEntry)
+}
+
+// computedFields tells the hook of fields computed for key.
+func computedFields(key bootstrapFieldsKey, digest string, fields []metav1.ManagedFieldsEntry) {
+	if hooks := bootstrapFieldsHooks.Load(); hooks != nil && hooks.computed != nil {
+		hooks.computed(key, digest, fields)
+	}
 }
 
 // copyManagedFields is a deep copy of fields, to keep in bootstrapFields.
