@@ -1,16 +1,18 @@
 package apiserver
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
+	"hash"
+	"math"
 	"net"
 	"reflect"
-	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -278,14 +280,9 @@ func (s *Server) createVersioned(ctx context.Context, gr schema.GroupResource, n
 	var patch *unstructured.Unstructured
 	var digest string
 	if !ok {
-		// The apply's managed fields follow from the patch and the
-		// object's managed fields as created.
-		if patch, err = statusPatch(obj, gvks[0], name); err != nil {
-			return err
-		}
-		if digest, err = bootstrapDigest(patch.Object, withoutTimes(createdMeta.GetManagedFields())); err != nil {
-			return err
-		}
+		// The apply's managed fields follow from the patch (from obj)
+		// and the object's managed fields as created.
+		digest = bootstrapDigest(obj, withoutTimes(createdMeta.GetManagedFields()))
 		if fields, found := generatedFields(key, digest); found {
 			bootstrapFields.Store(key, fields)
 			cached, ok = fields, true
@@ -355,10 +352,7 @@ func (s *Server) withManagedFields(kind schema.GroupVersionKind, gvr schema.Grou
 		outMeta.SetManagedFields(freshManagedFields(cached.([]metav1.ManagedFieldsEntry)))
 		return out, nil
 	}
-	digest, err := bootstrapDigest(internal)
-	if err != nil {
-		return nil, err
-	}
+	digest := bootstrapDigest(internal)
 	if fields, ok := generatedFields(key, digest); ok {
 		bootstrapFields.Store(key, fields)
 		outMeta.SetManagedFields(freshManagedFields(fields))
@@ -397,22 +391,104 @@ func statusPatch(obj runtime.Object, kind schema.GroupVersionKind, name string) 
 // computed from: the field managers give the same fields for the same
 // content. Times are left out (a condition's is the time of the start):
 // their values are never keys, and only keys and the fields present make
-// managed fields.
-func bootstrapDigest(content ...any) (string, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
+// managed fields; whether a time is set is kept.
+func bootstrapDigest(content ...any) string {
+	h := sha256.New()
 	for _, c := range content {
-		if err := enc.Encode(c); err != nil {
-			return "", err
-		}
+		digestValue(h, reflect.ValueOf(c))
 	}
-	sum := sha256.Sum256(jsonTime.ReplaceAll(b.Bytes(), []byte(`"time"`)))
-	return hex.EncodeToString(sum[:16]), nil
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// jsonTime matches a time in JSON (RFC 3339, as metav1.Time and
-// metav1.MicroTime encode).
-var jsonTime = regexp.MustCompile(`"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)"`)
+var (
+	timeType      = reflect.TypeFor[metav1.Time]()
+	microTimeType = reflect.TypeFor[metav1.MicroTime]()
+)
+
+// digestValue writes v, its structure and its values, to h.
+func digestValue(h hash.Hash, v reflect.Value) {
+	var buf [8]byte
+	writeInt := func(n uint64) {
+		binary.LittleEndian.PutUint64(buf[:], n)
+		h.Write(buf[:])
+	}
+	writeString := func(s string) {
+		writeInt(uint64(len(s)))
+		h.Write([]byte(s))
+	}
+	if !v.IsValid() {
+		h.Write([]byte{'0'})
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			h.Write([]byte{'n'})
+			return
+		}
+		h.Write([]byte{'p'})
+		digestValue(h, v.Elem())
+	case reflect.Struct:
+		if t := v.Type(); t == timeType || t == microTimeType {
+			h.Write([]byte{'t', byte('0' + btoi(v.Field(0).Interface().(time.Time).IsZero()))})
+			return
+		}
+		h.Write([]byte{'{'})
+		for i := range v.NumField() {
+			writeString(v.Type().Field(i).Name)
+			digestValue(h, v.Field(i))
+		}
+		h.Write([]byte{'}'})
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.IsNil() {
+			h.Write([]byte{'n'})
+			return
+		}
+		h.Write([]byte{'['})
+		writeInt(uint64(v.Len()))
+		for i := range v.Len() {
+			digestValue(h, v.Index(i))
+		}
+	case reflect.Map:
+		if v.IsNil() {
+			h.Write([]byte{'n'})
+			return
+		}
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+		h.Write([]byte{'m'})
+		writeInt(uint64(len(keys)))
+		for _, k := range keys {
+			digestValue(h, k)
+			digestValue(h, v.MapIndex(k))
+		}
+	case reflect.String:
+		h.Write([]byte{'s'})
+		writeString(v.String())
+	case reflect.Bool:
+		h.Write([]byte{'b', byte('0' + btoi(v.Bool()))})
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		h.Write([]byte{'i'})
+		writeInt(uint64(v.Int()))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		h.Write([]byte{'u'})
+		writeInt(v.Uint())
+	case reflect.Float32, reflect.Float64:
+		h.Write([]byte{'f'})
+		writeInt(math.Float64bits(v.Float()))
+	default:
+		// Channels, functions: not in API objects.
+		h.Write([]byte{'?'})
+		writeString(v.Type().String())
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 // withoutTimes is a copy of fields without their times.
 func withoutTimes(fields []metav1.ManagedFieldsEntry) []metav1.ManagedFieldsEntry {
