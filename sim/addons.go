@@ -23,8 +23,6 @@ import (
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
@@ -69,10 +67,6 @@ func newAddons(ctx context.Context, cfg Config, api *apiserver.Server, restConfi
 	if err != nil {
 		return nil, err
 	}
-	metadataClient, err := metadata.NewForConfig(restConfig)
-	if err != nil {
-		return nil, err
-	}
 	clientCert, err := tls.X509KeyPair(cert.CertPEM, cert.KeyPEM)
 	if err != nil {
 		return nil, err
@@ -81,7 +75,6 @@ func newAddons(ctx context.Context, cfg Config, api *apiserver.Server, restConfi
 	roots.AppendCertsFromPEM(api.CACertPEM())
 	ms, err := metrics.New(metrics.Config{
 		Informers: shared,
-		Metadata:  metadatainformer.NewSharedInformerFactory(metadataClient, 0),
 		Kubelet: rest.Config{
 			Timeout: 10 * time.Second,
 			// Every simulated node is at the same address and port: one

@@ -16,7 +16,6 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	utilcompatibility "k8s.io/apiserver/pkg/util/compatibility"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -45,12 +44,10 @@ const Version = "v0.8.0"
 
 // Config configures the metrics server.
 type Config struct {
-	// Informers provide Nodes; the server starts the informers it adds.
-	// Required.
+	// Informers provide Nodes, and the Pods whose metadata metrics-server's
+	// API reads (the Running ones, as its own informer holds); the server
+	// starts the informers it adds. Required.
 	Informers informers.SharedInformerFactory
-	// Metadata provides pods' metadata, which metrics-server's API reads.
-	// Required.
-	Metadata metadatainformer.SharedInformerFactory
 	// Kubelet is how kubelets are reached: TLS (the CA that signed their
 	// serving certificates, and a client certificate they accept) and a
 	// timeout. Required.
@@ -83,8 +80,8 @@ func New(cfg Config) (*Server, error) {
 
 // newServer is New with the OpenAPI definitions defs gives.
 func newServer(cfg Config, defs openapicommon.GetOpenAPIDefinitions) (*Server, error) {
-	if cfg.Informers == nil || cfg.Metadata == nil {
-		return nil, errors.New("metrics: Informers and Metadata are required")
+	if cfg.Informers == nil {
+		return nil, errors.New("metrics: Informers is required")
 	}
 	if cfg.Resolution <= 0 {
 		cfg.Resolution = 15 * time.Second
@@ -104,7 +101,7 @@ func newServer(cfg Config, defs openapicommon.GetOpenAPIDefinitions) (*Server, e
 		return nil, fmt.Errorf("unable to build metrics-server's kubelet client: %w", err)
 	}
 	nodes := cfg.Informers.Core().V1().Nodes()
-	pods := cfg.Metadata.ForResource(corev1.SchemeGroupVersion.WithResource("pods"))
+	pods := cfg.Informers.Core().V1().Pods()
 	s := &Server{
 		cfg:     cfg,
 		scraper: scraper.NewScraper(nodes.Lister(), kubelet, cfg.ScrapeTimeout, nil),
@@ -132,7 +129,7 @@ func newServer(cfg Config, defs openapicommon.GetOpenAPIDefinitions) (*Server, e
 	if err != nil {
 		return nil, fmt.Errorf("unable to build metrics-server's API server: %w", err)
 	}
-	if err := api.Install(s.store, pods.Lister(), nodes.Lister(), gs, nil); err != nil {
+	if err := api.Install(s.store, runningPods{pods: pods.Lister()}, nodes.Lister(), gs, nil); err != nil {
 		return nil, fmt.Errorf("unable to install metrics.k8s.io: %w", err)
 	}
 	gs.PrepareRun()
@@ -215,7 +212,6 @@ func (s *Server) GroupVersionServed() schema.GroupVersion { return GroupVersion 
 // metrics-server's scrape loop does.
 func (s *Server) Start(ctx context.Context) error {
 	s.cfg.Informers.Start(ctx.Done())
-	s.cfg.Metadata.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
 		return nil
 	}

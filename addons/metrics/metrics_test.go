@@ -9,22 +9,17 @@ import (
 	"sync"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	metadatafake "k8s.io/client-go/metadata/fake"
-	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
 	generatedopenapi "k8s.io/kubernetes/pkg/generated/openapi"
 )
 
 func testConfig() Config {
-	scheme := runtime.NewScheme()
 	return Config{
 		Informers: informers.NewSharedInformerFactory(fake.NewClientset(), 0),
-		Metadata:  metadatainformer.NewSharedInformerFactory(metadatafake.NewSimpleMetadataClient(scheme), 0),
 		Kubelet:   rest.Config{Host: "https://127.0.0.1:1"},
 	}
 }
