@@ -77,44 +77,116 @@ type PluginScore struct {
 	Score  int64  `json:"score"`
 }
 
-// topScores keeps a pod's best-scored nodes.
-const topScores = 5
+// maxTopScores is how many of a pod's best-scored nodes an attempt keeps.
+const maxTopScores = 5
 
 // scoreCapture passes the scheduling algorithm a framework that keeps the
 // best scores of its Score plugins.
 type scoreCapture struct {
 	framework.Framework
-	top []NodeScore
+	plugins *pluginNames
+	top     keptScores
 }
 
 func (s *scoreCapture) RunScorePlugins(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) ([]fwk.NodePluginScores, *fwk.Status) {
 	scores, status := s.Framework.RunScorePlugins(ctx, state, pod, nodes)
 	// The best few, by a partial selection: scoring covers hundreds of
 	// nodes at 5,000.
-	best := make([]int, 0, topScores+1)
+	best := make([]int, 0, maxTopScores+1)
 	for i := range scores {
 		j := len(best)
 		for j > 0 && scores[best[j-1]].TotalScore < scores[i].TotalScore {
 			j--
 		}
-		if j < topScores {
+		if j < maxTopScores {
 			best = append(best, 0)
 			copy(best[j+1:], best[j:])
 			best[j] = i
-			if len(best) > topScores {
-				best = best[:topScores]
+			if len(best) > maxTopScores {
+				best = best[:maxTopScores]
 			}
 		}
 	}
-	s.top = s.top[:0]
-	for _, i := range best {
-		ns := NodeScore{Node: scores[i].Name, Total: scores[i].TotalScore}
+	s.top = keptScores{}
+	if len(best) == 0 {
+		return scores, status
+	}
+	s.top.plugins = s.plugins.of(scores[best[0]].Scores)
+	stride := 1 + len(s.top.plugins)
+	s.top.nodes = make([]string, len(best))
+	s.top.scores = make([]int64, 0, len(best)*stride)
+	for k, i := range best {
+		s.top.nodes[k] = scores[i].Name
+		s.top.scores = append(s.top.scores, scores[i].TotalScore)
 		for _, ps := range scores[i].Scores {
-			ns.Plugins = append(ns.Plugins, PluginScore{Plugin: ps.Name, Score: ps.Score})
+			s.top.scores = append(s.top.scores, ps.Score)
 		}
-		s.top = append(s.top, ns)
+		// Every node is scored by the same plugins; should one not be,
+		// its row is padded or cut to the first node's.
+		s.top.scores = s.top.scores[:min(len(s.top.scores), (k+1)*stride)]
+		for len(s.top.scores) < (k+1)*stride {
+			s.top.scores = append(s.top.scores, 0)
+		}
 	}
 	return scores, status
+}
+
+// keptScores are an attempt's best-scored nodes as the explainer keeps them
+// for every pod the scheduler tried (150,000 in the scale run): for each
+// node its total and then each plugin's score, in one pointer-free slice
+// over the plugin names all attempts share. As NodeScores with a slice of
+// PluginScores each they took three times the memory.
+type keptScores struct {
+	plugins []string
+	nodes   []string
+	scores  []int64
+}
+
+// nodeScores expands t.
+func (t keptScores) nodeScores() []NodeScore {
+	if len(t.nodes) == 0 {
+		return nil
+	}
+	stride := 1 + len(t.plugins)
+	out := make([]NodeScore, len(t.nodes))
+	for k, node := range t.nodes {
+		row := t.scores[k*stride : (k+1)*stride]
+		out[k] = NodeScore{Node: node, Total: row[0], Plugins: make([]PluginScore, len(t.plugins))}
+		for j, p := range t.plugins {
+			out[k].Plugins[j] = PluginScore{Plugin: p, Score: row[1+j]}
+		}
+	}
+	return out
+}
+
+// pluginNames shares the Score plugins' names among attempts: the list
+// of the last attempt, kept as long as the plugins are the same.
+type pluginNames struct {
+	mu   sync.Mutex
+	last []string
+}
+
+func (p *pluginNames) of(scores []fwk.PluginScore) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.last) == len(scores) {
+		same := true
+		for i, s := range scores {
+			if p.last[i] != s.Name {
+				same = false
+				break
+			}
+		}
+		if same {
+			return p.last
+		}
+	}
+	names := make([]string, len(scores))
+	for i, s := range scores {
+		names[i] = s.Name
+	}
+	p.last = names
+	return names
 }
 
 // Rejection counts the nodes a plugin rejected for one reason.
@@ -127,33 +199,64 @@ type Rejection struct {
 // explainer keeps the explanations of the pods the scheduler tried.
 type explainer struct {
 	mu   sync.Mutex
-	pods map[string]*Explanation
+	pods map[string]*explained
 	// maxAttempts bounds the attempts kept per pod: the first and the
 	// latest ones.
 	maxAttempts int
 	// started holds the start of a failed attempt until the failure
 	// handler records it, by pod UID.
 	started sync.Map
+	plugins pluginNames
+}
+
+// explained is a pod's Explanation as the explainer keeps it.
+type explained struct {
+	uid      types.UID
+	attempts []attemptRecord
+}
+
+// attemptRecord is an Attempt as the explainer keeps it: what only a
+// failed attempt has behind a pointer, the top scores compact.
+type attemptRecord struct {
+	start     time.Time
+	duration  time.Duration
+	result    string
+	node      string
+	evaluated int32
+	feasible  int32
+	top       keptScores
+	failure   *Attempt // AllNodes, Message, Rejections, PreFilter, PostFilter
+}
+
+func (r *attemptRecord) attempt() Attempt {
+	var a Attempt
+	if r.failure != nil {
+		a = *r.failure
+	}
+	a.Time, a.Duration, a.Result, a.Node = r.start, r.duration, r.result, r.node
+	a.EvaluatedNodes, a.FeasibleNodes = int(r.evaluated), int(r.feasible)
+	a.TopScores = r.top.nodeScores()
+	return a
 }
 
 func newExplainer() *explainer {
-	return &explainer{pods: map[string]*Explanation{}, maxAttempts: 20}
+	return &explainer{pods: map[string]*explained{}, maxAttempts: 20}
 }
 
-func (e *explainer) add(pod *corev1.Pod, a Attempt) {
+func (e *explainer) add(pod *corev1.Pod, r attemptRecord) {
 	key := pod.Namespace + "/" + pod.Name
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ex := e.pods[key]
-	if ex == nil || ex.UID != pod.UID {
-		ex = &Explanation{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}
+	if ex == nil || ex.uid != pod.UID {
+		ex = &explained{uid: pod.UID}
 		e.pods[key] = ex
 	}
-	if len(ex.Attempts) >= e.maxAttempts {
+	if len(ex.attempts) >= e.maxAttempts {
 		// Keep the first attempt and the latest ones.
-		ex.Attempts = append(ex.Attempts[:1], ex.Attempts[2:]...)
+		ex.attempts = append(ex.attempts[:1], ex.attempts[2:]...)
 	}
-	ex.Attempts = append(ex.Attempts, a)
+	ex.attempts = append(ex.attempts, r)
 }
 
 // forget drops a deleted pod's explanation.
@@ -170,9 +273,11 @@ func (e *explainer) get(namespace, name string) (*Explanation, bool) {
 	if !ok {
 		return nil, false
 	}
-	c := *ex
-	c.Attempts = append([]Attempt(nil), ex.Attempts...)
-	return &c, true
+	out := &Explanation{Namespace: namespace, Name: name, UID: ex.uid, Attempts: make([]Attempt, len(ex.attempts))}
+	for i := range ex.attempts {
+		out.Attempts[i] = ex.attempts[i].attempt()
+	}
+	return out, true
 }
 
 // wrap records each attempt of sched: its result from SchedulePod, its
@@ -181,11 +286,11 @@ func (e *explainer) wrap(sched *scheduler.Scheduler) {
 	schedulePod := sched.SchedulePod
 	sched.SchedulePod = func(ctx context.Context, f framework.Framework, state fwk.CycleState, podInfo *framework.QueuedPodInfo) (scheduler.ScheduleResult, error) {
 		start := time.Now()
-		capture := &scoreCapture{Framework: f}
+		capture := &scoreCapture{Framework: f, plugins: &e.plugins}
 		r, err := schedulePod(ctx, capture, state, podInfo)
 		if err == nil {
-			e.add(podInfo.Pod, Attempt{Time: start, Duration: time.Since(start), Result: "scheduled", Node: r.SuggestedHost,
-				EvaluatedNodes: r.EvaluatedNodes, FeasibleNodes: r.FeasibleNodes, TopScores: capture.top})
+			e.add(podInfo.Pod, attemptRecord{start: start, duration: time.Since(start), result: "scheduled", node: r.SuggestedHost,
+				evaluated: int32(r.EvaluatedNodes), feasible: int32(r.FeasibleNodes), top: capture.top})
 		} else {
 			// Recorded by the failure handler, which knows PostFilter's
 			// result, with this start.
@@ -195,24 +300,24 @@ func (e *explainer) wrap(sched *scheduler.Scheduler) {
 	}
 	failure := sched.FailureHandler
 	sched.FailureHandler = func(ctx context.Context, f framework.Framework, podInfo *framework.QueuedPodInfo, status *fwk.Status, nominating *fwk.NominatingInfo, start time.Time) {
-		a := Attempt{Time: start, Result: "error", Message: status.Message()}
+		r := attemptRecord{start: start, result: "error", failure: &Attempt{Message: status.Message()}}
 		if v, ok := e.started.LoadAndDelete(podInfo.Pod.UID); ok {
 			t := v.(attemptTimes)
-			a.Time, a.Duration = t.start, t.d
+			r.start, r.duration = t.start, t.d
 		}
 		var fitErr *framework.FitError
 		if status.IsRejected() {
-			a.Result = "unschedulable"
+			r.result = "unschedulable"
 		}
 		if errors.As(status.AsError(), &fitErr) {
-			a.Result = "unschedulable"
-			a.Message = fitErr.Error()
-			a.AllNodes = fitErr.NumAllNodes
-			a.PreFilter = fitErr.Diagnosis.PreFilterMsg
-			a.PostFilter = fitErr.Diagnosis.PostFilterMsg
-			a.Rejections = rejections(fitErr)
+			r.result = "unschedulable"
+			r.failure.Message = fitErr.Error()
+			r.failure.AllNodes = fitErr.NumAllNodes
+			r.failure.PreFilter = fitErr.Diagnosis.PreFilterMsg
+			r.failure.PostFilter = fitErr.Diagnosis.PostFilterMsg
+			r.failure.Rejections = rejections(fitErr)
 		}
-		e.add(podInfo.Pod, a)
+		e.add(podInfo.Pod, r)
 		failure(ctx, f, podInfo, status, nominating, start)
 	}
 }

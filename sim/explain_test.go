@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -14,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"github.com/kubesim/kubesim/apiserver"
 	"github.com/kubesim/kubesim/kubeletsim"
@@ -164,5 +167,62 @@ func TestExplain(t *testing.T) {
 		return !ok, nil
 	}); err != nil {
 		t.Errorf("deleted pod's explanation kept: %v", err)
+	}
+}
+
+// scoringFramework returns the scores it is given from RunScorePlugins.
+type scoringFramework struct {
+	framework.Framework
+	scores []fwk.NodePluginScores
+}
+
+func (f scoringFramework) RunScorePlugins(context.Context, fwk.CycleState, *corev1.Pod, []fwk.NodeInfo) ([]fwk.NodePluginScores, *fwk.Status) {
+	return f.scores, nil
+}
+
+// TestScoreCapture: an attempt keeps its five best-scored nodes, best
+// first, with each plugin's score, and attempts scored by the same plugins
+// share their names.
+func TestScoreCapture(t *testing.T) {
+	node := func(name string, scores ...int64) fwk.NodePluginScores {
+		n := fwk.NodePluginScores{Name: name}
+		for i, s := range scores {
+			n.Scores = append(n.Scores, fwk.PluginScore{Name: []string{"NodeResourcesFit", "TaintToleration", "PodTopologySpread"}[i], Score: s})
+			n.TotalScore += s
+		}
+		return n
+	}
+	ps := func(fit, taint, spread int64) []PluginScore {
+		return []PluginScore{{"NodeResourcesFit", fit}, {"TaintToleration", taint}, {"PodTopologySpread", spread}}
+	}
+	var names pluginNames
+	for _, tc := range []struct {
+		name   string
+		scores []fwk.NodePluginScores
+		want   []NodeScore
+	}{
+		{"none scored", nil, nil},
+		{"one node", []fwk.NodePluginScores{node("a", 1, 2, 3)}, []NodeScore{{"a", 6, ps(1, 2, 3)}}},
+		{"best five of seven, best first", []fwk.NodePluginScores{
+			node("a", 1, 0, 0), node("b", 7, 0, 0), node("c", 3, 1, 0), node("d", 0, 0, 9),
+			node("e", 2, 0, 0), node("f", 5, 0, 1), node("g", 0, 0, 0),
+		}, []NodeScore{{"d", 9, ps(0, 0, 9)}, {"b", 7, ps(7, 0, 0)}, {"f", 6, ps(5, 0, 1)}, {"c", 4, ps(3, 1, 0)}, {"e", 2, ps(2, 0, 0)}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &scoreCapture{Framework: scoringFramework{scores: tc.scores}, plugins: &names}
+			if _, status := c.RunScorePlugins(context.Background(), nil, nil, nil); !status.IsSuccess() {
+				t.Fatal(status)
+			}
+			if got := c.top.nodeScores(); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("top scores %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	a := &scoreCapture{Framework: scoringFramework{scores: []fwk.NodePluginScores{node("a", 1, 2, 3)}}, plugins: &names}
+	b := &scoreCapture{Framework: scoringFramework{scores: []fwk.NodePluginScores{node("b", 3, 2, 1)}}, plugins: &names}
+	a.RunScorePlugins(context.Background(), nil, nil, nil)
+	b.RunScorePlugins(context.Background(), nil, nil, nil)
+	if &a.top.plugins[0] != &b.top.plugins[0] {
+		t.Error("two attempts scored by the same plugins keep their names twice")
 	}
 }
