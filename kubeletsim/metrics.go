@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -135,58 +134,104 @@ func (s *Simulator) serveResourceMetrics(w http.ResponseWriter, req *http.Reques
 		return
 	}
 	snap := s.snapshot(n)
-	ts := strconv.FormatInt(snap.now.UnixMilli(), 10)
-	var b strings.Builder
-	family := func(name, help, typ string) {
-		fmt.Fprintf(&b, "# HELP %s [STABLE] %s\n# TYPE %s %s\n", name, help, name, typ)
+	bp := metricsBuffers.Get().(*[]byte)
+	b := appendResourceMetrics((*bp)[:0], &snap)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Write(b)
+	if cap(b) <= maxPooledMetricsBuffer {
+		*bp = b
+		metricsBuffers.Put(bp)
 	}
-	num := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	each := func(fn func(p podUsage, c containerUsage)) {
-		for _, p := range snap.pods {
-			for _, c := range p.containers {
-				fn(p, c)
+}
+
+// metricsBuffers are the buffers /metrics/resource answers are written in:
+// metrics-server scrapes every node each resolution, 5,000 answers of up
+// to 30 KB in 15 s at 5,000 nodes.
+var metricsBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledMetricsBuffer bounds the buffers kept for reuse (a node's 110
+// pods of one container take about 40 KB).
+const maxPooledMetricsBuffer = 256 << 10
+
+// appendResourceMetrics appends snap as the kubelet's /metrics/resource
+// (Prometheus' text format, the families and order kubelet writes) to b.
+// Appended, not printed: formatting with fmt took 3 allocations a line.
+func appendResourceMetrics(b []byte, snap *nodeSnapshot) []byte {
+	ts := snap.now.UnixMilli()
+	family := func(name, help, typ string) {
+		b = append(b, "# HELP "...)
+		b = append(b, name...)
+		b = append(b, " [STABLE] "...)
+		b = append(b, help...)
+		b = append(b, "\n# TYPE "...)
+		b = append(b, name...)
+		b = append(b, ' ')
+		b = append(b, typ...)
+		b = append(b, '\n')
+	}
+	// sample appends the end of a sample's line: its value and timestamp.
+	sample := func(v float64) {
+		b = append(b, ' ')
+		b = strconv.AppendFloat(b, v, 'g', -1, 64)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, ts, 10)
+		b = append(b, '\n')
+	}
+	podLabels := func(p *podUsage) {
+		b = append(b, "namespace="...)
+		b = strconv.AppendQuote(b, p.pod.Namespace)
+		b = append(b, ",pod="...)
+		b = strconv.AppendQuote(b, p.pod.Name)
+		b = append(b, '}')
+	}
+	containers := func(name string, value func(c *containerUsage) float64) {
+		for i := range snap.pods {
+			p := &snap.pods[i]
+			for j := range p.containers {
+				c := &p.containers[j]
+				b = append(b, name...)
+				b = append(b, "{container="...)
+				b = strconv.AppendQuote(b, c.name)
+				b = append(b, ',')
+				podLabels(p)
+				sample(value(c))
 			}
 		}
 	}
-	labels := func(p podUsage, c containerUsage) string {
-		return fmt.Sprintf(`{container=%q,namespace=%q,pod=%q}`, c.name, p.pod.Namespace, p.pod.Name)
+	pods := func(name string, value func(c *containerUsage) float64) {
+		for i := range snap.pods {
+			p := &snap.pods[i]
+			sum := 0.0
+			for j := range p.containers {
+				sum += value(&p.containers[j])
+			}
+			b = append(b, name...)
+			b = append(b, '{')
+			podLabels(p)
+			sample(sum)
+		}
 	}
+	cpu := func(c *containerUsage) float64 { return c.cpuSeconds }
+	memory := func(c *containerUsage) float64 { return math.Round(c.memoryBytes) }
 	family("container_cpu_usage_seconds_total", "Cumulative cpu time consumed by the container in core-seconds", "counter")
-	each(func(p podUsage, c containerUsage) {
-		fmt.Fprintf(&b, "container_cpu_usage_seconds_total%s %s %s\n", labels(p, c), num(c.cpuSeconds), ts)
-	})
+	containers("container_cpu_usage_seconds_total", cpu)
 	family("container_memory_working_set_bytes", "Current working set of the container in bytes", "gauge")
-	each(func(p podUsage, c containerUsage) {
-		fmt.Fprintf(&b, "container_memory_working_set_bytes%s %s %s\n", labels(p, c), num(math.Round(c.memoryBytes)), ts)
-	})
+	containers("container_memory_working_set_bytes", memory)
 	family("container_start_time_seconds", "Start time of the container since unix epoch in seconds", "gauge")
-	each(func(p podUsage, c containerUsage) {
-		fmt.Fprintf(&b, "container_start_time_seconds%s %s %s\n", labels(p, c), num(float64(c.started.Unix())), ts)
-	})
+	containers("container_start_time_seconds", func(c *containerUsage) float64 { return float64(c.started.Unix()) })
 	family("node_cpu_usage_seconds_total", "Cumulative cpu time consumed by the node in core-seconds", "counter")
-	fmt.Fprintf(&b, "node_cpu_usage_seconds_total %s %s\n", num(snap.cpuSeconds), ts)
+	b = append(b, "node_cpu_usage_seconds_total"...)
+	sample(snap.cpuSeconds)
 	family("node_memory_working_set_bytes", "Current working set of the node in bytes", "gauge")
-	fmt.Fprintf(&b, "node_memory_working_set_bytes %s %s\n", num(math.Round(snap.memoryBytes)), ts)
+	b = append(b, "node_memory_working_set_bytes"...)
+	sample(math.Round(snap.memoryBytes))
 	family("pod_cpu_usage_seconds_total", "Cumulative cpu time consumed by the pod in core-seconds", "counter")
-	for _, p := range snap.pods {
-		sum := 0.0
-		for _, c := range p.containers {
-			sum += c.cpuSeconds
-		}
-		fmt.Fprintf(&b, "pod_cpu_usage_seconds_total{namespace=%q,pod=%q} %s %s\n", p.pod.Namespace, p.pod.Name, num(sum), ts)
-	}
+	pods("pod_cpu_usage_seconds_total", cpu)
 	family("pod_memory_working_set_bytes", "Current working set of the pod in bytes", "gauge")
-	for _, p := range snap.pods {
-		sum := 0.0
-		for _, c := range p.containers {
-			sum += math.Round(c.memoryBytes)
-		}
-		fmt.Fprintf(&b, "pod_memory_working_set_bytes{namespace=%q,pod=%q} %s %s\n", p.pod.Namespace, p.pod.Name, num(sum), ts)
-	}
+	pods("pod_memory_working_set_bytes", memory)
 	family("resource_scrape_error", "1 if there was an error while getting container metrics, 0 otherwise", "gauge")
-	b.WriteString("resource_scrape_error 0\n")
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.Write([]byte(b.String()))
+	b = append(b, "resource_scrape_error 0\n"...)
+	return b
 }
 
 // serveSummary answers /nodes/NODE/stats/summary as the kubelet's Summary
