@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
 
@@ -33,11 +34,17 @@ const (
 // CPU of containers that are gone stays counted.
 type nodeUsage struct {
 	mu sync.Mutex // guards what follows
-	// last is each container run's CPU seconds at the last scrape, by
-	// pod UID/container/start.
-	last map[string]float64
+	// last is each container run's CPU seconds at the last scrape.
+	last map[usageKey]float64
 	// retired is the CPU seconds of the runs that are gone.
 	retired float64
+}
+
+// usageKey is one run of a container: its pod, its name, its start.
+type usageKey struct {
+	pod     types.UID
+	name    string
+	started int64
 }
 
 // podUsage is one pod's usage.
@@ -68,7 +75,7 @@ func (s *Simulator) snapshot(n *node) nodeSnapshot {
 		started = n.obj.CreationTimestamp.Time
 	}
 	if n.usage == nil {
-		n.usage = &nodeUsage{last: map[string]float64{}}
+		n.usage = &nodeUsage{last: map[usageKey]float64{}}
 	}
 	u := n.usage
 	n.mu.Unlock()
@@ -82,7 +89,7 @@ func (s *Simulator) snapshot(n *node) nodeSnapshot {
 		started = now
 	}
 	snap := nodeSnapshot{now: now, started: started, cores: nodeSystemCores, memoryBytes: nodeSystemBytes}
-	current := make(map[string]float64)
+	current := make(map[usageKey]float64, len(u.last))
 	var podsCPU float64
 	for _, pod := range pods {
 		m, _ := usageOf(pod, n.profile)
@@ -96,7 +103,7 @@ func (s *Simulator) snapshot(n *node) nodeSnapshot {
 			// drops a pod with a container at 0.
 			c.cpuSeconds = math.Max(c.cpuSeconds, 1e-6)
 			c.memoryBytes = math.Max(c.memoryBytes, 4096)
-			current[string(pod.UID)+"/"+c.name+"/"+strconv.FormatInt(c.started.Unix(), 10)] = c.cpuSeconds
+			current[usageKey{pod.UID, c.name, c.started.Unix()}] = c.cpuSeconds
 			podsCPU += c.cpuSeconds
 			snap.cores += c.cores
 			snap.memoryBytes += c.memoryBytes
