@@ -507,6 +507,7 @@ func (s *Store) update(ctx context.Context, name string, objInfo rest.UpdatedObj
 		pre.UID, pre.ResourceVersion = p.UID, p.ResourceVersion
 	}
 	allowCreate := strategy.AllowCreateOnUpdate(ctx) || forceAllowCreate
+	growStack()
 	for {
 		existing, err := s.cfg.Storage.Get(ctx, key, storage.GetOptions{})
 		notFound := isCode(err, storage.ErrCodeNotFound)
