@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/kubesim/kubesim/apiserver/registry"
+	"github.com/kubesim/kubesim/internal/stack"
 )
 
 // endpointKey identifies a resource or subresource at a group version.
@@ -114,7 +115,7 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 		Namer:           handlers.ContextBasedNaming{Namer: meta.NewAccessor(), ClusterScoped: !ep.Namespaced},
 		Serializer:      legacyscheme.Codecs,
 		ParameterCodec:  legacyscheme.ParameterCodec,
-		Creater:         scheme,
+		Creater:         growingCreater{scheme},
 		Convertor:       scheme,
 		Defaulter:       scheme,
 		Typer:           scheme,
@@ -142,7 +143,7 @@ func endpointHandlers(ep *registry.Endpoint, st rest.Storage, typeConverter mana
 	}
 	scope.FieldManager = fm
 	if ep.GroupVersion.Group == "" && (ep.Resource == "bindings" || ep.Resource == "pods" && ep.Subresource == "binding") {
-		scope.Creater = bindingCreater{ObjectCreater: scheme, noHooks: noAdmissionHooks}
+		scope.Creater = bindingCreater{ObjectCreater: growingCreater{scheme}, noHooks: noAdmissionHooks}
 	}
 
 	minTimeout := cfg.MinRequestTimeout
@@ -330,6 +331,17 @@ func notFound(w http.ResponseWriter, req *http.Request) {
 // Status), at 3% of the API server's CPU in a scheduler experiment. The
 // field manager leaves an object alone when the live object it is given
 // has no metadata; the handler uses Creater for nothing else.
+// growingCreater grows the stack of the goroutine a create runs in before
+// the field manager's walk of the object (internal/stack): the create
+// handler's first call in that goroutine is to New, for the live object the
+// field manager compares the new one with.
+type growingCreater struct{ runtime.ObjectCreater }
+
+func (c growingCreater) New(kind schema.GroupVersionKind) (runtime.Object, error) {
+	stack.Grow()
+	return c.ObjectCreater.New(kind)
+}
+
 type bindingCreater struct {
 	runtime.ObjectCreater
 	noHooks func() bool

@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/kubesim/kubesim/apiserver/storage"
+	"github.com/kubesim/kubesim/internal/stack"
 )
 
 // AttrFunc returns the labels and the selectable fields of an object, as
@@ -507,7 +508,8 @@ func (s *Store) update(ctx context.Context, name string, objInfo rest.UpdatedObj
 		pre.UID, pre.ResourceVersion = p.UID, p.ResourceVersion
 	}
 	allowCreate := strategy.AllowCreateOnUpdate(ctx) || forceAllowCreate
-	growStack()
+	// Before the field manager's walk in UpdatedObject (internal/stack).
+	stack.Grow()
 	for {
 		existing, err := s.cfg.Storage.Get(ctx, key, storage.GetOptions{})
 		notFound := isCode(err, storage.ErrCodeNotFound)

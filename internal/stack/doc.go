@@ -1,0 +1,2 @@
+// Package stack sizes goroutine stacks ahead of deep work.
+package stack
