@@ -70,11 +70,12 @@ func (l runningPodsIn) List(selector labels.Selector) ([]runtime.Object, error) 
 // not found, as it is not in metrics-server's informer.
 func (l runningPodsIn) Get(name string) (runtime.Object, error) {
 	pod, err := l.pods.Pods(l.namespace).Get(name)
+	if apierrors.IsNotFound(err) || err == nil && pod.Status.Phase != corev1.PodRunning {
+		// As a metadata lister says it (the typed one says "pod").
+		return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
+	}
 	if err != nil {
 		return nil, err
-	}
-	if pod.Status.Phase != corev1.PodRunning {
-		return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
 	}
 	return podMetadata(pod), nil
 }

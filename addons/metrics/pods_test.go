@@ -99,8 +99,11 @@ func TestRunningPods(t *testing.T) {
 		t.Errorf("Get(b/web-1) = %v, %v", got, err)
 	}
 	for _, key := range []string{"a/web-2", "b/done", "b/broken", "a/nope", "c/web-1"} {
-		if _, err := l.Get(key); !apierrors.IsNotFound(err) {
+		_, err := l.Get(key)
+		if !apierrors.IsNotFound(err) {
 			t.Errorf("Get(%s): %v, want NotFound", key, err)
+		} else if d := err.(apierrors.APIStatus).Status().Details; d.Kind != "pods" || d.Name != key[2:] {
+			t.Errorf("Get(%s): details %+v, want pods %q, as a metadata lister's", key, d, key[2:])
 		}
 	}
 }
