@@ -324,13 +324,6 @@ func notFound(w http.ResponseWriter, req *http.Request) {
 		legacyscheme.Codecs, schema.GroupVersion{}, w, req)
 }
 
-// bindingCreater leaves a Binding's managed fields untracked while no
-// admission webhook or policy exists: the create handler's field manager
-// gives the Binding the scheduler posts managed fields, which nothing but
-// such a hook ever sees (a Binding is not stored; its response is a
-// Status), at 3% of the API server's CPU in a scheduler experiment. The
-// field manager leaves an object alone when the live object it is given
-// has no metadata; the handler uses Creater for nothing else.
 // growingCreater grows the stack of the goroutine a create runs in before
 // the field manager's walk of the object (internal/stack): the create
 // handler's first call in that goroutine is to New, for the live object the
@@ -342,6 +335,13 @@ func (c growingCreater) New(kind schema.GroupVersionKind) (runtime.Object, error
 	return c.ObjectCreater.New(kind)
 }
 
+// bindingCreater leaves a Binding's managed fields untracked while no
+// admission webhook or policy exists: the create handler's field manager
+// gives the Binding the scheduler posts managed fields, which nothing but
+// such a hook ever sees (a Binding is not stored; its response is a
+// Status), at 3% of the API server's CPU in a scheduler experiment. The
+// field manager leaves an object alone when the live object it is given
+// has no metadata; the handler uses Creater for nothing else.
 type bindingCreater struct {
 	runtime.ObjectCreater
 	noHooks func() bool
