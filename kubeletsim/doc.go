@@ -16,5 +16,6 @@
 // the nodes (one worker for every NodesPerWorker nodes): on a busy machine
 // the leases stay on kubelet's 10s cadence. The kubelet endpoint
 // (pods/log, and a clear refusal of exec, attach and port-forward) is one
-// HTTPS server for every node.
+// HTTPS server for every node; a metrics scraper in the same process
+// (metrics-server) reaches it in-process through MetricsTransport.
 package kubeletsim

@@ -31,6 +31,7 @@ import (
 	"github.com/kubesim/kubesim/addons/storage"
 	"github.com/kubesim/kubesim/apiserver"
 	"github.com/kubesim/kubesim/internal/pki"
+	"github.com/kubesim/kubesim/kubeletsim"
 )
 
 // addonsComponent is the name the add-ons run under: their pprof label,
@@ -44,8 +45,10 @@ const addonsUser = "system:serviceaccount:kube-system:kubesim-addons"
 // newAddons builds the cluster add-ons kind and cloud providers give a
 // cluster: the default StorageClass and its provisioner, and LoadBalancer
 // addresses, and metrics-server, whose metrics.k8s.io the API server
-// serves. They share the controller manager's informers.
-func newAddons(ctx context.Context, cfg Config, api *apiserver.Server, restConfig *rest.Config, shared informers.SharedInformerFactory) (func() error, error) {
+// serves. They share the controller manager's informers. metrics-server
+// scrapes kubelets, the simulated ones through kubelets' in-process
+// transport.
+func newAddons(ctx context.Context, cfg Config, api *apiserver.Server, restConfig *rest.Config, shared informers.SharedInformerFactory, kubelets *kubeletsim.Simulator) (func() error, error) {
 	restConfig = rest.CopyConfig(restConfig)
 	restConfig.UserAgent = userAgent(addonsComponent, "")
 	client, err := kubernetes.NewForConfig(restConfig)
@@ -82,12 +85,13 @@ func newAddons(ctx context.Context, cfg Config, api *apiserver.Server, restConfi
 			// with a handful of idle connections a host made a TLS
 			// handshake per node and scrape (a fifth of a core at 5,000
 			// nodes).
-			Transport: &http.Transport{
+			// The simulated nodes of this process answer in-process.
+			Transport: kubelets.MetricsTransport(&http.Transport{
 				TLSClientConfig:     &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12},
 				ForceAttemptHTTP2:   true,
 				MaxIdleConnsPerHost: 16,
 				IdleConnTimeout:     90 * time.Second,
-			},
+			}),
 		},
 	})
 	if err != nil {

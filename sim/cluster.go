@@ -373,7 +373,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			if err != nil {
 				return nil, nil, err
 			}
-			run, err := newAddons(termCtx, cfg, api, restConfig, controllerInformers)
+			run, err := newAddons(termCtx, cfg, api, restConfig, controllerInformers, c.Nodes)
 			// Informers the add-ons asked for, when they are rebuilt
 			// alone, start too (the controllers start the others).
 			if err == nil && built.Load() {
