@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -27,6 +28,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kubesim/kubesim/apiserver"
@@ -95,7 +97,9 @@ type cluster struct {
 	name       string
 	kubeconfig string
 	pids       func() []int
-	stop       func()
+	// processes names them, for the CPU rows' details.
+	processes string
+	stop      func()
 }
 
 // measurement is one benchmark's figure for one cluster.
@@ -319,15 +323,29 @@ func workloads(ctx context.Context, o options, c *cluster, set func(name, unit s
 	// app=prefix, then gets each, and reports both rates.
 	// timed runs fn and adds the row "server time per <what>": the
 	// server's mean time per verb request on configmaps meanwhile.
-	timed := func(what, verb string, fn func() error) error {
-		mean, n, err := serverTime(ctx, cs, verb, "configmaps", fn)
+	// For many requests it adds "server CPU per <what>" too: the CPU the
+	// cluster's processes (kubesim's; kube-apiserver's and etcd's) used
+	// meanwhile, per request.
+	// Unlike the time, it does not depend on how the requests queue, and
+	// it is what a steady load (5,000 kubelets' lease renewals) costs.
+	timedOn := func(resource, what, verb string, fn func() error) error {
+		cpu0 := cpuOf(c.pids())
+		mean, n, err := serverTime(ctx, cs, verb, resource, fn)
 		if err != nil {
 			return err
 		}
+		cpu := cpuOf(c.pids()) - cpu0
 		set("server time per "+what, "ms", false, &measurement{value: mean * 1000, text: fmt.Sprintf("%.3f ms", mean*1000),
 			detail: fmt.Sprintf("mean of %.0f %s requests, apiserver_request_duration_seconds", n, verb)})
+		if n < 1000 {
+			return nil // a few lists: too few ticks of /proc's clock
+		}
+		perReq := cpu.Seconds() * 1000 / n
+		set("server CPU per "+what, "ms", false, &measurement{value: perReq, text: fmt.Sprintf("%.3f ms", perReq),
+			detail: fmt.Sprintf("%.2f CPU-s of %s over %.0f %s requests (/proc/PID/stat), collector included", cpu.Seconds(), c.processes, n, verb)})
 		return nil
 	}
+	timed := func(what, verb string, fn func() error) error { return timedOn("configmaps", what, verb, fn) }
 	createAndGet := func(cs kubernetes.Interface, prefix, encoding string) error {
 		var lat []time.Duration
 		var wall time.Duration
@@ -405,6 +423,13 @@ func workloads(ctx context.Context, o options, c *cluster, set func(name, unit s
 		}
 	}
 
+	// Lease renewals, as kubelets send them (protobuf; an Update of the
+	// Lease the last answer gave, renewTime moved on): 5,000 nodes send
+	// 500 a second, an idle cluster's steady load.
+	if err := renewLeases(ctx, pb, ns, o, timedOn, set); err != nil {
+		return err
+	}
+
 	// Watch fan-out: every watcher must see every event. A single round
 	// moved by a third from run to run on this 2-CPU machine: the median
 	// of fanOutRounds, each with its own watches and ConfigMaps.
@@ -439,6 +464,54 @@ func workloads(ctx context.Context, o options, c *cluster, set func(name, unit s
 		set(fmt.Sprintf("RSS after loading %d ConfigMaps", o.large), "MiB", false, &measurement{value: float64(large) / 1024, text: fmt.Sprintf("%d MiB", large/1024),
 			detail: fmt.Sprintf("the last %d created in %.1f s (protobuf); all processes of the cluster", more, wall.Seconds())})
 	}
+	return nil
+}
+
+// renewLeases creates o.concurrency*leasesPerWorker Leases, then has
+// o.concurrency clients renew them, each its own, o.objects renewals in
+// all, and reports their rate, server time and server CPU.
+func renewLeases(ctx context.Context, pb kubernetes.Interface, ns string, o options,
+	timedOn func(resource, what, verb string, fn func() error) error, set func(name, unit string, higher bool, m *measurement)) error {
+	const leasesPerWorker = 64
+	leases := pb.CoordinationV1().Leases(ns)
+	held := make([]*coordinationv1.Lease, o.concurrency*leasesPerWorker)
+	if _, _, err := parallel(len(held), o.concurrency, func(i int) error {
+		now := metav1.NewMicroTime(time.Now())
+		l, err := leases.Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%05d", i)},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(fmt.Sprintf("node-%05d", i)), LeaseDurationSeconds: ptr.To(int32(40)),
+				AcquireTime: &now, RenewTime: &now},
+		}, metav1.CreateOptions{})
+		held[i] = l
+		return err
+	}); err != nil {
+		return err
+	}
+	locks := make([]sync.Mutex, len(held))
+	const what = "renew Lease (protobuf)"
+	var lat []time.Duration
+	var wall time.Duration
+	if err := timedOn("leases", what, "PUT", func() (err error) {
+		lat, wall, err = parallel(o.objects, o.concurrency, func(i int) error {
+			// Each Lease is renewed by one client at a time, as by its
+			// node's kubelet.
+			j := i % len(held)
+			locks[j].Lock()
+			defer locks[j].Unlock()
+			l := held[j].DeepCopy()
+			now := metav1.NewMicroTime(time.Now())
+			l.Spec.RenewTime = &now
+			l, err := leases.Update(ctx, l, metav1.UpdateOptions{})
+			if err == nil {
+				held[j] = l
+			}
+			return err
+		})
+		return err
+	}); err != nil {
+		return err
+	}
+	set(what, "/s", true, rateM(o.objects, wall, lat, o.concurrency))
 	return nil
 }
 
@@ -554,7 +627,7 @@ func startKubesimCluster(bin string) (*cluster, error) {
 		_ = cmd.Process.Kill()
 		return nil, err
 	}
-	return &cluster{name: "kubesim", kubeconfig: kc,
+	return &cluster{name: "kubesim", kubeconfig: kc, processes: "kubesim",
 		pids: func() []int { return []int{cmd.Process.Pid} },
 		stop: func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait(); os.RemoveAll(dir) },
 	}, nil
@@ -577,7 +650,7 @@ func startReference(o options) (*cluster, time.Duration, error) {
 		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		return n
 	}
-	return &cluster{name: "reference", kubeconfig: filepath.Join(o.referenceDir, "kubeconfig"),
+	return &cluster{name: "reference", kubeconfig: filepath.Join(o.referenceDir, "kubeconfig"), processes: "kube-apiserver and etcd",
 		pids: func() []int { return []int{pid("kube-apiserver"), pid("etcd")} },
 		stop: func() { _ = exec.Command(script, "stop").Run() },
 	}, d, nil
@@ -697,6 +770,31 @@ func perSec(n int, d time.Duration) string {
 func latencies(lat []time.Duration, c int) string {
 	return fmt.Sprintf("%d clients; p50 %s, p99 %s", c, ms(pct(lat, 0.5)), ms(pct(lat, 0.99)))
 }
+
+// cpuOf returns the CPU time (user and system) the processes have used.
+func cpuOf(pids []int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// The fields after the command name, which is in parentheses and
+		// may hold spaces: utime and stime are the 14th and 15th of all.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(utime+stime) * time.Second / clockTicks
+	}
+	return total
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on Linux
+// for every architecture Go supports.
+const clockTicks = 100
 
 // rss returns a process's resident set in KiB.
 func rss(pid int) int {
