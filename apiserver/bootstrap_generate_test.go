@@ -11,9 +11,17 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 )
+
+// dayLater is the real clock a day ahead.
+type dayLater struct{ clock.RealClock }
+
+func (dayLater) Now() time.Time                    { return time.Now().Add(24 * time.Hour) }
+func (d dayLater) Since(t time.Time) time.Duration { return d.Now().Sub(t) }
 
 var updateGenerated = flag.Bool("update", false, "rewrite "+generatedBootstrapFile+" from the field managers")
 
@@ -30,12 +38,12 @@ func TestGeneratedBootstrapFields(t *testing.T) {
 		digest string
 		fields []metav1.ManagedFieldsEntry
 	}
-	bootstrapOnce := func(hook *bootstrapFieldsHook) {
+	bootstrapOnce := func(hook *bootstrapFieldsHook, clk clock.WithTicker) {
 		t.Helper()
 		bootstrapFields.Clear()
 		bootstrapFieldsHooks.Store(hook)
 		defer bootstrapFieldsHooks.Store(nil)
-		s, err := New(Config{AnyPort: true})
+		s, err := New(Config{AnyPort: true, Clock: clk})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,16 +51,17 @@ func TestGeneratedBootstrapFields(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	computeAll := func() map[bootstrapFieldsKey]computed {
+	computeAll := func(clk clock.WithTicker) map[bootstrapFieldsKey]computed {
 		all := map[bootstrapFieldsKey]computed{}
 		bootstrapOnce(&bootstrapFieldsHook{computeAll: true, computed: func(key bootstrapFieldsKey, digest string, fields []metav1.ManagedFieldsEntry) {
 			all[key] = computed{key, digest, copyManagedFields(fields)}
-		}})
+		}}, clk)
 		return all
 	}
-	// Twice: what differs between two starts (the kubernetes Service's
-	// target port, the server's port) is computed at every start.
-	first, second := computeAll(), computeAll()
+	// Twice, the second start a day later: what differs between two starts
+	// (the kubernetes Service's target port, the server's port, the day the
+	// legacy token tracking ConfigMap records) is computed at every start.
+	first, second := computeAll(clock.RealClock{}), computeAll(dayLater{})
 	var all []computed
 	var varying []bootstrapFieldsKey
 	for key, c := range first {
@@ -110,7 +119,7 @@ func TestGeneratedBootstrapFields(t *testing.T) {
 	var recomputed []bootstrapFieldsKey
 	bootstrapOnce(&bootstrapFieldsHook{computed: func(key bootstrapFieldsKey, _ string, _ []metav1.ManagedFieldsEntry) {
 		recomputed = append(recomputed, key)
-	}})
+	}}, clock.RealClock{})
 	sortKeys := func(keys []bootstrapFieldsKey) {
 		slices.SortFunc(keys, func(a, b bootstrapFieldsKey) int { return cmp.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
 	}

@@ -7,9 +7,6 @@ import "k8s.io/apimachinery/pkg/runtime/schema"
 // generatedBootstrapFields are the managed fields of the bootstrap objects
 // of the default configuration, by the digest of what they are computed from.
 var generatedBootstrapFields = [...]generatedBootstrapEntry{
-	{kind: schema.GroupVersionKind{Group: "", Version: "v1", Kind: "ConfigMap"}, namespace: "kube-system", name: "kube-apiserver-legacy-service-account-token-tracking", manager: "kube-apiserver", subresource: "", digest: "f73d9bfaf07e64b2ab7c3a7433d7e06f", fields: []generatedManagedField{
-		{manager: "kube-apiserver", operation: "Update", apiVersion: "v1", subresource: "", fieldsV1: "{\"f:data\":{\".\":{},\"f:since\":{}}}"},
-	}},
 	{kind: schema.GroupVersionKind{Group: "", Version: "v1", Kind: "Namespace"}, namespace: "", name: "default", manager: "kube-apiserver", subresource: "", digest: "da5c72263b4ef9c9f0107f86b990bc6f", fields: []generatedManagedField{
 		{manager: "kube-apiserver", operation: "Update", apiVersion: "v1", subresource: "", fieldsV1: "{\"f:metadata\":{\"f:labels\":{\".\":{},\"f:kubernetes.io/metadata.name\":{}}}}"},
 	}},
