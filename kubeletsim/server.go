@@ -48,8 +48,7 @@ func (s *Simulator) newKubeletServer(ctx context.Context) (*http.Server, error) 
 	for _, op := range []string{"exec", "attach", "portForward", "run"} {
 		mux.HandleFunc("/"+op+"/", s.refuseStreaming(op))
 	}
-	mux.HandleFunc("GET /nodes/{node}/metrics/resource", s.serveResourceMetrics)
-	mux.HandleFunc("GET /nodes/{node}/stats/summary", s.serveSummary)
+	s.handleMetrics(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
 	srv := &http.Server{
 		Handler:           mux,
@@ -67,6 +66,13 @@ func (s *Simulator) newKubeletServer(ctx context.Context) (*http.Server, error) 
 		return nil, err
 	}
 	return srv, nil
+}
+
+// handleMetrics adds the routes metrics scrapers read, which
+// MetricsTransport also serves in-process.
+func (s *Simulator) handleMetrics(mux *http.ServeMux) {
+	mux.HandleFunc("GET /nodes/{node}/metrics/resource", s.serveResourceMetrics)
+	mux.HandleFunc("GET /nodes/{node}/stats/summary", s.serveSummary)
 }
 
 // maxKubeletStreams bounds the requests in flight on one connection to the

@@ -23,8 +23,7 @@ import (
 // idle cluster, more than making the answers.
 func (s *Simulator) MetricsTransport(next http.RoundTripper) http.RoundTripper {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /nodes/{node}/metrics/resource", s.serveResourceMetrics)
-	mux.HandleFunc("GET /nodes/{node}/stats/summary", s.serveSummary)
+	s.handleMetrics(mux)
 	return &metricsTransport{
 		host: net.JoinHostPort(s.cfg.NodeIP, strconv.Itoa(int(s.kubeletPort))),
 		mux:  mux,
