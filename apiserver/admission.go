@@ -87,15 +87,39 @@ type admissionConfig struct {
 	disabled []string
 }
 
-// newAdmission builds kube-apiserver's admission chain the way
+// earlyPlugins are the plugins an admissionBuilder builds while the
+// server is built and bootstraps: the webhook plugins, whose construction
+// (it compiles their CEL environments for match conditions) is most of the
+// chain's, and which start nothing that runs until a request comes. The
+// others are built once the server's informers have synced: the admission
+// policy plugins start their policy sources as they are built, which poll
+// every 100 ms until their informers have synced; and building the others
+// early, the informers they ask for with the server's, measured slower
+// (median start-to-ready 124 ms against 109 ms, 30 starts each).
+var earlyPlugins = sets.New(mutatingwebhook.PluginName, validatingwebhook.PluginName)
+
+// admissionBuilder builds the admission chain in two parts: the early
+// plugins (buildEarly), while the server is built and bootstraps, then the
+// others and the chain, once its informers have synced (build).
+type admissionBuilder struct {
+	cfg          admissionConfig
+	plugins      *admission.Plugins
+	initializers admission.PluginInitializers
+	decorators   admission.Decorators
+	mapper       *restmapper.DeferredDiscoveryRESTMapper
+	enabled      []string
+	// built are the plugins built so far, initialized and validated.
+	built map[string]admission.Interface
+}
+
+// newAdmissionBuilder prepares kube-apiserver's admission chain the way
 // kube-apiserver builds it (k8s.io/apiserver's AdmissionOptions.ApplyTo and
 // kube-apiserver's plugin initializers): the plugins registered by
 // k8s.io/kubernetes, initialized with a loopback client, a shared informer
 // factory over this server (started once the server serves), a discovery
 // REST mapper (reset every 30 s, as kube-apiserver's), and the webhook
-// initializer's service resolver and credentials. The returned function
-// starts what runs beside the chain.
-func newAdmission(cfg admissionConfig) (admission.Interface, func(), error) {
+// initializer's service resolver and credentials.
+func newAdmissionBuilder(cfg admissionConfig) (*admissionBuilder, error) {
 	// MutatingAdmissionPolicy polls /openapi/v3 every five seconds from the
 	// moment it is built, for the schemas its apply configurations need.
 	// Building the documents takes most of a second of CPU and 80 MB, so
@@ -107,11 +131,11 @@ func newAdmission(cfg admissionConfig) (admission.Interface, func(), error) {
 	})
 	client, err := kubernetes.NewForConfig(loopback)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	dyn, err := dynamic.NewForConfig(loopback)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	plugins := admission.NewPlugins()
 	genericapiserver.RegisterAllAdmissionPlugins(plugins)
@@ -122,31 +146,109 @@ func newAdmission(cfg admissionConfig) (admission.Interface, func(), error) {
 	// configuration (the core evaluators over the shared informers).
 	quotaConfiguration, err := quotainstall.NewQuotaConfigurationForAdmission(cfg.factory, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// The admission policies' param kinds are mapped through discovery.
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cacheddiscovery.NewMemCacheClient(client.Discovery()))
-	initializers := admission.PluginInitializers{
-		initializer.NewAPIServerIDInitializer(cfg.apiServerID),
-		initializer.New(client, dyn, cfg.factory, cfg.authz, utilfeature.DefaultFeatureGate, effective, cfg.stop, mapper),
-		webhookinit.NewPluginInitializer(cfg.webhookAuth, cfg.serviceResolver),
-		kubeapiserveradmission.NewPluginInitializer(),
-		controlplaneadmission.NewPluginInitializer(quotaConfiguration, exclusion.Excluded()),
-	}
 	enabled, err := admissionPlugins(cfg.disabled)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	chain, err := plugins.NewFromPlugins(enabled, noPluginConfig{}, initializers,
-		admission.Decorators{skipUnconfigured(cfg.factory), admission.DecoratorFunc(admissionmetrics.WithControllerMetrics)})
+	return &admissionBuilder{
+		cfg:     cfg,
+		plugins: plugins,
+		initializers: admission.PluginInitializers{
+			initializer.NewAPIServerIDInitializer(cfg.apiServerID),
+			initializer.New(client, dyn, cfg.factory, cfg.authz, utilfeature.DefaultFeatureGate, effective, cfg.stop, mapper),
+			webhookinit.NewPluginInitializer(cfg.webhookAuth, cfg.serviceResolver),
+			kubeapiserveradmission.NewPluginInitializer(),
+			controlplaneadmission.NewPluginInitializer(quotaConfiguration, exclusion.Excluded()),
+		},
+		decorators: admission.Decorators{skipUnconfigured(cfg.factory), admission.DecoratorFunc(admissionmetrics.WithControllerMetrics)},
+		mapper:     mapper,
+		enabled:    enabled,
+		built:      map[string]admission.Interface{},
+	}, nil
+}
+
+// buildEarly builds the enabled early plugins, each as NewFromPlugins
+// builds it (initialized and validated).
+func (b *admissionBuilder) buildEarly() error {
+	for _, name := range b.enabled {
+		if earlyPlugins.Has(name) {
+			if err := b.init(name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (b *admissionBuilder) init(name string) error {
+	p, err := b.plugins.InitPlugin(name, nil, b.initializers)
+	if err != nil {
+		return fmt.Errorf("unable to build admission plugins: %w", err)
+	}
+	b.built[name] = p
+	return nil
+}
+
+// build builds the other plugins, once buildEarly has returned, and
+// returns the chain: NewFromPlugins's, over plugins that are those built,
+// so that it is kube-apiserver's, one chain in its order, decorated, in
+// one reinvocation handler (which runs the whole chain again when a
+// mutating webhook asks for it).
+func (b *admissionBuilder) build() (admission.Interface, func(), error) {
+	built := admission.NewPlugins()
+	for _, name := range b.enabled {
+		if _, ok := b.built[name]; !ok {
+			if err := b.init(name); err != nil {
+				return nil, nil, err
+			}
+		}
+		p := builtPlugin(b.built[name])
+		built.Register(name, func(io.Reader) (admission.Interface, error) { return p, nil })
+	}
+	chain, err := built.NewFromPlugins(b.enabled, noPluginConfig{}, admission.PluginInitializers{}, b.decorators)
 	if err != nil {
 		return nil, nil, fmt.Errorf("unable to build admission plugins: %w", err)
 	}
 	start := func() {
-		mapper.Reset()
-		go wait.Until(mapper.Reset, 30*time.Second, cfg.stop)
+		b.mapper.Reset()
+		go wait.Until(b.mapper.Reset, 30*time.Second, b.cfg.stop)
 	}
 	return admissionmetrics.WithStepMetrics(chain), start, nil
+}
+
+// builtPlugin is p as the chain calls it, and nothing more: the
+// interfaces by which plugins are initialized and validated are hidden,
+// which were called as p was built.
+func builtPlugin(p admission.Interface) admission.Interface {
+	m, mutates := p.(admission.MutationInterface)
+	v, validates := p.(admission.ValidationInterface)
+	switch {
+	case mutates && validates:
+		return mutatingAndValidating{m, v}
+	case mutates:
+		return mutating{m}
+	case validates:
+		return validating{v}
+	}
+	return handles{p}
+}
+
+type (
+	handles               struct{ admission.Interface }
+	mutating              struct{ admission.MutationInterface }
+	validating            struct{ admission.ValidationInterface }
+	mutatingAndValidating struct {
+		admission.MutationInterface
+		validate admission.ValidationInterface
+	}
+)
+
+func (p mutatingAndValidating) Validate(ctx context.Context, a admission.Attributes, o admission.ObjectInterfaces) error {
+	return p.validate.Validate(ctx, a, o)
 }
 
 // lazyOpenAPI answers a client's GET /openapi/v3 from the list of group
@@ -338,24 +440,46 @@ func syncedAndEmpty(informers ...cache.SharedIndexInformer) func() bool {
 	}
 }
 
-// buildAdmission builds the admission chain, once the server's informers
-// have synced, and lets the requests waiting for it through. Built then,
-// the plugins that wait for their informers by polling every 100 ms
-// (admission.Handler.WaitForReady, the admission policies' sources) find
-// them synced at their first look, and the first requests are not held a
-// tenth of a second.
-func (s *Server) buildAdmission(ctx context.Context) error {
-	chain, start, err := newAdmission(admissionConfig{
-		loopback:        rest.CopyConfig(s.loopbackConfig),
-		factory:         s.informers,
-		authz:           s.authorizer,
-		serviceResolver: s.serviceResolver,
-		webhookAuth:     s.webhookAuth,
-		apiServerID:     "kube-apiserver-" + string(uuid.NewUUID()),
-		stop:            s.drained.Done(),
-		openAPIPaths:    func() (map[string]string, error) { return s.openapi.DiscoveryPaths() },
-		disabled:        s.cfg.DisableAdmissionPlugins,
-	})
+// startAdmission starts building the admission chain (the early plugins)
+// in the background, while the server's handler is built and it
+// bootstraps; buildAdmission finishes it. Those plugins start nothing that
+// runs: if the server is not started, what was built is dropped.
+func (s *Server) startAdmission() <-chan admissionStart {
+	done := make(chan admissionStart, 1)
+	go func() {
+		b, err := newAdmissionBuilder(admissionConfig{
+			loopback:        rest.CopyConfig(s.loopbackConfig),
+			factory:         s.informers,
+			authz:           s.authorizer,
+			serviceResolver: s.serviceResolver,
+			webhookAuth:     s.webhookAuth,
+			apiServerID:     "kube-apiserver-" + string(uuid.NewUUID()),
+			stop:            s.drained.Done(),
+			openAPIPaths:    func() (map[string]string, error) { return s.openapi.DiscoveryPaths() },
+			disabled:        s.cfg.DisableAdmissionPlugins,
+		})
+		if err == nil {
+			err = b.buildEarly()
+		}
+		done <- admissionStart{b, err}
+	}()
+	return done
+}
+
+// admissionStart is what startAdmission built.
+type admissionStart struct {
+	builder *admissionBuilder
+	err     error
+}
+
+// buildAdmission builds the rest of the admission chain (b, from
+// startAdmission), once the server's informers have synced, and lets the
+// requests waiting for it through. Built then, the plugins that wait for
+// their informers by polling every 100 ms (the admission policies'
+// sources) find them synced at their first look, and the first requests
+// are not held a tenth of a second.
+func (s *Server) buildAdmission(ctx context.Context, b *admissionBuilder) error {
+	chain, start, err := b.build()
 	if err != nil {
 		return err
 	}

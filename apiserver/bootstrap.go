@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"math"
 	"net"
 	"reflect"
@@ -393,11 +392,12 @@ func statusPatch(obj runtime.Object, kind schema.GroupVersionKind, name string) 
 // their values are never keys, and only keys and the fields present make
 // managed fields; whether a time is set is kept.
 func bootstrapDigest(content ...any) string {
-	h := sha256.New()
+	var b []byte
 	for _, c := range content {
-		digestValue(h, reflect.ValueOf(c))
+		b = digestValue(b, reflect.ValueOf(c))
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 var (
@@ -405,82 +405,75 @@ var (
 	microTimeType = reflect.TypeFor[metav1.MicroTime]()
 )
 
-// digestValue writes v, its structure and its values, to h.
-func digestValue(h hash.Hash, v reflect.Value) {
-	var buf [8]byte
-	writeInt := func(n uint64) {
-		binary.LittleEndian.PutUint64(buf[:], n)
-		h.Write(buf[:])
-	}
-	writeString := func(s string) {
-		writeInt(uint64(len(s)))
-		h.Write([]byte(s))
+// digestValue appends v, its structure and its values, to b, which is then
+// hashed in one call (a call per value, through hash.Hash, was half of the
+// first bootstrap's digests).
+func digestValue(b []byte, v reflect.Value) []byte {
+	appendString := func(b []byte, s string) []byte {
+		return append(binary.LittleEndian.AppendUint64(b, uint64(len(s))), s...)
 	}
 	if !v.IsValid() {
-		h.Write([]byte{'0'})
-		return
+		return append(b, '0')
 	}
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
-			h.Write([]byte{'n'})
-			return
+			return append(b, 'n')
 		}
-		h.Write([]byte{'p'})
-		digestValue(h, v.Elem())
+		b = append(b, 'p')
+		b = digestValue(b, v.Elem())
 	case reflect.Struct:
-		if t := v.Type(); t == timeType || t == microTimeType {
-			h.Write([]byte{'t', byte('0' + btoi(v.Field(0).Interface().(time.Time).IsZero()))})
-			return
+		t := v.Type()
+		if t == timeType || t == microTimeType {
+			return append(b, 't', byte('0'+btoi(v.Field(0).Interface().(time.Time).IsZero())))
 		}
-		h.Write([]byte{'{'})
+		b = append(b, '{')
 		for i := range v.NumField() {
-			writeString(v.Type().Field(i).Name)
-			digestValue(h, v.Field(i))
+			b = appendString(b, t.Field(i).Name)
+			b = digestValue(b, v.Field(i))
 		}
-		h.Write([]byte{'}'})
+		b = append(b, '}')
 	case reflect.Slice, reflect.Array:
 		if v.Kind() == reflect.Slice && v.IsNil() {
-			h.Write([]byte{'n'})
-			return
+			return append(b, 'n')
 		}
-		h.Write([]byte{'['})
-		writeInt(uint64(v.Len()))
+		b = append(b, '[')
+		b = binary.LittleEndian.AppendUint64(b, uint64(v.Len()))
 		for i := range v.Len() {
-			digestValue(h, v.Index(i))
+			b = digestValue(b, v.Index(i))
 		}
 	case reflect.Map:
 		if v.IsNil() {
-			h.Write([]byte{'n'})
-			return
+			return append(b, 'n')
 		}
 		keys := v.MapKeys()
 		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
-		h.Write([]byte{'m'})
-		writeInt(uint64(len(keys)))
+		b = append(b, 'm')
+		b = binary.LittleEndian.AppendUint64(b, uint64(len(keys)))
 		for _, k := range keys {
-			digestValue(h, k)
-			digestValue(h, v.MapIndex(k))
+			b = digestValue(b, k)
+			b = digestValue(b, v.MapIndex(k))
 		}
 	case reflect.String:
-		h.Write([]byte{'s'})
-		writeString(v.String())
+		b = append(b, 's')
+		b = appendString(b, v.String())
 	case reflect.Bool:
-		h.Write([]byte{'b', byte('0' + btoi(v.Bool()))})
+		b = append(b, 'b', byte('0'+btoi(v.Bool())))
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		h.Write([]byte{'i'})
-		writeInt(uint64(v.Int()))
+		b = append(b, 'i')
+		b = binary.LittleEndian.AppendUint64(b, uint64(v.Int()))
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		h.Write([]byte{'u'})
-		writeInt(v.Uint())
+		b = append(b, 'u')
+		b = binary.LittleEndian.AppendUint64(b, v.Uint())
 	case reflect.Float32, reflect.Float64:
-		h.Write([]byte{'f'})
-		writeInt(math.Float64bits(v.Float()))
+		b = append(b, 'f')
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v.Float()))
 	default:
 		// Channels, functions: not in API objects.
-		h.Write([]byte{'?'})
-		writeString(v.Type().String())
+		b = append(b, '?')
+		b = appendString(b, v.Type().String())
 	}
+	return b
 }
 
 func btoi(b bool) int {

@@ -41,6 +41,18 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("unable to bootstrap: %w", err)
 	}
 	tr.Step("bootstrap objects")
+	// The admission plugins built beside (startAdmission): the informers
+	// they asked for start and sync with the server's others.
+	var admission admissionStart
+	select {
+	case admission = <-s.admissionStarted:
+	case <-ctx.Done():
+		admission.err = ctx.Err()
+	}
+	if admission.err != nil {
+		s.listener.Close()
+		return fmt.Errorf("unable to build the admission chain: %w", admission.err)
+	}
 	serveCtx, cancelServe := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelServe()
 	// As kube-apiserver serves (k8s.io/apiserver's SecureServingInfo.Serve):
@@ -133,7 +145,7 @@ func (s *Server) Start(ctx context.Context) error {
 	go func() { defer close(crdDone); s.crd.Run(s.lifetime) }()
 	tr.Step("informers synced")
 	s.runFlowControl()
-	if err := s.buildAdmission(ctx); err != nil {
+	if err := s.buildAdmission(ctx, admission.builder); err != nil {
 		return abort(fmt.Errorf("unable to build the admission chain: %w", err))
 	}
 	tr.Step("admission chain")

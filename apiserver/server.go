@@ -251,6 +251,8 @@ type Server struct {
 	root       discovery.GroupManager
 	// admission is the admission chain requests go through, built by Start.
 	admission *trackedAdmission
+	// admissionStarted gives what startAdmission built, once.
+	admissionStarted <-chan admissionStart
 	// requests counts the requests being served but long-running ones, for
 	// shutdown to drain; longRunning ends the long-running ones (watches,
 	// exec, logs, ...) at shutdown.
@@ -456,6 +458,9 @@ func New(cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	// The admission chain's construction starts beside the rest of the
+	// build and the bootstrap (Start finishes it).
+	s.admissionStarted = s.startAdmission()
 	kubeletConn, err := newKubeletConnection(s)
 	if err != nil {
 		ln.Close()

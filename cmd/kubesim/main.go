@@ -4,6 +4,8 @@ import (
 	"os"
 
 	"github.com/kubesim/kubesim/cmd/kubesim/app"
+	// The collector waits from initialisation until kubesim up is ready.
+	_ "github.com/kubesim/kubesim/internal/startgc/atinit"
 	"github.com/kubesim/kubesim/realnode/nodeexec"
 )
 

@@ -13,12 +13,20 @@ func settings() (int, int64) {
 	return percent, debug.SetMemoryLimit(-1)
 }
 
+// withSettings sets the collector's settings for the test, and puts the
+// process's back after it.
+func withSettings(t *testing.T, percent int, limit int64) {
+	oldPercent, oldLimit := settings()
+	t.Cleanup(func() {
+		debug.SetGCPercent(oldPercent)
+		debug.SetMemoryLimit(oldLimit)
+	})
+	debug.SetGCPercent(percent)
+	debug.SetMemoryLimit(limit)
+}
+
 func TestPause(t *testing.T) {
-	percent, limit := settings()
-	defer debug.SetGCPercent(percent)
-	defer debug.SetMemoryLimit(limit)
-	debug.SetGCPercent(150)
-	debug.SetMemoryLimit(1 << 40)
+	withSettings(t, 150, 1<<40)
 
 	t.Run("resumed by the caller", func(t *testing.T) {
 		resume := Pause(DefaultLimit)
@@ -69,4 +77,24 @@ func TestPause(t *testing.T) {
 			t.Errorf("resumed: GOGC %d, want off", p)
 		}
 	})
+}
+
+func TestHold(t *testing.T) {
+	withSettings(t, 150, 1<<40)
+
+	Hold(DefaultLimit)
+	Hold(64 << 20) // held already: nothing changes
+	if p, l := settings(); p != -1 || l != DefaultLimit {
+		t.Fatalf("held: GOGC %d, limit %d; want off, %d", p, l, DefaultLimit)
+	}
+	Release()
+	if p, l := settings(); p != 150 || l != 1<<40 {
+		t.Fatalf("released: GOGC %d, limit %d; want 150, %d", p, l, int64(1<<40))
+	}
+	Release() // nothing held: nothing changes
+	debug.SetGCPercent(120)
+	Release()
+	if p, _ := settings(); p != 120 {
+		t.Fatalf("a second Release: GOGC %d, want 120", p)
+	}
 }

@@ -1,0 +1,81 @@
+package apiserver
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+)
+
+// TestAdmissionChainOrder checks that the admission chain, built in two
+// parts (the webhook plugins beside the server's start, the others once its
+// informers have synced), is kube-apiserver's: its plugins in its order, in
+// one reinvocation handler, as one NewFromPlugins call builds them.
+func TestAdmissionChainOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		disabled []string
+	}{
+		{name: "default"},
+		{name: "webhooks off", disabled: []string{"MutatingAdmissionWebhook", "ValidatingAdmissionWebhook"}},
+		{name: "the first and the last off", disabled: []string{"NamespaceLifecycle", "ResourceQuota"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(Config{AnyPort: true, DisableAdmissionPlugins: tc.disabled})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.listener.Close()
+			defer s.endDrained()
+			started := <-s.admissionStarted
+			if started.err != nil {
+				t.Fatal(started.err)
+			}
+			chain, _, err := started.builder.build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := admissionPlugins(tc.disabled)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, reinvokers := pluginNames(t, reflect.ValueOf(chain))
+			if !slices.Equal(got, want) {
+				t.Errorf("the chain's plugins:\n%q\nwant kube-apiserver's:\n%q", got, want)
+			}
+			// A mutating webhook's reinvocation runs the whole chain again.
+			if reinvokers != 1 {
+				t.Errorf("the chain is in %d reinvocation handlers, want 1", reinvokers)
+			}
+		})
+	}
+}
+
+// pluginNames flattens a chain: its plugins' names (their metrics' name
+// label), in the order the chain calls them, and how many reinvocation
+// handlers hold them.
+func pluginNames(t *testing.T, v reflect.Value) (names []string, reinvokers int) {
+	t.Helper()
+	for v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	switch {
+	case v.Kind() == reflect.Slice: // admission's chainAdmissionHandler
+		for i := range v.Len() {
+			n, r := pluginNames(t, v.Index(i))
+			names, reinvokers = append(names, n...), reinvokers+r
+		}
+		return names, reinvokers
+	case v.Type().Name() == "reinvoker":
+		names, reinvokers = pluginNames(t, v.FieldByName("admissionChain"))
+		return names, reinvokers + 1
+	case v.FieldByName("extraLabels").IsValid():
+		// admission/metrics' pluginHandlerWithMetrics: a step (no label)
+		// around a chain, or a plugin (its name).
+		if labels := v.FieldByName("extraLabels"); labels.Len() > 0 {
+			return []string{labels.Index(0).String()}, 0
+		}
+		return pluginNames(t, v.FieldByName("Interface"))
+	}
+	t.Fatalf("unexpected handler %v in the chain", v.Type())
+	return nil, 0
+}
