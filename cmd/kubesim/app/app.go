@@ -177,8 +177,9 @@ func up(ctx context.Context, o upOptions) error {
 	}
 	// The collector waits until the cluster is ready (or the heap has
 	// grown to startgc.DefaultLimit): what a start allocates stays live.
-	// It has waited since the process's initialisation (package atinit)
-	// unless kubesim up runs otherwise (its tests).
+	// In the kubesim binary it has waited since the process's
+	// initialisation (package atinit); Hold starts it where a main without
+	// atinit runs the command.
 	startgc.Hold(startgc.DefaultLimit)
 	defer startgc.Release()
 	cluster, err := sim.Start(ctx, cfg)
