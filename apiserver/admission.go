@@ -20,6 +20,7 @@ import (
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/admission/initializer"
 	admissionmetrics "k8s.io/apiserver/pkg/admission/metrics"
+	mutatingadmissionpolicy "k8s.io/apiserver/pkg/admission/plugin/policy/mutating"
 	validatingadmissionpolicy "k8s.io/apiserver/pkg/admission/plugin/policy/validating"
 	webhookinit "k8s.io/apiserver/pkg/admission/plugin/webhook/initializer"
 	mutatingwebhook "k8s.io/apiserver/pkg/admission/plugin/webhook/mutating"
@@ -360,9 +361,10 @@ func (a *trackedAdmission) Validate(ctx context.Context, attr admission.Attribut
 // while nothing configures them: with no webhook configuration or policy,
 // kube-apiserver's plugins do nothing but cost (the mutating webhook
 // plugin copies every object it is shown; 3% of the API server's CPU in a
-// scheduler experiment). The plugins still run, and answer as they do,
-// until their informers have synced, and as soon as a configuration
-// exists.
+// scheduler experiment; the mutating policy plugin's dispatch 0.8% of a
+// ConfigMap create's and 0.5% of 5,000 idle nodes'). The plugins still
+// run, and answer as they do, until their informers have synced, and as
+// soon as a configuration exists.
 func skipUnconfigured(factory informers.SharedInformerFactory) admission.Decorator {
 	return admission.DecoratorFunc(func(handler admission.Interface, name string) admission.Interface {
 		var informer cache.SharedIndexInformer
@@ -373,6 +375,8 @@ func skipUnconfigured(factory informers.SharedInformerFactory) admission.Decorat
 			informer = factory.Admissionregistration().V1().ValidatingWebhookConfigurations().Informer()
 		case validatingadmissionpolicy.PluginName:
 			informer = factory.Admissionregistration().V1().ValidatingAdmissionPolicies().Informer()
+		case mutatingadmissionpolicy.PluginName:
+			informer = factory.Admissionregistration().V1().MutatingAdmissionPolicies().Informer()
 		default:
 			return handler
 		}
