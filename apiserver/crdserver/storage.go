@@ -3,7 +3,6 @@ package crdserver
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -142,61 +141,29 @@ func (s *versionedStorage) List(ctx context.Context, prefix string, opts storage
 	return &out, nil
 }
 
-// Watch implements storage.Interface.
+// Watch implements storage.Interface: the backend's watch converts each
+// event in its own goroutine, before the caller's Transform.
 func (s *versionedStorage) Watch(ctx context.Context, prefix string, opts storage.WatchOptions) (watch.Interface, error) {
 	opts.Predicate = s.predicate(opts.Predicate)
-	w, err := s.Interface.Watch(ctx, prefix, opts)
-	if err != nil {
-		return nil, err
+	then := opts
+	opts.Transform = func(e watch.Event) (watch.Event, bool) {
+		return then.Send(s.convertEvent(e))
 	}
-	return newConvertingWatch(w, func(e watch.Event) watch.Event {
-		if e.Type == watch.Error || e.Type == watch.Bookmark {
-			return e
-		}
-		obj, err := s.out(e.Object)
-		if err != nil {
-			status := apierrors.NewInternalError(err).Status()
-			return watch.Event{Type: watch.Error, Object: &status}
-		}
-		e.Object = obj
+	return s.Interface.Watch(ctx, prefix, opts)
+}
+
+// convertEvent is a stored object's event at the served version; a failed
+// conversion is the watch's error, as the storage codec's error ends a
+// kube-apiserver watch.
+func (s *versionedStorage) convertEvent(e watch.Event) watch.Event {
+	if e.Type == watch.Error || e.Type == watch.Bookmark {
 		return e
-	}), nil
-}
-
-// convertingWatch passes every event of a storage watch through convert.
-// Unlike watch.Filter, its Stop also ends its goroutine when nobody reads
-// any more (the API watch stops reading once its client is gone): the
-// event it was handing over is dropped instead of holding the goroutine
-// for ever.
-type convertingWatch struct {
-	in       watch.Interface
-	out      chan watch.Event
-	stop     chan struct{}
-	stopOnce sync.Once
-}
-
-func newConvertingWatch(in watch.Interface, convert func(watch.Event) watch.Event) *convertingWatch {
-	w := &convertingWatch{in: in, out: make(chan watch.Event), stop: make(chan struct{})}
-	go func() {
-		defer close(w.out)
-		for e := range in.ResultChan() {
-			select {
-			case w.out <- convert(e):
-			case <-w.stop:
-				return
-			}
-		}
-	}()
-	return w
-}
-
-// ResultChan implements watch.Interface.
-func (w *convertingWatch) ResultChan() <-chan watch.Event { return w.out }
-
-// Stop implements watch.Interface.
-func (w *convertingWatch) Stop() {
-	w.stopOnce.Do(func() {
-		close(w.stop)
-		w.in.Stop()
-	})
+	}
+	obj, err := s.out(e.Object)
+	if err != nil {
+		status := apierrors.NewInternalError(err).Status()
+		return watch.Event{Type: watch.Error, Object: &status}
+	}
+	e.Object = obj
+	return e
 }

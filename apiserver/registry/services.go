@@ -445,6 +445,10 @@ func (a *serviceAllocator) follow(ctx context.Context, st storage.Interface, rev
 			continue
 		}
 		for e := range w.ResultChan() {
+			if p, ok := e.Object.(*storage.Progress); ok {
+				rev = max(rev, p.Revision) // nothing of ours before it
+				continue
+			}
 			svc, ok := e.Object.(*api.Service)
 			if !ok {
 				break // an error: watch again

@@ -1016,7 +1016,15 @@ func (s *Store) Watch(ctx context.Context, options *metainternalversion.ListOpti
 		}
 	}
 	w.lastRV = from
-	inner, err := s.cfg.Storage.Watch(ctx, prefix, storage.WatchOptions{Revision: from, Predicate: pred})
+	opts := storage.WatchOptions{Revision: from, Predicate: pred}
+	direct := len(w.initial) == 0 && !w.initialEnd && !w.bookmarks
+	if direct {
+		// Nothing to add to the storage's events: the API reads them
+		// from the storage's watch, which makes them the API's events
+		// itself, with no goroutine and buffer between them.
+		opts.Transform = s.apiEvent
+	}
+	inner, err := s.cfg.Storage.Watch(ctx, prefix, opts)
 	if err != nil {
 		if isCode(err, storage.ErrCodeExpired) {
 			// As kube-apiserver's watch cache: the watch opens and its
@@ -1026,6 +1034,10 @@ func (s *Store) Watch(ctx context.Context, options *metainternalversion.ListOpti
 			return errorWatch(watchErrorStatus(se)), nil
 		}
 		return nil, interpretList(err, gr)
+	}
+	if direct {
+		utilflowcontrol.WatchInitialized(ctx)
+		return inner, nil
 	}
 	w.inner = inner
 	go w.run(ctx)
@@ -1119,22 +1131,49 @@ func (w *storeWatch) run(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if e.Type == watch.Error {
-				if we, ok := e.Object.(*storage.WatchError); ok {
-					e.Object = watchErrorStatus(we.Err)
+			if p, ok := e.Object.(*storage.Progress); ok && e.Type == watch.Bookmark {
+				// Every change up to p.Revision has been sent: a bookmark
+				// there, as kube-apiserver makes of etcd's progress
+				// notifications, when the client asked for bookmarks.
+				if w.bookmarks {
+					w.lastRV = max(w.lastRV, p.Revision)
+					if !w.send(w.bookmark(false)) {
+						return
+					}
 				}
-				w.send(e)
-				return
+				continue
 			}
-			if rv, err := resourceVersion(e.Object); err == nil {
-				w.lastRV = rv
+			if e.Type != watch.Error {
+				if rv, err := resourceVersion(e.Object); err == nil {
+					w.lastRV = rv
+				}
 			}
-			e.Object = w.store.encoded.wrap(e.Object)
-			if !w.send(e) {
+			e, _ = w.store.apiEvent(e)
+			if !w.send(e) || e.Type == watch.Error {
 				return
 			}
 		}
 	}
+}
+
+// apiEvent is what the API sends of a storage watch's event: its object
+// wrapped to share its encodings among watchers, a storage error as the
+// Status kube-apiserver sends, and no backend progress (*storage.Progress):
+// storeWatch makes bookmarks of it for the clients that ask for them.
+func (s *Store) apiEvent(e watch.Event) (watch.Event, bool) {
+	switch e.Type {
+	case watch.Error:
+		if we, ok := e.Object.(*storage.WatchError); ok {
+			e.Object = watchErrorStatus(we.Err)
+		}
+		return e, true
+	case watch.Bookmark:
+		if _, ok := e.Object.(*storage.Progress); ok {
+			return e, false
+		}
+	}
+	e.Object = s.encoded.wrap(e.Object)
+	return e, true
 }
 
 type fieldErrorList = field.ErrorList

@@ -132,4 +132,36 @@ type WatchOptions struct {
 	// Predicate, when set, filters events: an object that starts matching is
 	// ADDED, one that stops matching is DELETED. Default: all.
 	Predicate Predicate
+	// Transform, when set, maps every event the watch would send (its
+	// errors and *Progress bookmarks too) to the event it sends, or drops
+	// it (false), in the watch's own goroutine: a caller that adapts each
+	// event (the REST layer's shared encodings, a custom resource's
+	// version) needs no goroutine and channel of its own between the
+	// storage and its reader. The watch ends after the first watch.Error
+	// it sends, its own or one Transform made. Default: events as they are.
+	Transform func(watch.Event) (watch.Event, bool)
+}
+
+// Send is what a watch sends of e under opts: e itself, or what
+// opts.Transform makes of it.
+func (opts WatchOptions) Send(e watch.Event) (watch.Event, bool) {
+	if opts.Transform == nil {
+		return e, true
+	}
+	return opts.Transform(e)
+}
+
+// Deliver sends what opts make of e on a backend watch's channel; false
+// when the watch ends: ctx is done, or an error was sent.
+func (opts WatchOptions) Deliver(ctx context.Context, ch chan<- watch.Event, e watch.Event) bool {
+	e, ok := opts.Send(e)
+	if !ok {
+		return true
+	}
+	select {
+	case ch <- e:
+		return e.Type != watch.Error
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -480,7 +480,7 @@ func (s *Store) Watch(ctx context.Context, prefix string, opts storage.WatchOpti
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	w := &watcher{store: s, prefix: prefix, etcdPrefix: ep, pred: opts.Predicate, result: make(chan watch.Event, 100), cancel: cancel}
+	w := &watcher{store: s, prefix: prefix, etcdPrefix: ep, pred: opts.Predicate, opts: opts, result: make(chan watch.Event, 100), cancel: cancel}
 	wch := s.client.Watch(clientv3.WithRequireLeader(ctx), ep, clientv3.WithPrefix(), clientv3.WithRev(from+1),
 		clientv3.WithPrevKV(), clientv3.WithProgressNotify())
 	go w.run(ctx, wch)
@@ -491,6 +491,7 @@ type watcher struct {
 	store              *Store
 	prefix, etcdPrefix string
 	pred               storage.Predicate
+	opts               storage.WatchOptions // for its Transform
 	result             chan watch.Event
 	cancel             context.CancelFunc
 }
@@ -498,13 +499,10 @@ type watcher struct {
 func (w *watcher) Stop()                          { w.cancel() }
 func (w *watcher) ResultChan() <-chan watch.Event { return w.result }
 
+// send sends what the watch's options make of e; false when the watch
+// ends.
 func (w *watcher) send(ctx context.Context, e watch.Event) bool {
-	select {
-	case w.result <- e:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return w.opts.Deliver(ctx, w.result, e)
 }
 
 func (w *watcher) fail(ctx context.Context, err *storage.Error) {

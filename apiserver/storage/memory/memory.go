@@ -809,6 +809,7 @@ func (s *Store) Watch(ctx context.Context, prefix string, opts storage.WatchOpti
 		store:  s,
 		prefix: prefix,
 		pred:   opts.Predicate,
+		opts:   opts,
 		cursor: cursor,
 		result: make(chan watch.Event, 100),
 		cancel: cancel,
@@ -821,7 +822,8 @@ type watcher struct {
 	store  *Store
 	prefix string
 	pred   storage.Predicate
-	cursor int64 // the last revision looked at
+	opts   storage.WatchOptions // for its Transform
+	cursor int64                // the last revision looked at
 	result chan watch.Event
 	cancel context.CancelFunc
 }
@@ -886,10 +888,7 @@ func (w *watcher) run(ctx context.Context) {
 		if err != nil {
 			var se *storage.Error
 			errors.As(err, &se)
-			select {
-			case w.result <- watch.Event{Type: watch.Error, Object: &storage.WatchError{Err: se}}:
-			case <-ctx.Done():
-			}
+			w.deliver(ctx, watch.Event{Type: watch.Error, Object: &storage.WatchError{Err: se}})
 			return
 		}
 		if wt != nil {
@@ -910,29 +909,27 @@ func (w *watcher) run(ctx context.Context) {
 		}
 		for _, e := range evs {
 			w.cursor = e.rev
-			out, ok, err := w.transform(e)
+			out, ok, err := w.filter(e)
 			if err != nil {
 				utilErr := storage.NewError(storage.ErrCodeInvalidArgument, e.key, e.rev, "predicate: %v", err)
-				select {
-				case w.result <- watch.Event{Type: watch.Error, Object: &storage.WatchError{Err: utilErr}}:
-				case <-ctx.Done():
-				}
+				w.deliver(ctx, watch.Event{Type: watch.Error, Object: &storage.WatchError{Err: utilErr}})
 				return
 			}
-			if !ok {
-				continue
-			}
-			select {
-			case w.result <- out:
-			case <-ctx.Done():
+			if ok && !w.deliver(ctx, out) {
 				return
 			}
 		}
 	}
 }
 
-// transform filters an event through the prefix and predicate.
-func (w *watcher) transform(e event) (watch.Event, bool, error) {
+// deliver sends what the watch's options make of e; false when the watch
+// ends.
+func (w *watcher) deliver(ctx context.Context, e watch.Event) bool {
+	return w.opts.Deliver(ctx, w.result, e)
+}
+
+// filter filters an event through the prefix and predicate.
+func (w *watcher) filter(e event) (watch.Event, bool, error) {
 	if !strings.HasPrefix(e.key, w.prefix) {
 		return watch.Event{}, false, nil
 	}

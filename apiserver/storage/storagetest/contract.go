@@ -35,6 +35,7 @@ func RunContractTests(t *testing.T, newStore NewFunc) {
 	t.Run("WatchFromRevision", func(t *testing.T) { testWatchFromRevision(t, newStore(t)) })
 	t.Run("WatchPredicate", func(t *testing.T) { testWatchPredicate(t, newStore(t)) })
 	t.Run("WatchCompacted", func(t *testing.T) { testWatchCompacted(t, newStore(t)) })
+	t.Run("WatchTransform", func(t *testing.T) { testWatchTransform(t, newStore(t)) })
 	t.Run("ConcurrentWritesAndWatch", func(t *testing.T) { testConcurrent(t, newStore(t)) })
 }
 
@@ -426,6 +427,55 @@ func testWatchCompacted(t *testing.T, s storage.Interface) {
 	defer w.Stop()
 	c := mustCreate(t, s, cm("c", nil))
 	expectEvent(t, w, watch.Added, "c", rv(t, c))
+}
+
+// testWatchTransform: a watch sends what WatchOptions.Transform makes of
+// each event, in order, leaves out what it drops, and ends after an error
+// it makes.
+func testWatchTransform(t *testing.T, s storage.Interface) {
+	ctx := context.Background()
+	transform := func(e watch.Event) (watch.Event, bool) {
+		c, ok := e.Object.(*api.ConfigMap)
+		switch {
+		case !ok:
+			return e, true
+		case c.Name == "dropped":
+			return e, false
+		case c.Name == "fails":
+			return watch.Event{Type: watch.Error, Object: &metav1.Status{Status: metav1.StatusFailure, Code: 500}}, true
+		}
+		// Stored objects are shared: the transform returns a copy.
+		c = c.DeepCopy()
+		c.Annotations = map[string]string{"transformed": string(e.Type)}
+		return watch.Event{Type: e.Type, Object: c}, true
+	}
+	w, err := s.Watch(ctx, prefix, storage.WatchOptions{Revision: rv(t, mustCreate(t, s, cm("before", nil))), Transform: transform})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	mustCreate(t, s, cm("dropped", nil))
+	a := mustCreate(t, s, cm("a", nil))
+	e := recv(t, w)
+	if c, ok := e.Object.(*api.ConfigMap); e.Type != watch.Added || !ok || c.Name != "a" || c.Annotations["transformed"] != "ADDED" || rv(t, c) != rv(t, a) {
+		t.Fatalf("got event %s %#v, want the transformed ADDED of a", e.Type, e.Object)
+	}
+	if got, err := s.Get(ctx, key("a"), storage.GetOptions{}); err != nil || got.(*api.ConfigMap).Annotations != nil {
+		t.Fatalf("the stored object changed with its event: %#v, %v", got, err)
+	}
+	mustCreate(t, s, cm("fails", nil))
+	mustCreate(t, s, cm("after", nil))
+	if e := recv(t, w); e.Type != watch.Error {
+		t.Fatalf("got event %s %#v, want the transform's error", e.Type, e.Object)
+	}
+	select {
+	case e, open := <-w.ResultChan():
+		if open {
+			t.Fatalf("got event %s %#v after an error, want the watch ended", e.Type, e.Object)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the watch did not end after its error")
+	}
 }
 
 func testConcurrent(t *testing.T, s storage.Interface) {
