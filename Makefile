@@ -92,14 +92,18 @@ unit: images
 
 ## fuzz: the API server's fuzz targets (go test -fuzz), FUZZTIME each (default 1h); a failing input is
 ## written to apiserver/testdata/fuzz/<target>/ and runs from then on as a regression test in make unit.
-## fuzz-short: each target briefly, in make test.
+## fuzz-short: each target briefly (2,000 inputs), in make test.
 FUZZ_TARGETS = FuzzListParameters FuzzWriteBodies FuzzWatchParameters
 FUZZTIME ?= 1h
 fuzz:
 	for t in $(FUZZ_TARGETS); do $(GO) test ./apiserver/ -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) || exit 1; done
 
+# A count, not a duration: go1.26's fuzzing coordinator can fail a target
+# with "context deadline exceeded" and no failing input when its -fuzztime
+# deadline races a busy worker (golang/go#75804, fixed in go1.27); a count
+# has no deadline.
 fuzz-short:
-	$(MAKE) fuzz FUZZTIME=10s
+	$(MAKE) fuzz FUZZTIME=2000x
 
 ## crash-test: kill -9 kubesim at random moments under client-go writers, readers and watchers, restart it
 ## and check: no acknowledged write lost, no revision reused, resumed watches without gaps or duplicates,
