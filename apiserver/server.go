@@ -62,6 +62,7 @@ import (
 	"github.com/kubesim/kubesim/apiserver/registry"
 	"github.com/kubesim/kubesim/apiserver/storage"
 	"github.com/kubesim/kubesim/apiserver/storage/datadir"
+	"github.com/kubesim/kubesim/apiserver/storage/encoding"
 	etcdstore "github.com/kubesim/kubesim/apiserver/storage/etcd"
 	"github.com/kubesim/kubesim/apiserver/storage/memory"
 	"github.com/kubesim/kubesim/internal/pki"
@@ -408,7 +409,12 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.etcd, s.etcdClient, s.cfg.Storage = e, client, e
 	default:
-		m, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval})
+		codec, err := encoding.NewCodec()
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		m, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval, Codec: codec})
 		if err != nil {
 			ln.Close()
 			return nil, err

@@ -95,7 +95,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 	s := &Store{cfg: cfg, codec: codec, kick: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
-	mem, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval, FutureRevisionWait: cfg.FutureRevisionWait, Journal: s})
+	mem, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval, FutureRevisionWait: cfg.FutureRevisionWait, Journal: s, Codec: codec})
 	if err != nil {
 		return nil, err
 	}

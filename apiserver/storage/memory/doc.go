@@ -8,7 +8,11 @@
 // waits on its prefix: a write wakes only the watchers of its key (with
 // hundreds of watches open, most writes concern a few of them), and tells
 // them its revision, so they skip the other keys' events in between. A
-// periodic compaction keeps a retention window of history.
+// periodic compaction keeps a retention window of history. With a Codec,
+// the history only reads at older revisions need (a version some later
+// change superseded, and the objects of events a few thousand revisions
+// old) is kept encoded: no pointers for the garbage collector to mark, and
+// such a read decodes.
 //
 // Stored objects are read-only, so they share what they have alike (package
 // internal/share): a version holds one copy of what the version before it

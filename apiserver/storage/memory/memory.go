@@ -1,11 +1,14 @@
 package memory
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unique"
 	"weak"
@@ -37,6 +40,27 @@ type Config struct {
 	// once the journal reports it durable (Store.Durable). Default: none,
 	// every change is visible at once.
 	Journal Journal
+	// Codec, when set, keeps the versions history holds only for reads at
+	// older revisions (exact lists, paginated lists, watches that resume)
+	// encoded, without pointers for the garbage collector to follow, once
+	// FreezeAfter revisions have been written after the change that
+	// superseded them: five minutes of Lease renewals at 5,000 nodes held
+	// 250 MB of live heap and a fifth of the process's CPU in marking. A
+	// read of such a version decodes it. Default: none, history stays
+	// decoded.
+	Codec Codec
+	// FreezeAfter is how many revisions a change's event keeps its objects
+	// decoded for the watches that read it; after that a watch decodes
+	// them. Default: 10,000 (20 s of 5,000 nodes' renewals). Negative:
+	// never.
+	FreezeAfter int64
+}
+
+// Codec encodes and decodes stored objects (Config.Codec), as
+// storage/encoding's Codec does.
+type Codec interface {
+	Encode(key string, obj runtime.Object) ([]byte, error)
+	Decode(key string, data []byte) (runtime.Object, error)
 }
 
 // Journal persists a Store's changes (Config.Journal).
@@ -83,6 +107,9 @@ type Store struct {
 	loading bool
 	// compactRev is the revision history was last compacted at.
 	compactRev int64
+	// frozen is the revision up to which events hold no objects (see
+	// Config.Codec): a reader takes them from the versions.
+	frozen int64
 	// tree holds one record per key ever written and not yet compacted away.
 	tree *btree.BTreeG[*record]
 	// byKey indexes tree's records by key for point reads and writes: a
@@ -96,9 +123,13 @@ type Store struct {
 	// revision.
 	wake chan struct{}
 
-	// waitMu guards waiters; it is taken with mu held (for reading by a
-	// watcher that registers, for writing by a write that wakes them).
+	// waitMu guards waiters and watchers; it is taken with mu held (for
+	// reading by a watcher that registers, for writing by a write that
+	// wakes them).
 	waitMu sync.Mutex
+	// watchers are the running watchers, whose positions bound how far
+	// events are frozen: a watcher behind never decodes what it reads.
+	watchers map[*watcher]struct{}
 	// waiters holds, by prefix, the watchers that have read every event and
 	// wait for the next one under their prefix: a write wakes only those of
 	// its key, not every watcher of the store.
@@ -130,8 +161,11 @@ var _ storage.Interface = (*Store)(nil)
 
 type version struct {
 	rev     int64
-	obj     runtime.Object // nil for a deletion
+	obj     runtime.Object // nil for a deletion and once encoded
 	deleted bool
+	// data is obj encoded (Config.Codec), once a later version has
+	// superseded it for long enough.
+	data []byte
 	// interned keeps the field sets obj's managed fields share with other
 	// versions canonical (see internManagedFields).
 	interned []unique.Handle[string]
@@ -154,6 +188,9 @@ type event struct {
 	key  string
 	obj  runtime.Object // the new state; the last state for a deletion
 	prev runtime.Object // the previous state, nil for a creation
+	// frozen: obj and prev are nil, to be read from the key's versions
+	// (Store.thaw).
+	frozen bool
 }
 
 // New returns an empty Store.
@@ -170,15 +207,20 @@ func New(cfg Config) (*Store, error) {
 	if cfg.FutureRevisionWait < 0 {
 		return nil, fmt.Errorf("unable to create memory store: FutureRevisionWait must not be negative")
 	}
+	if cfg.FreezeAfter == 0 {
+		cfg.FreezeAfter = 10000
+	}
 	return &Store{
 		cfg:       cfg,
 		rev:       1,
 		visible:   1,
 		firstRev:  2,
+		frozen:    1,
 		tree:      btree.NewG(32, func(a, b *record) bool { return a.key < b.key }),
 		byKey:     map[string]*record{},
 		wake:      make(chan struct{}),
 		waiters:   map[string]*waiter{},
+		watchers:  map[*watcher]struct{}{},
 		templates: map[string]weak.Pointer[template]{},
 	}, nil
 }
@@ -252,6 +294,95 @@ func (s *Store) publish(rev int64) {
 	s.visible = rev
 	close(s.wake)
 	s.wake = make(chan struct{})
+	s.freeze()
+}
+
+// freeze drops the objects of the events FreezeAfter revisions behind the
+// visible one, and encodes the versions those events superseded, which
+// only reads at older revisions need from then on. It must be called with
+// mu held for writing.
+func (s *Store) freeze() {
+	if s.cfg.Codec == nil || s.cfg.FreezeAfter < 0 {
+		return
+	}
+	s.frozen = max(s.frozen, s.firstRev-1)
+	limit := s.visible - s.cfg.FreezeAfter
+	if limit-s.frozen < min(s.cfg.FreezeAfter, 256) {
+		return // in batches: each looks at every watcher
+	}
+	s.waitMu.Lock()
+	for w := range s.watchers {
+		limit = min(limit, w.pos.Load())
+	}
+	s.waitMu.Unlock()
+	for ; s.frozen < limit; s.frozen++ {
+		e := &s.events[s.frozen+1-s.firstRev]
+		if e.prev != nil {
+			if r := s.byKey[e.key]; r != nil {
+				if i := r.index(e.rev); i > 0 {
+					s.encodeVersion(r.key, &r.versions[i-1])
+				}
+			}
+		}
+		e.obj, e.prev, e.frozen = nil, nil, true
+	}
+}
+
+// encodeVersion keeps v encoded instead of decoded. Stored objects are
+// read without a lock, so it encodes a copy; a version it cannot encode
+// stays as it is.
+func (s *Store) encodeVersion(key string, v *version) {
+	if v.obj == nil {
+		return
+	}
+	data, err := s.cfg.Codec.Encode(key, v.obj.DeepCopyObject())
+	if err != nil {
+		return
+	}
+	// Exactly its length: the encoder's buffer has room to spare.
+	v.data, v.obj, v.interned, v.tmpl = bytes.Clone(data), nil, nil, nil
+}
+
+// object returns v's object, decoded if it is kept encoded. It must be
+// called with mu held.
+func (s *Store) object(key string, v *version) (runtime.Object, error) {
+	if v.obj != nil || v.data == nil {
+		return v.obj, nil
+	}
+	obj, err := s.cfg.Codec.Decode(key, v.data)
+	if err != nil {
+		return nil, storage.NewError(storage.ErrCodeInvalidArgument, key, v.rev, "%v", err)
+	}
+	if err := setRevision(obj, v.rev); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// thaw sets the objects of a frozen event, a copy of the store's, from the
+// key's versions. It must be called with mu held.
+func (s *Store) thaw(e *event) error {
+	r := s.byKey[e.key]
+	i := r.index(e.rev)
+	if i < 0 {
+		return storage.NewError(storage.ErrCodeInvalidArgument, e.key, e.rev, "no version of the event's revision")
+	}
+	var err error
+	if i > 0 && !r.versions[i-1].deleted && e.typ != watch.Added {
+		if e.prev, err = s.object(e.key, &r.versions[i-1]); err != nil {
+			return err
+		}
+	}
+	if e.typ != watch.Deleted {
+		e.obj, err = s.object(e.key, &r.versions[i])
+		return err
+	}
+	// A deletion's object is the last state at the deletion's revision.
+	if e.prev == nil {
+		return storage.NewError(storage.ErrCodeInvalidArgument, e.key, e.rev, "no last state of the deletion")
+	}
+	e.obj = e.prev.DeepCopyObject()
+	return setRevision(e.obj, e.rev)
 }
 
 // eventsAfter returns the events in (from, to]. It must be called with mu
@@ -384,12 +515,20 @@ func (s *Store) Entries(rev int64) ([]Entry, error) {
 		return nil, storage.NewError(storage.ErrCodeTooLargeRevision, "", s.visible, "requested %d", rev)
 	}
 	out := make([]Entry, 0, len(s.byKey))
+	var err error
 	s.tree.Ascend(func(r *record) bool {
 		if v := r.at(rev); v != nil {
-			out = append(out, Entry{Key: r.key, Object: v.obj})
+			var obj runtime.Object
+			if obj, err = s.object(r.key, v); err != nil {
+				return false
+			}
+			out = append(out, Entry{Key: r.key, Object: obj})
 		}
 		return true
 	})
+	if err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -483,6 +622,22 @@ func (s *Store) current(r *record) *version {
 	return r.at(s.visible)
 }
 
+// index returns the index of r's version of revision rev, or -1.
+func (r *record) index(rev int64) int {
+	if r == nil {
+		return -1
+	}
+	for i := len(r.versions) - 1; i >= 0; i-- {
+		if r.versions[i].rev == rev {
+			return i
+		}
+		if r.versions[i].rev < rev {
+			break
+		}
+	}
+	return -1
+}
+
 // at returns the live version at revision rev, or nil.
 func (r *record) at(rev int64) *version {
 	for i := len(r.versions) - 1; i >= 0; i-- {
@@ -567,6 +722,9 @@ func (s *Store) Get(ctx context.Context, key string, opts storage.GetOptions) (r
 	v := s.current(s.byKey[key])
 	if v == nil {
 		return nil, storage.NewError(storage.ErrCodeNotFound, key, 0, "")
+	}
+	if v.obj == nil {
+		return s.object(key, v) // decoded: the caller's own
 	}
 	return v.obj.DeepCopyObject(), nil
 }
@@ -694,6 +852,11 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 		if v == nil {
 			return true
 		}
+		obj, oerr := s.object(r.key, v)
+		if oerr != nil {
+			err = oerr
+			return false
+		}
 		if counting {
 			if opts.Predicate != nil {
 				return false // one more live key is all we need to know
@@ -711,7 +874,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 			return true
 		}
 		if opts.Predicate != nil {
-			ok, perr := opts.Predicate(v.obj)
+			ok, perr := opts.Predicate(obj)
 			if perr != nil {
 				err = perr
 				return false
@@ -720,7 +883,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 				return true
 			}
 		}
-		res.Items = append(res.Items, v.obj)
+		res.Items = append(res.Items, obj)
 		res.Attachments = append(res.Attachments, &r.attach)
 		lastKey = r.key
 		return true
@@ -814,6 +977,10 @@ func (s *Store) Watch(ctx context.Context, prefix string, opts storage.WatchOpti
 		result: make(chan watch.Event, 100),
 		cancel: cancel,
 	}
+	w.pos.Store(cursor)
+	s.waitMu.Lock()
+	s.watchers[w] = struct{}{}
+	s.waitMu.Unlock()
 	go w.run(ctx)
 	return w, nil
 }
@@ -822,8 +989,12 @@ type watcher struct {
 	store  *Store
 	prefix string
 	pred   storage.Predicate
+	buf    []event              // the events next read, the watcher's own copy
 	opts   storage.WatchOptions // for its Transform
 	cursor int64                // the last revision looked at
+	// pos is the last revision the watcher has read from the log, set
+	// with the store's lock held; MaxInt64 while it waits.
+	pos    atomic.Int64
 	result chan watch.Event
 	cancel context.CancelFunc
 }
@@ -850,6 +1021,11 @@ func (w *watcher) next() ([]event, *waiter, error) {
 		i = 0
 	}
 	if i >= s.visible+1-s.firstRev {
+		// The events read last hold no objects while the watcher waits,
+		// and it holds no freezing back.
+		clear(w.buf)
+		w.buf = w.buf[:0]
+		w.pos.Store(math.MaxInt64)
 		// No write can come between the read of the log and the waiter's
 		// registration: writes hold mu.
 		s.waitMu.Lock()
@@ -866,7 +1042,20 @@ func (w *watcher) next() ([]event, *waiter, error) {
 	if len(evs) > 1000 {
 		evs = evs[:1000]
 	}
-	return evs, nil, nil
+	// A copy: events are frozen in place (Store.freeze), and the watcher
+	// reads them after the lock.
+	w.buf = append(w.buf[:0], evs...)
+	for k := range w.buf {
+		// Only the watcher's own keys: a watch that resumes reads the
+		// other keys' events only to pass them.
+		if w.buf[k].frozen && strings.HasPrefix(w.buf[k].key, w.prefix) {
+			if err := s.thaw(&w.buf[k]); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	w.pos.Store(w.buf[len(w.buf)-1].rev)
+	return w.buf, nil, nil
 }
 
 // stopWaiting removes a watcher that stops from its prefix's waiter.
@@ -883,6 +1072,11 @@ func (w *watcher) stopWaiting(wt *waiter) {
 
 func (w *watcher) run(ctx context.Context) {
 	defer close(w.result)
+	defer func() {
+		w.store.waitMu.Lock()
+		delete(w.store.watchers, w)
+		w.store.waitMu.Unlock()
+	}()
 	for {
 		evs, wt, err := w.next()
 		if err != nil {

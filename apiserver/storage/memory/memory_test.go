@@ -13,13 +13,27 @@ import (
 )
 
 func TestContract(t *testing.T) {
-	storagetest.RunContractTests(t, func(t *testing.T) storage.Interface {
-		s, err := New(Config{FutureRevisionWait: 50 * time.Millisecond, CompactionInterval: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"decoded history", Config{}},
+		// Every version but the latest kept encoded, every event but the
+		// last read back from the versions.
+		{"encoded history", Config{Codec: storagetest.Codec(t), FreezeAfter: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			storagetest.RunContractTests(t, func(t *testing.T) storage.Interface {
+				cfg := tc.cfg
+				cfg.FutureRevisionWait, cfg.CompactionInterval = 50*time.Millisecond, -1
+				s, err := New(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			})
+		})
+	}
 }
 
 // TestManagedFieldsShared: stored versions with the same field set hold one

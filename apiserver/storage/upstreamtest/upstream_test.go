@@ -56,6 +56,15 @@ var backends = []struct {
 		}
 		return s
 	}},
+	{"memory-encoded-history", func(t *testing.T) storage.Interface {
+		// Every version but the latest kept encoded, every event but the
+		// last read back from the versions.
+		s, err := memory.New(memory.Config{CompactionInterval: -1, FutureRevisionWait: 100 * time.Millisecond, Codec: exampleCodec(t), FreezeAfter: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}},
 	{"datadir", func(t *testing.T) storage.Interface {
 		s, err := datadir.Open(context.Background(), datadir.Config{Dir: t.TempDir(), Codec: exampleCodec(t), CompactionInterval: -1, FutureRevisionWait: 100 * time.Millisecond})
 		if err != nil {
