@@ -37,6 +37,7 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/compatibility"
+	"k8s.io/klog/v2"
 	"k8s.io/kube-openapi/pkg/handler3"
 	controlplaneadmission "k8s.io/kubernetes/pkg/controlplane/apiserver/admission"
 	kubeapiserveradmission "k8s.io/kubernetes/pkg/kubeapiserver/admission"
@@ -483,6 +484,8 @@ type admissionStart struct {
 // sources) find them synced at their first look, and the first requests
 // are not held a tenth of a second.
 func (s *Server) buildAdmission(ctx context.Context, b *admissionBuilder) error {
+	// The informers started so far, all synced.
+	started := s.informers.WaitForCacheSync(ctx.Done())
 	chain, start, err := b.build()
 	if err != nil {
 		return err
@@ -494,6 +497,12 @@ func (s *Server) buildAdmission(ctx context.Context, b *admissionBuilder) error 
 		if !ok {
 			return fmt.Errorf("the admission chain's %v informer did not sync: %w", typ, ctx.Err())
 		}
+		if _, ok := started[typ]; !ok {
+			s.lateAdmissionInformers = append(s.lateAdmissionInformers, typ)
+		}
+	}
+	if len(s.lateAdmissionInformers) > 0 {
+		klog.FromContext(ctx).V(2).Info("Admission plugins' informers started after the server's", "types", s.lateAdmissionInformers)
 	}
 	s.admission.delegate = chain
 	close(s.admission.built)
@@ -502,13 +511,44 @@ func (s *Server) buildAdmission(ctx context.Context, b *admissionBuilder) error 
 }
 
 // preRegisterAdmissionInformers asks the factory for the informers the
-// admission policies' sources wait for when the chain is built: started
-// and synced with the server's others, they are synced when the sources
-// first look (which otherwise costs them, and the first requests, 100 ms).
-func preRegisterAdmissionInformers(f informers.SharedInformerFactory) {
+// enabled admission plugins ask for when the chain is built (build), so
+// that they start and sync with the server's others: the admission
+// policies' sources then find theirs synced at their first look (which
+// otherwise costs them, and the first requests, 100 ms), and buildAdmission
+// has none left to start and wait for (ten informers, a second round of
+// lists before the server is ready). TestAdmissionInformersPreRegistered
+// fails when a plugin asks for one not here.
+func preRegisterAdmissionInformers(f informers.SharedInformerFactory, enabled []string) {
 	f.Core().V1().Namespaces().Informer()
 	f.Admissionregistration().V1().ValidatingAdmissionPolicies().Informer()
 	f.Admissionregistration().V1().ValidatingAdmissionPolicyBindings().Informer()
 	f.Admissionregistration().V1().MutatingAdmissionPolicies().Informer()
 	f.Admissionregistration().V1().MutatingAdmissionPolicyBindings().Informer()
+	for _, name := range enabled {
+		for _, informer := range admissionPluginInformers[name] {
+			informer(f)
+		}
+	}
+}
+
+// admissionPluginInformers are the informers each admission plugin asks
+// for (its SetExternalKubeInformerFactory) but those of every server.
+var admissionPluginInformers = map[string][]func(informers.SharedInformerFactory){
+	"LimitRanger":    {func(f informers.SharedInformerFactory) { f.Core().V1().LimitRanges().Informer() }},
+	"ServiceAccount": {func(f informers.SharedInformerFactory) { f.Core().V1().ServiceAccounts().Informer() }},
+	"NodeRestriction": {
+		func(f informers.SharedInformerFactory) { f.Core().V1().Nodes().Informer() },
+		func(f informers.SharedInformerFactory) { f.Core().V1().ServiceAccounts().Informer() },
+		func(f informers.SharedInformerFactory) { f.Core().V1().PersistentVolumeClaims().Informer() },
+		func(f informers.SharedInformerFactory) { f.Storage().V1().CSIDrivers().Informer() },
+	},
+	"PodTopologyLabels":            {func(f informers.SharedInformerFactory) { f.Core().V1().Nodes().Informer() }},
+	"NodeDeclaredFeatureValidator": {func(f informers.SharedInformerFactory) { f.Core().V1().Nodes().Informer() }},
+	"PodResizeValidator":           {func(f informers.SharedInformerFactory) { f.Core().V1().Nodes().Informer() }},
+	"DefaultIngressClass":          {func(f informers.SharedInformerFactory) { f.Networking().V1().IngressClasses().Informer() }},
+	"DefaultStorageClass":          {func(f informers.SharedInformerFactory) { f.Storage().V1().StorageClasses().Informer() }},
+	"PersistentVolumeClaimResize":  {func(f informers.SharedInformerFactory) { f.Storage().V1().StorageClasses().Informer() }},
+	"RuntimeClass":                 {func(f informers.SharedInformerFactory) { f.Node().V1().RuntimeClasses().Informer() }},
+	"ResourceQuota":                {func(f informers.SharedInformerFactory) { f.Core().V1().ResourceQuotas().Informer() }},
+	"Priority":                     {func(f informers.SharedInformerFactory) { f.Scheduling().V1().PriorityClasses().Informer() }},
 }

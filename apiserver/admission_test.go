@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	nodev1 "k8s.io/api/node/v1"
 )
 
 // TestAdmissionChainOrder checks that the admission chain, built in two
@@ -78,4 +80,36 @@ func pluginNames(t *testing.T, v reflect.Value) (names []string, reinvokers int)
 	}
 	t.Fatalf("unexpected handler %v in the chain", v.Type())
 	return nil, 0
+}
+
+// TestAdmissionInformersPreRegistered checks that the informers the
+// admission plugins ask for start and sync with the server's others, which
+// Start waits for once: none is left for the chain's build to start and
+// wait for (preRegisterAdmissionInformers, which fails this after an
+// upgrade whose plugins ask for another). A disabled plugin's informers do
+// not run.
+func TestAdmissionInformersPreRegistered(t *testing.T) {
+	runtimeClasses := reflect.TypeFor[*nodev1.RuntimeClass]()
+	for _, tc := range []struct {
+		name     string
+		disabled []string
+		// runtimeClasses is whether the RuntimeClass informer runs.
+		runtimeClasses bool
+	}{
+		{name: "default", runtimeClasses: true},
+		{name: "RuntimeClass off", disabled: []string{"RuntimeClass"}},
+		{name: "ResourceQuota and LimitRanger off", disabled: []string{"ResourceQuota", "LimitRanger"}, runtimeClasses: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, stop := startServerWith(t, Config{AnyPort: true, DisableAdmissionPlugins: tc.disabled})
+			defer stop()
+			if len(s.lateAdmissionInformers) > 0 {
+				t.Errorf("the admission chain's build started informers of %v: add them to admissionPluginInformers", s.lateAdmissionInformers)
+			}
+			started := s.informers.WaitForCacheSync(nil)
+			if _, ok := started[runtimeClasses]; ok != tc.runtimeClasses {
+				t.Errorf("the RuntimeClass informer runs: %v, want %v", ok, tc.runtimeClasses)
+			}
+		})
+	}
 }

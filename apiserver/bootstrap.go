@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	apfbootstrap "k8s.io/apiserver/pkg/apis/flowcontrol/bootstrap"
 	"k8s.io/apiserver/pkg/registry/rest"
 	utilflowcontrol "k8s.io/apiserver/pkg/util/flowcontrol"
@@ -67,10 +68,35 @@ type bootstrapObject struct {
 // bootstrapObjects are what kube-apiserver creates at start, from the same
 // upstream data: the system namespaces, the RBAC bootstrap policy, the
 // system priority classes, the API priority and fairness configuration
-// (its FlowSchemas with the status its consumer gives them), the local
-// APIServices, the legacy token tracking ConfigMap, the default
-// ServiceCIDR and the kubernetes Service.
+// (its FlowSchemas with the status its consumer gives them), the legacy
+// token tracking ConfigMap, the default ServiceCIDR and the kubernetes
+// Service; and the local APIServices (apiServiceObjects). Each object
+// existing already is left as it is. New starts creating them in the
+// background (startBootstrap), in parts that do not depend on each other;
+// Start waits for them.
 func (s *Server) bootstrapObjects() []bootstrapObject {
+	return append(bootstrapClusterRoles(), s.bootstrapOthers()...)
+}
+
+// bootstrapClusterRoles are the RBAC bootstrap policy's ClusterRoles,
+// about a third of the bootstrap's work, created beside the rest
+// (bootstrapOthers).
+func bootstrapClusterRoles() []bootstrapObject {
+	// As kube-apiserver's RBAC post-start hook: the cluster policy and the
+	// controllers' roles.
+	clusterRoles := append(bootstrappolicy.ClusterRoles(), bootstrappolicy.ControllerRoles()...)
+	out := make([]bootstrapObject, len(clusterRoles))
+	for i := range clusterRoles {
+		out[i] = bootstrapObject{resource: schema.GroupResource{Group: rbacGroup, Resource: "clusterroles"}, obj: &clusterRoles[i]}
+	}
+	return out
+}
+
+const rbacGroup = "rbac.authorization.k8s.io"
+
+// bootstrapOthers are the bootstrap objects but the ClusterRoles and the
+// APIServices.
+func (s *Server) bootstrapOthers() []bootstrapObject {
 	var out []bootstrapObject
 	add := func(group, resource, namespace string, obj runtime.Object) {
 		out = append(out, bootstrapObject{resource: schema.GroupResource{Group: group, Resource: resource}, namespace: namespace, obj: obj})
@@ -79,25 +105,18 @@ func (s *Server) bootstrapObjects() []bootstrapObject {
 		add("", "namespaces", "", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
 	}
 
-	const rbac = "rbac.authorization.k8s.io"
-	// As kube-apiserver's RBAC post-start hook: the cluster policy and the
-	// controllers' roles.
-	clusterRoles := append(bootstrappolicy.ClusterRoles(), bootstrappolicy.ControllerRoles()...)
-	for i := range clusterRoles {
-		add(rbac, "clusterroles", "", &clusterRoles[i])
-	}
 	clusterRoleBindings := append(bootstrappolicy.ClusterRoleBindings(), bootstrappolicy.ControllerRoleBindings()...)
 	for i := range clusterRoleBindings {
-		add(rbac, "clusterrolebindings", "", &clusterRoleBindings[i])
+		add(rbacGroup, "clusterrolebindings", "", &clusterRoleBindings[i])
 	}
 	for ns, roles := range bootstrappolicy.NamespaceRoles() {
 		for i := range roles {
-			add(rbac, "roles", ns, &roles[i])
+			add(rbacGroup, "roles", ns, &roles[i])
 		}
 	}
 	for ns, bindings := range bootstrappolicy.NamespaceRoleBindings() {
 		for i := range bindings {
-			add(rbac, "rolebindings", ns, &bindings[i])
+			add(rbacGroup, "rolebindings", ns, &bindings[i])
 		}
 	}
 
@@ -126,15 +145,6 @@ func (s *Server) bootstrapObjects() []bootstrapObject {
 		// then has nothing to write.
 		out[len(out)-1].statusManager = utilflowcontrol.ConfigConsumerAsFieldManager
 		fs.Status.Conditions = []flowcontrolv1.FlowSchemaCondition{danglingCondition(fs.Spec.PriorityLevelConfiguration.Name, !levels[fs.Spec.PriorityLevelConfiguration.Name], s.cfg.Clock.Now())}
-	}
-
-	// The APIServices of the group versions the server serves, as the
-	// aggregator's autoregister controller creates them (local ones are
-	// Available once created): it then finds them as it wants them.
-	if s.aggregator != nil {
-		for _, svc := range s.aggregator.onStart {
-			add("apiregistration.k8s.io", "apiservices", "", svc.DeepCopy())
-		}
 	}
 
 	add("", "configmaps", metav1.NamespaceSystem, &corev1.ConfigMap{
@@ -172,6 +182,22 @@ func (s *Server) bootstrapObjects() []bootstrapObject {
 	return out
 }
 
+// apiServiceObjects are the APIServices of the group versions the server
+// serves, as the aggregator's autoregister controller creates them (local
+// ones are Available once created): it then finds them as it wants them.
+// They are bootstrapped once the aggregator is built, the other objects
+// from the registry's build on.
+func (s *Server) apiServiceObjects() []bootstrapObject {
+	if s.aggregator == nil {
+		return nil
+	}
+	var out []bootstrapObject
+	for _, svc := range s.aggregator.onStart {
+		out = append(out, bootstrapObject{resource: schema.GroupResource{Group: "apiregistration.k8s.io", Resource: "apiservices"}, obj: svc.DeepCopy()})
+	}
+	return out
+}
+
 // danglingCondition is the FlowSchema condition API Priority and
 // Fairness's configuration consumer writes for a FlowSchema that names the
 // priority level plName (utilflowcontrol's presyncFlowSchemaStatus).
@@ -186,18 +212,90 @@ func danglingCondition(plName string, dangling bool, now time.Time) flowcontrolv
 	return c
 }
 
-// bootstrap creates the bootstrap objects that do not exist yet.
-func (s *Server) bootstrap(ctx context.Context) error {
-	for _, b := range s.bootstrapObjects() {
-		manager := b.manager
-		if manager == "" {
-			manager = loopbackManager
-		}
-		if err := s.createVersioned(ctx, b.resource, b.namespace, b.obj, manager, b.statusManager); err != nil {
-			return err
-		}
+// bootstrapRun creates bootstrap objects in the background, for New, which
+// starts it, and Start, which waits for it.
+type bootstrapRun struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	err    error
+}
+
+// startBootstrap creates the objects objs gives (bootstrapObjects) in the
+// background.
+func (s *Server) startBootstrap(objs func() []bootstrapObject) {
+	b := &s.bootstrapping
+	if b.ctx == nil {
+		b.ctx, b.cancel = context.WithCancel(context.Background())
 	}
-	return nil
+	b.wg.Go(func() {
+		for _, o := range objs() {
+			manager := o.manager
+			if manager == "" {
+				manager = loopbackManager
+			}
+			err := b.ctx.Err()
+			if err == nil {
+				err = s.createVersioned(b.ctx, o.resource, o.namespace, o.obj, manager, o.statusManager)
+			}
+			if err != nil {
+				b.mu.Lock()
+				if b.err == nil {
+					b.err = err
+				}
+				b.mu.Unlock()
+				return
+			}
+		}
+	})
+}
+
+// wait waits for what startBootstrap started and returns its first error.
+func (b *bootstrapRun) wait() error {
+	b.wg.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// bootstrap waits until the bootstrap objects New started creating are
+// created; when ctx ends first, it stops their creation.
+func (s *Server) bootstrap(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.bootstrapping.wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		s.bootstrapping.cancel()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// builtFieldManager is the field manager of gvr's subresource once the API
+// endpoints are built (beside the bootstrap), nil if they are not or ctx
+// ends first.
+func (s *Server) builtFieldManager(ctx context.Context, gvr schema.GroupVersionResource, subresource string) *managedfields.FieldManager {
+	select {
+	case <-s.apiBuilt:
+	case <-ctx.Done():
+		return nil
+	}
+	if s.api == nil {
+		return nil
+	}
+	return s.api.fieldManager(gvr, subresource)
+}
+
+// closeOnce closes ch unless it is closed; one goroutine closes it.
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
 }
 
 // statusStorage is the status subresource of gr.
@@ -247,7 +345,7 @@ func (s *Server) createVersioned(ctx context.Context, gr schema.GroupResource, n
 		}
 	}
 	gvr := gvks[0].GroupVersion().WithResource(gr.Resource)
-	toCreate, err := s.withManagedFields(gvks[0], gvr, internal, manager)
+	toCreate, err := s.withManagedFields(ctx, gvks[0], gvr, internal, manager)
 	if err != nil {
 		return err
 	}
@@ -262,8 +360,7 @@ func (s *Server) createVersioned(ctx context.Context, gr schema.GroupResource, n
 		return nil
 	}
 	status := s.statusStorage(gr)
-	fm := s.api.fieldManager(gvr, "status")
-	if status == nil || fm == nil {
+	if status == nil {
 		return fmt.Errorf("unable to bootstrap %s: no status subresource", gr)
 	}
 	createdMeta, err := meta.Accessor(created)
@@ -294,6 +391,10 @@ func (s *Server) createVersioned(ctx context.Context, gr schema.GroupResource, n
 		}
 		appliedMeta.SetManagedFields(freshManagedFields(cached.([]metav1.ManagedFieldsEntry)))
 	} else {
+		fm := s.builtFieldManager(ctx, gvr, "status")
+		if fm == nil {
+			return fmt.Errorf("unable to bootstrap the status of %s %s: no field manager", gr, name)
+		}
 		if patch == nil {
 			if patch, err = statusPatch(obj, gvks[0], name); err != nil {
 				return err
@@ -336,12 +437,8 @@ type bootstrapFieldsKey struct {
 // withManagedFields is a copy of internal with the managedFields the create
 // handler of kind's resource gives it when manager creates it: an Update of
 // an empty object (computed once per process, see bootstrapFields).
-func (s *Server) withManagedFields(kind schema.GroupVersionKind, gvr schema.GroupVersionResource, internal runtime.Object, manager string) (runtime.Object, error) {
+func (s *Server) withManagedFields(ctx context.Context, kind schema.GroupVersionKind, gvr schema.GroupVersionResource, internal runtime.Object, manager string) (runtime.Object, error) {
 	out := internal.DeepCopyObject()
-	fm := s.api.fieldManager(gvr, "")
-	if fm == nil {
-		return out, nil
-	}
 	outMeta, err := meta.Accessor(out)
 	if err != nil {
 		return nil, err
@@ -355,6 +452,15 @@ func (s *Server) withManagedFields(kind schema.GroupVersionKind, gvr schema.Grou
 	if fields, ok := generatedFields(key, digest); ok {
 		bootstrapFields.Store(key, fields)
 		outMeta.SetManagedFields(freshManagedFields(fields))
+		return out, nil
+	}
+	// Not computed yet in this process: the create handler's field
+	// manager, once built.
+	fm := s.builtFieldManager(ctx, gvr, "")
+	if fm == nil {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		return out, nil
 	}
 	live, err := legacyscheme.Scheme.New(kind)
@@ -539,7 +645,7 @@ var bootstrapFieldsHooks atomic.Pointer[bootstrapFieldsHook]
 
 type bootstrapFieldsHook struct {
 	computeAll bool
-	computed   func(key bootstrapFieldsKey, digest string, fields []metav1.ManagedFieldsEntry)
+	computed   func(key bootstrapFieldsKey, digest string, fields []metav1.ManagedFieldsEntry) // called from the bootstrap's goroutines
 }
 
 // computedFields tells the hook of fields computed for key.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,7 +54,10 @@ func TestGeneratedBootstrapFields(t *testing.T) {
 	}
 	computeAll := func(clk clock.WithTicker) map[bootstrapFieldsKey]computed {
 		all := map[bootstrapFieldsKey]computed{}
+		var mu sync.Mutex // the bootstrap's goroutines (startBootstrap) call it
 		bootstrapOnce(&bootstrapFieldsHook{computeAll: true, computed: func(key bootstrapFieldsKey, digest string, fields []metav1.ManagedFieldsEntry) {
+			mu.Lock()
+			defer mu.Unlock()
 			all[key] = computed{key, digest, copyManagedFields(fields)}
 		}}, clk)
 		return all

@@ -40,7 +40,7 @@ func TestBootstrapManagedFields(t *testing.T) {
 		if err := s.bootstrap(ctx); err != nil {
 			t.Fatal(err)
 		}
-		for _, b := range s.bootstrapObjects() {
+		for _, b := range append(s.bootstrapObjects(), s.apiServiceObjects()...) {
 			gvks, _, err := legacyscheme.Scheme.ObjectKinds(b.obj)
 			if err != nil {
 				t.Fatal(err)

@@ -36,6 +36,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	logger := klog.FromContext(ctx)
 	tr := utiltrace.New("Start the API server")
+	// The bootstrap objects, which New started creating.
 	if err := s.bootstrap(ctx); err != nil {
 		s.listener.Close()
 		return fmt.Errorf("unable to bootstrap: %w", err)

@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"path"
 	"path/filepath"
+	"reflect"
 	goruntime "runtime"
 	"runtime/debug"
 	"strconv"
@@ -254,6 +255,14 @@ type Server struct {
 	admission *trackedAdmission
 	// admissionStarted gives what startAdmission built, once.
 	admissionStarted <-chan admissionStart
+	// lateAdmissionInformers are the informers the admission chain's build
+	// started, which preRegisterAdmissionInformers did not.
+	lateAdmissionInformers []reflect.Type
+	// bootstrapping creates the bootstrap objects beside the rest of the
+	// build (startBootstrap); Start waits for it. apiBuilt is closed once
+	// api is set (or the build failed), for the bootstrap's field managers.
+	bootstrapping bootstrapRun
+	apiBuilt      chan struct{}
 	// requests counts the requests being served but long-running ones, for
 	// shutdown to drain; longRunning ends the long-running ones (watches,
 	// exec, logs, ...) at shutdown.
@@ -287,7 +296,7 @@ type Server struct {
 
 // New validates cfg, fills in its defaults, builds the server and opens its
 // listener; Start serves.
-func New(cfg Config) (*Server, error) {
+func New(cfg Config) (_ *Server, err error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
@@ -497,6 +506,22 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.registry = reg
 	tr.Step("registry")
+	// The bootstrap objects are created beside the handler's build (the
+	// rest of New) and the admission chain's: they need only the registry
+	// and, for an object whose managed fields the process has not
+	// computed yet, the endpoints' field managers (apiBuilt).
+	s.apiBuilt = make(chan struct{})
+	// In two parts: the handler's build is shorter than the bootstrap,
+	// whose second part the second CPU then takes.
+	s.startBootstrap(bootstrapClusterRoles)
+	s.startBootstrap(s.bootstrapOthers)
+	defer func() {
+		if err != nil {
+			s.bootstrapping.cancel()
+			closeOnce(s.apiBuilt)
+			s.bootstrapping.wait()
+		}
+	}()
 	saTokens, err := s.serviceAccounts.authenticators(reg.TokenGetter(), loopback.CoreV1())
 	if err != nil {
 		ln.Close()
@@ -513,6 +538,7 @@ func New(cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	s.startBootstrap(s.apiServiceObjects)
 	return s, nil
 }
 
@@ -615,13 +641,18 @@ func (s *Server) buildHandler() (http.Handler, error) {
 	// synced (buildAdmission, from Start); requests wait for it.
 	admitting := &trackedAdmission{inflight: &s.admitting, built: make(chan struct{})}
 	s.admission = admitting
-	preRegisterAdmissionInformers(s.informers)
+	enabledAdmission, err := admissionPlugins(s.cfg.DisableAdmissionPlugins)
+	if err != nil {
+		return nil, err
+	}
+	preRegisterAdmissionInformers(s.informers, enabledAdmission)
 	admit := admitting
 	api, err := newAPIHandler(s.registry, typeConverter, admit, s.authorizer, s.cfg, noAdmissionHooks(s.informers))
 	if err != nil {
 		return nil, err
 	}
 	s.api = api
+	close(s.apiBuilt)
 	tr.Step("handler: API endpoints")
 
 	r := mux.NewRouter()
