@@ -7,7 +7,6 @@ import (
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // installExtensions installs the configured CRDs and webhooks: the webhook
@@ -53,20 +52,17 @@ func (c *Cluster) installExtensions(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// RESTConfig returns a cluster-admin client configuration.
+// RESTConfig returns a cluster-admin client configuration. A
+// controller-runtime client of the cluster is client.New(c.RESTConfig(),
+// opts), as with envtest: sim does not import controller-runtime, whose
+// client package's initialisation (a second scheme of every built-in type,
+// 4 ms) every kubesim process would run before main.
 func (c *Cluster) RESTConfig() *rest.Config { return c.API.RESTConfig() }
 
 // KubeconfigPath is the path of a cluster-admin kubeconfig file, which
 // lasts until the cluster stops (for kubectl, or KUBECONFIG of code under
 // test).
 func (c *Cluster) KubeconfigPath() string { return c.kubeconfig }
-
-// Client returns a controller-runtime client of the cluster, as cluster
-// admin; opts as client.New takes them (Scheme: the types it reads and
-// writes; default client-go's scheme).
-func (c *Cluster) Client(opts client.Options) (client.Client, error) {
-	return client.New(c.RESTConfig(), opts)
-}
 
 // Reset deletes what the specs of a suite leave behind: every namespace
 // but the system ones and default, with everything in them, what is in
