@@ -220,6 +220,20 @@ type bootstrapRun struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	err    error
+	// done are the objects created or found existing.
+	done []bootstrapRef
+}
+
+// bootstrapObjectHook, when set, is called before each bootstrap object is
+// created (tests).
+var bootstrapObjectHook atomic.Pointer[func(bootstrapObject)]
+
+// bootstrapRef names a bootstrap object for the informers of its type
+// (waitBootstrapSeen).
+type bootstrapRef struct {
+	typ reflect.Type // the versioned type, as informer factories key theirs
+	gvr schema.GroupVersionResource
+	key string // namespace/name, or name
 }
 
 // startBootstrap creates the objects objs gives (bootstrapObjects) in the
@@ -235,16 +249,25 @@ func (s *Server) startBootstrap(objs func() []bootstrapObject) {
 			if manager == "" {
 				manager = loopbackManager
 			}
-			err := b.ctx.Err()
+			ref, err := newBootstrapRef(o)
 			if err == nil {
+				err = b.ctx.Err()
+			}
+			if err == nil {
+				if hook := bootstrapObjectHook.Load(); hook != nil {
+					(*hook)(o)
+				}
 				err = s.createVersioned(b.ctx, o.resource, o.namespace, o.obj, manager, o.statusManager)
 			}
+			b.mu.Lock()
+			if err != nil && b.err == nil {
+				b.err = err
+			}
+			if err == nil {
+				b.done = append(b.done, ref)
+			}
+			b.mu.Unlock()
 			if err != nil {
-				b.mu.Lock()
-				if b.err == nil {
-					b.err = err
-				}
-				b.mu.Unlock()
 				return
 			}
 		}
@@ -272,6 +295,54 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		<-done
 		return ctx.Err()
 	}
+}
+
+func newBootstrapRef(o bootstrapObject) (bootstrapRef, error) {
+	gvks, _, err := legacyscheme.Scheme.ObjectKinds(o.obj)
+	if err != nil {
+		return bootstrapRef{}, err
+	}
+	a, err := meta.Accessor(o.obj)
+	if err != nil {
+		return bootstrapRef{}, err
+	}
+	key := a.GetName()
+	if o.namespace != "" {
+		key = o.namespace + "/" + key
+	}
+	return bootstrapRef{typ: reflect.TypeOf(o.obj), gvr: gvks[0].GroupVersion().WithResource(o.resource.Resource), key: key}, nil
+}
+
+// waitBootstrapSeen waits until each of the server's informers in started
+// holds every bootstrap object of its type. The informers start beside the
+// bootstrap's end (Start): the list they synced with may be from before
+// some were created, which their watches then bring.
+func (s *Server) waitBootstrapSeen(ctx context.Context, started map[reflect.Type]bool) error {
+	b := &s.bootstrapping
+	b.mu.Lock()
+	refs := slices.Clone(b.done)
+	b.mu.Unlock()
+	for _, r := range refs {
+		if !started[r.typ] {
+			continue
+		}
+		informer, err := s.informers.ForResource(r.gvr)
+		if err != nil {
+			continue
+		}
+		indexer := informer.Informer().GetIndexer()
+		for {
+			if _, ok, _ := indexer.GetByKey(r.key); ok {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("the API server's %v informer has not seen %s: %w", r.typ, r.key, ctx.Err())
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // builtFieldManager is the field manager of gvr's subresource once the API

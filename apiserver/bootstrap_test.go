@@ -2,9 +2,13 @@ package apiserver
 
 import (
 	"context"
+	"reflect"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	aggregatorclient "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"k8s.io/kubernetes/pkg/api/legacyscheme"
+
+	kstransform "github.com/kubesim/kubesim/internal/transform"
 )
 
 // TestBootstrapManagedFields checks the managedFields of every bootstrap
@@ -181,5 +187,57 @@ func TestBootstrapLeavesControllersNothingToWrite(t *testing.T) {
 		if _, ok := atReady[name]; !ok {
 			t.Errorf("%s: created after ready (resourceVersion %s)", name, rv)
 		}
+	}
+}
+
+// TestReadyInformersHoldBootstrap checks that once a server is ready, each
+// of its informers holds every bootstrap object of its type: they start
+// before the bootstrap ends (Start), and a list from before an object was
+// created leaves it to the watch (waitBootstrapSeen). The RBAC authorizer
+// reads the policy through them.
+func TestReadyInformersHoldBootstrap(t *testing.T) {
+	// The RoleBindings are created after the informers have listed, and
+	// the informer takes its time over each: a server that waited only for
+	// its informers' lists would be ready without them.
+	slow := func(b bootstrapObject) {
+		if b.resource.Resource == "rolebindings" {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	bootstrapObjectHook.Store(&slow)
+	defer bootstrapObjectHook.Store(nil)
+	transform := func(obj any) (any, error) {
+		if _, ok := obj.(*rbacv1.RoleBinding); ok {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return kstransform.DropManagedFields(obj)
+	}
+	for range 3 {
+		s, stop := startServerWith(t, Config{AnyPort: true, InformerTransform: transform})
+		started := s.informers.WaitForCacheSync(nil)
+		checked := map[reflect.Type]int{}
+		for _, b := range s.bootstrapObjects() {
+			ref, err := newBootstrapRef(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !started[ref.typ] {
+				continue
+			}
+			informer, err := s.informers.ForResource(ref.gvr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, _ := informer.Informer().GetIndexer().GetByKey(ref.key); !ok {
+				t.Errorf("ready, and the %v informer does not hold %s", ref.typ, ref.key)
+			}
+			checked[ref.typ]++
+		}
+		for _, typ := range []reflect.Type{reflect.TypeFor[*rbacv1.ClusterRole](), reflect.TypeFor[*rbacv1.RoleBinding](), reflect.TypeFor[*corev1.Namespace]()} {
+			if checked[typ] == 0 {
+				t.Errorf("no %v checked", typ)
+			}
+		}
+		stop()
 	}
 }

@@ -36,12 +36,6 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	logger := klog.FromContext(ctx)
 	tr := utiltrace.New("Start the API server")
-	// The bootstrap objects, which New started creating.
-	if err := s.bootstrap(ctx); err != nil {
-		s.listener.Close()
-		return fmt.Errorf("unable to bootstrap: %w", err)
-	}
-	tr.Step("bootstrap objects")
 	// The admission plugins built beside (startAdmission): the informers
 	// they asked for start and sync with the server's others.
 	var admission admissionStart
@@ -51,11 +45,39 @@ func (s *Server) Start(ctx context.Context) error {
 		admission.err = ctx.Err()
 	}
 	if admission.err != nil {
+		s.bootstrap(ctx)
 		s.listener.Close()
 		return fmt.Errorf("unable to build the admission chain: %w", admission.err)
 	}
 	serveCtx, cancelServe := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelServe()
+	// The authorizer and the admission plugins read through informers over
+	// this server. It is ready once they have synced, the bootstrapped RBAC
+	// policy with them, as kube-apiserver's /readyz waits for its informers
+	// and the rbac/bootstrap-roles hook: a component starting then is not
+	// refused what the policy grants it. They start beside the bootstrap's
+	// end (in-process; the network serves once it is done), and are synced
+	// once they hold every bootstrap object (waitBootstrapSeen).
+	s.serveInProcess(serveCtx)
+	s.informers.Start(s.lifetime.Done())
+	s.crdInformers.Start(s.lifetime.Done())
+	// stopInformers stops them when the server cannot start before abort
+	// (below) can.
+	stopInformers := func() {
+		s.endLifetime()
+		s.endDrained()
+		s.serveInProcess(nil)
+		s.informers.Shutdown()
+		s.crdInformers.Shutdown()
+		s.listener.Close()
+	}
+	tr.Step("informers started")
+	// The bootstrap objects, which New started creating.
+	if err := s.bootstrap(ctx); err != nil {
+		stopInformers()
+		return fmt.Errorf("unable to bootstrap: %w", err)
+	}
+	tr.Step("bootstrap objects")
 	// As kube-apiserver serves (k8s.io/apiserver's SecureServingInfo.Serve):
 	// its timeouts and limits, and HTTP/2 from golang.org/x/net/http2 with
 	// its settings (100 streams a connection, as kube-apiserver's default).
@@ -82,7 +104,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	h2.MaxUploadBufferPerConnection = h2.MaxUploadBufferPerStream * int32(h2.MaxConcurrentStreams)
 	if err := http2.ConfigureServer(srv, h2); err != nil {
-		s.listener.Close()
+		stopInformers()
 		return fmt.Errorf("unable to configure HTTP/2: %w", err)
 	}
 	if s.memory != nil {
@@ -98,7 +120,7 @@ func (s *Server) Start(ctx context.Context) error {
 		defer s.dataDir.Close()
 	}
 	if err := s.audit.run(); err != nil {
-		s.listener.Close()
+		stopInformers()
 		return fmt.Errorf("unable to run the audit backend: %w", err)
 	}
 	// The audit backend stops last: a batching one writes what it holds.
@@ -107,14 +129,6 @@ func (s *Server) Start(ctx context.Context) error {
 	go s.registry.RunAllocators(serveCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(s.listener, "", "") }()
-	s.serveInProcess(serveCtx)
-	// The authorizer and the admission plugins read through informers over
-	// this server. It is ready once they have synced, the bootstrapped RBAC
-	// policy with them, as kube-apiserver's /readyz waits for its informers
-	// and the rbac/bootstrap-roles hook: a component starting then is not
-	// refused what the policy grants it.
-	s.informers.Start(s.lifetime.Done())
-	s.crdInformers.Start(s.lifetime.Done())
 	crdDone := make(chan struct{})
 	crdRunning := false
 	// abort stops what runs so far when the server cannot start.
@@ -138,6 +152,9 @@ func (s *Server) Start(ctx context.Context) error {
 		if !ok {
 			return abort(fmt.Errorf("the API server's %v informer did not sync: %w", typ, ctx.Err()))
 		}
+	}
+	if err := s.waitBootstrapSeen(ctx, synced); err != nil {
+		return abort(err)
 	}
 	// The custom resource server's controllers (upstream's naming,
 	// establishing, ...) poll every 100 ms for the CRD informer unless it
