@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/apimachinery/pkg/util/wait"
 	apfbootstrap "k8s.io/apiserver/pkg/apis/flowcontrol/bootstrap"
 	"k8s.io/apiserver/pkg/registry/rest"
 	utilflowcontrol "k8s.io/apiserver/pkg/util/flowcontrol"
@@ -331,15 +332,11 @@ func (s *Server) waitBootstrapSeen(ctx context.Context, started map[reflect.Type
 			continue
 		}
 		indexer := informer.Informer().GetIndexer()
-		for {
-			if _, ok, _ := indexer.GetByKey(r.key); ok {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("the API server's %v informer has not seen %s: %w", r.typ, r.key, ctx.Err())
-			case <-time.After(time.Millisecond):
-			}
+		if err := wait.PollUntilContextCancel(ctx, time.Millisecond, true, func(context.Context) (bool, error) {
+			_, ok, _ := indexer.GetByKey(r.key)
+			return ok, nil
+		}); err != nil {
+			return fmt.Errorf("the API server's %v informer has not seen %s: %w", r.typ, r.key, ctx.Err())
 		}
 	}
 	return nil

@@ -45,7 +45,9 @@ func (s *Server) Start(ctx context.Context) error {
 		admission.err = ctx.Err()
 	}
 	if admission.err != nil {
-		s.bootstrap(ctx)
+		// The bootstrap New started is of no use now: stopped, not waited out.
+		s.bootstrapping.cancel()
+		s.bootstrapping.wait()
 		s.listener.Close()
 		return fmt.Errorf("unable to build the admission chain: %w", admission.err)
 	}

@@ -91,3 +91,20 @@ func TestShutdownFinishesWritesInFlight(t *testing.T) {
 		t.Error("a request after the shutdown was served")
 	}
 }
+
+// TestStartCancelledReturns checks that a Start whose context has ended
+// returns its error, stopping the bootstrap New started, whichever of its
+// first waits (the admission chain, the bootstrap) sees the end.
+func TestStartCancelledReturns(t *testing.T) {
+	for range 5 {
+		s, err := New(Config{AnyPort: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := s.Start(ctx); err == nil {
+			t.Fatal("Start with an ended context returned nil")
+		}
+	}
+}
