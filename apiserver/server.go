@@ -394,7 +394,7 @@ func New(cfg Config) (_ *Server, err error) {
 	case cfg.DataDir != "":
 		// After the listener: a second server on the same port fails
 		// before it would wait for the data dir's lock.
-		d, err := datadir.Open(context.Background(), datadir.Config{Dir: cfg.DataDir, Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval})
+		d, err := datadir.Open(context.Background(), datadir.Config{Dir: cfg.DataDir, Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval, EncodedPrefixes: registry.EncodedPrefixes})
 		if err != nil {
 			ln.Close()
 			return nil, err
@@ -423,7 +423,7 @@ func New(cfg Config) (_ *Server, err error) {
 			ln.Close()
 			return nil, err
 		}
-		m, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval, Codec: codec})
+		m, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval, Codec: codec, EncodedPrefixes: registry.EncodedPrefixes})
 		if err != nil {
 			ln.Close()
 			return nil, err

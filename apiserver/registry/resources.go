@@ -126,6 +126,13 @@ func status(s rest.RESTUpdateStrategy) map[string]rest.RESTUpdateStrategy {
 
 var coreEvents = schema.GroupResource{Resource: "events"}
 
+// EncodedPrefixes are the keys whose objects a store keeps encoded, not
+// decoded, once written (memory.Config.EncodedPrefixes): Events (core and
+// events.k8s.io share the store), written by the thousand (four or five a
+// pod started) and seldom read, which kube-apiserver keeps in etcd alone,
+// with no watch cache (its DefaultWatchCacheSizes).
+var EncodedPrefixes = []string{"/registry/core/events/"}
+
 // Strategies that take collaborators, built here without them: the
 // admission policy ones skip their parameter-kind checks without an
 // authorizer; the ResourceClaim ones are built again per registry with its

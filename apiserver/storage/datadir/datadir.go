@@ -43,6 +43,10 @@ type Config struct {
 	SnapshotBytes int64
 	// Codec encodes objects. Default: encoding.NewCodec().
 	Codec *encoding.Codec
+	// FreezeAfter and EncodedPrefixes are the memory store's (see
+	// memory.Config).
+	FreezeAfter     int64
+	EncodedPrefixes []string
 }
 
 // Store is a memory store made durable by a data dir.
@@ -95,7 +99,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 	s := &Store{cfg: cfg, codec: codec, kick: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
-	mem, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval, FutureRevisionWait: cfg.FutureRevisionWait, Journal: s, Codec: codec})
+	mem, err := memory.New(memory.Config{Clock: cfg.Clock, CompactionInterval: cfg.CompactionInterval, FutureRevisionWait: cfg.FutureRevisionWait, Journal: s, Codec: codec, FreezeAfter: cfg.FreezeAfter, EncodedPrefixes: cfg.EncodedPrefixes})
 	if err != nil {
 		return nil, err
 	}

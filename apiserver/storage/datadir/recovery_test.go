@@ -89,19 +89,27 @@ func check(t *testing.T, s *Store, want map[string]string, rev int64) {
 }
 
 func TestRestart(t *testing.T) {
+	// Objects kept encoded (as Events are) once one more revision follows
+	// their change: recovery replays updates and deletions of them.
+	encoded := Config{FreezeAfter: 1, EncodedPrefixes: []string{"/registry/core/configmaps/"}}
 	for _, tc := range []struct {
 		name     string
 		snapshot int64
 		crash    bool
+		cfg      Config
 	}{
-		{"close", 0, false},
-		{"crash", 0, true},
-		{"crash with snapshots", 300, true},
-		{"close with snapshots", 300, false},
+		{"close", 0, false, Config{}},
+		{"crash", 0, true, Config{}},
+		{"crash with snapshots", 300, true, Config{}},
+		{"close with snapshots", 300, false, Config{}},
+		{"crash, objects encoded", 0, true, encoded},
+		{"crash with snapshots, objects encoded", 300, true, encoded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s := open(t, dir, Config{SnapshotBytes: tc.snapshot})
+			cfg := tc.cfg
+			cfg.SnapshotBytes = tc.snapshot
+			s := open(t, dir, cfg)
 			want, rev := workload(t, s, 200, nil)
 			if tc.crash {
 				s.crash()
@@ -109,7 +117,7 @@ func TestRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 			for round := range 3 {
-				s = open(t, dir, Config{SnapshotBytes: tc.snapshot})
+				s = open(t, dir, cfg)
 				check(t, s, want, rev)
 				// Revisions go on from the last one.
 				var next int64

@@ -12,7 +12,9 @@
 // the history only reads at older revisions need (a version some later
 // change superseded, and the objects of events a few thousand revisions
 // old) is kept encoded: no pointers for the garbage collector to mark, and
-// such a read decodes.
+// such a read decodes. So are the latest versions under EncodedPrefixes:
+// objects written by the thousand and seldom read (Events), which
+// kube-apiserver keeps in etcd alone.
 //
 // Stored objects are read-only, so they share what they have alike (package
 // internal/share): a version holds one copy of what the version before it

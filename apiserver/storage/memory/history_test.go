@@ -2,10 +2,12 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -200,6 +202,122 @@ func rev(t *testing.T, obj runtime.Object) int64 {
 	t.Helper()
 	var r int64
 	if _, err := fmt.Sscan(obj.(*api.ConfigMap).ResourceVersion, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestEncodedLatest: the latest versions of keys under EncodedPrefixes are
+// kept encoded too once FreezeAfter revisions follow their change, other
+// keys' stay decoded; reads, updates, deletions and watches of them get
+// what they would get of decoded ones.
+func TestEncodedLatest(t *testing.T) {
+	const (
+		events = "/registry/core/events/"
+		ev     = events + "ns/e"
+	)
+	s, err := New(Config{CompactionInterval: -1, FutureRevisionWait: time.Millisecond, Codec: storagetest.Codec(t), FreezeAfter: 1, EncodedPrefixes: []string{events}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	event := func(name string, n int32) *api.Event {
+		return &api.Event{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"}, Reason: "Started", Count: n,
+			InvolvedObject: api.ObjectReference{Kind: "Pod", Namespace: "ns", Name: "p"}}
+	}
+	start, _ := s.CurrentRevision(ctx)
+	created, err := s.Create(ctx, ev, event("e", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, key, &api.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns"}}); err != nil {
+		t.Fatal(err)
+	}
+	// One more write freezes the ConfigMap's creation too.
+	if _, err := s.Create(ctx, events+"ns/other", event("other", 1)); err != nil {
+		t.Fatal(err)
+	}
+	latest := func(k string) version {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return *s.byKey[k].latest()
+	}
+	if v := latest(ev); v.obj != nil || v.data == nil {
+		t.Fatalf("the event's latest version: object %v, %d bytes encoded; want it encoded alone", v.obj != nil, len(v.data))
+	}
+	if v := latest(key); v.obj == nil || v.data != nil {
+		t.Fatalf("the ConfigMap's latest version: object %v, %d bytes encoded; want it decoded", v.obj != nil, len(v.data))
+	}
+
+	got, err := s.Get(ctx, ev, storage.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := got.(*api.Event); e.Count != 1 || e.ResourceVersion != created.(*api.Event).ResourceVersion || e.InvolvedObject.Name != "p" {
+		t.Fatalf("get: count %d at %s, want 1 at %s", e.Count, e.ResourceVersion, created.(*api.Event).ResourceVersion)
+	}
+	res, err := s.List(ctx, events, storage.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Items) != 2 || res.Items[0].(*api.Event).Name != "e" || res.Items[0].(*api.Event).Count != 1 {
+		t.Fatalf("list: %d items, want 2 with e's count 1", len(res.Items))
+	}
+
+	// An update of an encoded version; the new version is encoded in its
+	// turn.
+	updated, err := s.Update(ctx, ev, event("e", 2), storage.UpdateOptions{ExpectedRevision: rev64(t, created)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, key, &api.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns"}, Data: map[string]string{"k": "v"}}, storage.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if v := latest(ev); v.obj != nil || v.data == nil || v.rev != rev64(t, updated) {
+		t.Fatalf("the updated event's latest version: object %v, %d bytes encoded, revision %d", v.obj != nil, len(v.data), v.rev)
+	}
+	deleted, err := s.Delete(ctx, ev, storage.DeleteOptions{ExpectedRevision: rev64(t, updated)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := deleted.(*api.Event); e.Count != 2 || rev64(t, e) <= rev64(t, updated) {
+		t.Fatalf("delete returned count %d at %s, want the last state (count 2) at the deletion's revision", e.Count, e.ResourceVersion)
+	}
+	if _, err := s.Get(ctx, ev, storage.GetOptions{}); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("get after delete: %v, want not found", err)
+	}
+	// A watch from the start reads the frozen events back from the
+	// versions, the previous states too (a predicate on them).
+	w, err := s.Watch(ctx, events, storage.WatchOptions{Revision: start, Predicate: func(o runtime.Object) (bool, error) {
+		return o.(*api.Event).Count == 1, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var seen []string
+	for range 3 { // e created, other created, e stops matching (count 2)
+		select {
+		case e := <-w.ResultChan():
+			o := e.Object.(*api.Event)
+			seen = append(seen, fmt.Sprintf("%s %s/%d", e.Type, o.Name, o.Count))
+		case <-time.After(time.Minute):
+			t.Fatalf("watch: got %v, then nothing", seen)
+		}
+	}
+	if want := "[ADDED e/1 ADDED other/1 DELETED e/2]"; fmt.Sprint(seen) != want {
+		t.Errorf("watch with a predicate: %v, want %s", seen, want)
+	}
+}
+
+func rev64(t *testing.T, obj runtime.Object) int64 {
+	t.Helper()
+	a, err := meta.Accessor(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r int64
+	if _, err := fmt.Sscan(a.GetResourceVersion(), &r); err != nil {
 		t.Fatal(err)
 	}
 	return r

@@ -54,6 +54,12 @@ type Config struct {
 	// them. Default: 10,000 (20 s of 5,000 nodes' renewals). Negative:
 	// never.
 	FreezeAfter int64
+	// EncodedPrefixes are the keys whose latest versions are kept encoded
+	// too (with Codec), once FreezeAfter revisions have followed the change
+	// that wrote them: objects written once and seldom read, which
+	// kube-apiserver keeps in etcd alone, with no watch cache (Events).
+	// A read of one decodes it. Default: none.
+	EncodedPrefixes []string
 }
 
 // Codec encodes and decodes stored objects (Config.Codec), as
@@ -210,6 +216,9 @@ func New(cfg Config) (*Store, error) {
 	if cfg.FreezeAfter == 0 {
 		cfg.FreezeAfter = 10000
 	}
+	if cfg.Codec == nil || cfg.FreezeAfter < 0 {
+		cfg.EncodedPrefixes = nil // nothing is encoded
+	}
 	return &Store{
 		cfg:       cfg,
 		rev:       1,
@@ -317,15 +326,30 @@ func (s *Store) freeze() {
 	s.waitMu.Unlock()
 	for ; s.frozen < limit; s.frozen++ {
 		e := &s.events[s.frozen+1-s.firstRev]
-		if e.prev != nil {
+		if latest := s.encodedKey(e.key); e.prev != nil || latest {
 			if r := s.byKey[e.key]; r != nil {
-				if i := r.index(e.rev); i > 0 {
+				i := r.index(e.rev)
+				if e.prev != nil && i > 0 {
 					s.encodeVersion(r.key, &r.versions[i-1])
+				}
+				if latest && i >= 0 && i == len(r.versions)-1 {
+					s.encodeVersion(r.key, &r.versions[i])
 				}
 			}
 		}
 		e.obj, e.prev, e.frozen = nil, nil, true
 	}
+}
+
+// encodedKey reports whether key's latest version is kept encoded
+// (Config.EncodedPrefixes).
+func (s *Store) encodedKey(key string) bool {
+	for _, p := range s.cfg.EncodedPrefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // encodeVersion keeps v encoded instead of decoded. Stored objects are
@@ -441,6 +465,9 @@ func (s *Store) LoadSnapshot(rev int64, objs map[string]runtime.Object) error {
 		}
 		interned := internManagedFields(obj)
 		r := &record{key: key, versions: []version{{rev: orev, obj: obj, interned: interned}}}
+		if s.encodedKey(key) {
+			s.encodeVersion(key, &r.versions[0])
+		}
 		s.tree.ReplaceOrInsert(r)
 		s.byKey[key] = r
 	}
@@ -474,7 +501,10 @@ func (s *Store) Replay(rev int64, typ watch.EventType, key string, obj runtime.O
 	}
 	var prev runtime.Object
 	if cur != nil {
-		prev = cur.obj
+		var err error
+		if prev, err = s.object(key, cur); err != nil {
+			return err
+		}
 	}
 	if typ == watch.Deleted {
 		obj = prev.DeepCopyObject()
@@ -763,11 +793,16 @@ func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, opts
 	if opts.ExpectedRevision != 0 && cur.rev != opts.ExpectedRevision {
 		return s.writeResult(ctx, s.rev, nil, storage.NewError(storage.ErrCodeConflict, key, cur.rev, "expected revision %d", opts.ExpectedRevision))
 	}
+	prev, err := s.object(key, cur)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
 	if err := setRevision(stored, s.rev+1); err != nil {
 		s.mu.Unlock()
 		return nil, err
 	}
-	rev := s.commit(r, watch.Modified, stored, cur.obj, interned, heldTemplate(cur), data)
+	rev := s.commit(r, watch.Modified, stored, prev, interned, heldTemplate(cur), data)
 	return s.writeResult(ctx, rev, stored, nil)
 }
 
@@ -786,13 +821,18 @@ func (s *Store) Delete(ctx context.Context, key string, opts storage.DeleteOptio
 	if opts.ExpectedRevision != 0 && cur.rev != opts.ExpectedRevision {
 		return s.writeResult(ctx, s.rev, nil, storage.NewError(storage.ErrCodeConflict, key, cur.rev, "expected revision %d", opts.ExpectedRevision))
 	}
-	last := cur.obj.DeepCopyObject()
-	shareWith(last, cur.obj)
+	prev, err := s.object(key, cur)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	last := prev.DeepCopyObject()
+	shareWith(last, prev)
 	if err := setRevision(last, s.rev+1); err != nil {
 		s.mu.Unlock()
 		return nil, err
 	}
-	rev := s.commit(r, watch.Deleted, last, cur.obj, nil, nil, nil)
+	rev := s.commit(r, watch.Deleted, last, prev, nil, nil, nil)
 	return s.writeResult(ctx, rev, last, nil)
 }
 

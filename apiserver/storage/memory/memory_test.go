@@ -21,6 +21,9 @@ func TestContract(t *testing.T) {
 		// Every version but the latest kept encoded, every event but the
 		// last read back from the versions.
 		{"encoded history", Config{Codec: storagetest.Codec(t), FreezeAfter: 1}},
+		// Every version kept encoded, the latest too, once one more
+		// revision follows its change (as Events are).
+		{"encoded objects", Config{Codec: storagetest.Codec(t), FreezeAfter: 1, EncodedPrefixes: []string{"/"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			storagetest.RunContractTests(t, func(t *testing.T) storage.Interface {

@@ -65,6 +65,15 @@ var backends = []struct {
 		}
 		return s
 	}},
+	{"memory-encoded-objects", func(t *testing.T) storage.Interface {
+		// Every version kept encoded, the latest too, once one more
+		// revision follows its change (as Events are).
+		s, err := memory.New(memory.Config{CompactionInterval: -1, FutureRevisionWait: 100 * time.Millisecond, Codec: exampleCodec(t), FreezeAfter: 1, EncodedPrefixes: []string{"/"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}},
 	{"datadir", func(t *testing.T) storage.Interface {
 		s, err := datadir.Open(context.Background(), datadir.Config{Dir: t.TempDir(), Codec: exampleCodec(t), CompactionInterval: -1, FutureRevisionWait: 100 * time.Millisecond})
 		if err != nil {
