@@ -1,19 +1,19 @@
 package hugepages
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"runtime/metrics"
-	"strconv"
 	"syscall"
 	"time"
 
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/kubesim/kubesim/internal/hugepages/anon"
 )
 
 // MADV_HUGEPAGE and MADV_COLLAPSE (Linux 6.1); the syscall package names
@@ -22,10 +22,6 @@ const (
 	madvHugePage = 14
 	madvCollapse = 25
 )
-
-// hugePageSize is the size of a transparent huge page on x86-64 and arm64
-// (4 KiB base pages): a mapping smaller than it cannot hold one.
-const hugePageSize = 2 << 20
 
 // SystemModeFile holds the system's transparent huge page setting.
 const SystemModeFile = "/sys/kernel/mm/transparent_hugepage/enabled"
@@ -66,7 +62,7 @@ func (o *Options) defaults() {
 		o.ModeFile = SystemModeFile
 	}
 	if o.MapsFile == "" {
-		o.MapsFile = "/proc/self/maps"
+		o.MapsFile = anon.MapsFile
 	}
 	if o.Mapped == nil {
 		o.Mapped = runtimeMapped
@@ -137,7 +133,7 @@ func Advise(ctx context.Context, opts Options) error {
 }
 
 // Range is a mapping's address range, [Start, End).
-type Range struct{ Start, End uintptr }
+type Range = anon.Range
 
 // adviseOnce marks the anonymous private read-write mappings not marked
 // before, and forgets those gone; it returns how many it marked.
@@ -169,42 +165,8 @@ func adviseOnce(mapsFile string, advised map[Range]bool, advise func(Range) erro
 	return n, nil
 }
 
-// anonymousRanges returns the private read-write mappings of no file that
-// can hold a huge page: the Go heap's arenas, goroutine stacks' spans and
-// the runtime's own metadata.
-func anonymousRanges(mapsFile string) ([]Range, error) {
-	f, err := os.Open(mapsFile)
-	if err != nil {
-		return nil, fmt.Errorf("unable to read the process's mappings: %w", err)
-	}
-	defer f.Close()
-	var out []Range
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		// start-end perms offset dev inode [path]
-		fields := bytes.Fields(s.Bytes())
-		if len(fields) < 5 || string(fields[1]) != "rw-p" || string(fields[4]) != "0" {
-			continue
-		}
-		if len(fields) > 5 {
-			continue // a named mapping: [stack], [heap] (C malloc), [vvar], a file
-		}
-		start, end, ok := bytes.Cut(fields[0], []byte("-"))
-		if !ok {
-			continue
-		}
-		lo, err1 := strconv.ParseUint(string(start), 16, 64)
-		hi, err2 := strconv.ParseUint(string(end), 16, 64)
-		if err1 != nil || err2 != nil || hi-lo < hugePageSize {
-			continue
-		}
-		out = append(out, Range{Start: uintptr(lo), End: uintptr(hi)})
-	}
-	if err := s.Err(); err != nil {
-		return nil, fmt.Errorf("unable to read the process's mappings: %w", err)
-	}
-	return out, nil
-}
+// anonymousRanges returns the mappings that can hold huge pages.
+func anonymousRanges(mapsFile string) ([]Range, error) { return anon.Ranges(mapsFile) }
 
 // madvise marks r for huge pages, then merges the small pages already in
 // it. The merge is best effort: kernels before 6.1 have no MADV_COLLAPSE

@@ -60,7 +60,7 @@ func TestAnonymousRanges(t *testing.T) {
 	}
 	// Not the binary's data, not the reserved (---p) arenas, not the named
 	// mappings, not the one-page mapping.
-	want := []Range{{0xc000000000, 0xc004000000}, {0x7f2000000000, 0x7f2000600000}}
+	want := []Range{{Start: 0xc000000000, End: 0xc004000000}, {Start: 0x7f2000000000, End: 0x7f2000600000}}
 	if !slices.Equal(got, want) {
 		t.Errorf("anonymousRanges = %#v, want %#v", got, want)
 	}
@@ -84,7 +84,7 @@ func TestAdviseOnceMarksNewMappingsOnce(t *testing.T) {
 	if n, err := adviseOnce(writeFile(t, grown), advised, record); err != nil || n != 1 {
 		t.Fatalf("after growth: %d marked, %v; want 1, nil", n, err)
 	}
-	want := []Range{{0xc000000000, 0xc004000000}, {0x7f2000000000, 0x7f2000600000}, {0xc000000000, 0xc008000000}}
+	want := []Range{{Start: 0xc000000000, End: 0xc004000000}, {Start: 0x7f2000000000, End: 0x7f2000600000}, {Start: 0xc000000000, End: 0xc008000000}}
 	if !slices.Equal(calls, want) {
 		t.Errorf("madvise calls = %#v, want %#v", calls, want)
 	}
@@ -190,7 +190,7 @@ func TestAdviseReadsMappingsOnlyWhenMappedMemoryChanges(t *testing.T) {
 	mapped <- 100 // the first round reads the mappings whatever
 	clk.Step(time.Second)
 	next()
-	if want := []Range{{0xc000000000, 0xc004000000}, {0x7f2000000000, 0x7f2000600000}}; !slices.Equal(calls, want) {
+	if want := []Range{{Start: 0xc000000000, End: 0xc004000000}, {Start: 0x7f2000000000, End: 0x7f2000600000}}; !slices.Equal(calls, want) {
 		t.Fatalf("after the first round, madvise calls = %#v, want %#v", calls, want)
 	}
 	grown := strings.Replace(maps, "c000000000-c004000000 rw-p", "c000000000-c008000000 rw-p", 1)
@@ -206,7 +206,7 @@ func TestAdviseReadsMappingsOnlyWhenMappedMemoryChanges(t *testing.T) {
 	mapped <- 200 // changed: read
 	clk.Step(time.Second)
 	next()
-	if want := (Range{0xc000000000, 0xc008000000}); len(calls) != 3 || calls[2] != want {
+	if want := (Range{Start: 0xc000000000, End: 0xc008000000}); len(calls) != 3 || calls[2] != want {
 		t.Fatalf("after the round whose mapped memory changed, madvise calls = %#v, want the grown arena %#v third", calls, want)
 	}
 	cancel()
@@ -221,9 +221,11 @@ func TestRuntimeMapped(t *testing.T) {
 	if before == 0 {
 		t.Fatal("runtimeMapped = 0, want the Go runtime's mapped memory")
 	}
+	// At least the live buffer: a comparison with before would not hold
+	// when the test runs again (-count) in a heap that has the room.
 	buf := make([]byte, 256<<20)
-	if after := runtimeMapped(); after <= before {
-		t.Errorf("runtimeMapped after a 256 MiB allocation = %d, want more than %d", after, before)
+	if after := runtimeMapped(); after < uint64(len(buf)) {
+		t.Errorf("runtimeMapped with a live 256 MiB buffer = %d, want at least %d", after, len(buf))
 	}
 	buf[0] = 1
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubesim/kubesim/apiserver"
 	"github.com/kubesim/kubesim/internal/hugepages"
+	"github.com/kubesim/kubesim/internal/hugepages/early"
 	"github.com/kubesim/kubesim/internal/startgc"
 	"github.com/kubesim/kubesim/sim"
 )
@@ -190,6 +191,9 @@ func up(ctx context.Context, o upOptions) error {
 		return errors.Join(err, cluster.Stop())
 	}
 	startgc.Release()
+	// The marking from initialisation (internal/hugepages/early) ends here;
+	// hugepages.Advise takes over.
+	early.Stop()
 	if o.hugePages {
 		// Once ready: marking a mapping collapses its pages into huge ones
 		// (MADV_COLLAPSE), CPU a start, whose heap grows by a mapping every

@@ -8,7 +8,7 @@
 //	import _ "github.com/kubesim/kubesim/internal/startgc/atinit"
 //
 // Go initialises a package once its imports are, the first by import path
-// among those ready: this one, which imports only the standard library and
-// startgc, comes before the Kubernetes packages whose initialisation
+// among those ready: this one, which imports only the standard library,
+// startgc and hugepages/early (whose Up reads the command line), comes before the Kubernetes packages whose initialisation
 // allocates.
 package atinit
