@@ -118,6 +118,13 @@ func New(cfg Config) (*Provisioner, error) {
 	return p, nil
 }
 
+// informersStopped reports whether an informer the provisioner watches has
+// stopped, so that no handler can be added to it.
+func (p *Provisioner) informersStopped() bool {
+	f := p.cfg.Informers
+	return f.Core().V1().PersistentVolumeClaims().Informer().IsStopped() || f.Core().V1().PersistentVolumes().Informer().IsStopped()
+}
+
 // watch queues the claims and the volumes of this provisioner as they
 // change (the informers replay what they have to new handlers).
 func (p *Provisioner) watch() error {
@@ -166,8 +173,12 @@ func (p *Provisioner) Start(ctx context.Context) error {
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubesim-provisioner"})
 	defer p.queue.ShutDown()
 	if err := p.watch(); err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped before it started: the informers are gone
+		if ctx.Err() != nil || p.informersStopped() {
+			// Stopped before it started: the informers are gone (the
+			// cluster's shared informers can stop before the add-ons'
+			// context is cancelled, when a cluster stops as it becomes
+			// ready).
+			return nil
 		}
 		return err
 	}

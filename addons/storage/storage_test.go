@@ -104,3 +104,29 @@ func TestProvision(t *testing.T) {
 		})
 	}
 }
+
+// TestStartAfterInformersStopped: a cluster stopped as it becomes ready can
+// stop the shared informers before the add-ons' context is cancelled; the
+// provisioner then ends without an error, as when its context is done.
+func TestStartAfterInformersStopped(t *testing.T) {
+	client := fake.NewClientset()
+	factory := informers.NewSharedInformerFactory(client, 0)
+	p, err := New(Config{Client: client, Informers: factory, DisableDefaultClass: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory.Core().V1().PersistentVolumeClaims().Informer()
+	factory.Core().V1().PersistentVolumes().Informer()
+	stop := make(chan struct{})
+	factory.Start(stop)
+	close(stop)
+	factory.Shutdown() // waits for the informers to stop
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatalf("Start after the informers stopped: %v, want nil", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Start returned only when its context ended")
+	}
+}
